@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class ModelQueueConfig(AppConfig):
+    name = 'modelqueue'
+    verbose_name = _('Model queue')

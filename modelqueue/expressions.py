@@ -1,0 +1,54 @@
+"""Status arithmetic in SQL, for bulk updates that never load a row.
+
+Each function returns a Django expression over a status column that rewrites
+one part of the status (state, priority or attempts) and keeps the others, so
+``queryset.update(status=with_state('status', State.canceled))`` is a single
+UPDATE however many rows it touches.
+
+Integer remainder is written with the SQL ``%`` operator, which is exact for
+64-bit integers on SQLite, PostgreSQL and MariaDB/MySQL (Django's ``Mod``
+goes through floating point on SQLite and would round 19-digit values).
+"""
+
+from django.db.models import BigIntegerField, F, Func, Value
+
+from .status import STATE_OFFSET, State, Status, _check_attempts, _check_priority
+
+
+class Remainder(Func):
+    """``a % b`` on integers, exact on every supported database."""
+
+    template = '(%(expressions)s)'
+    arg_joiner = ' %% '
+    output_field = BigIntegerField()
+
+
+def _int(value):
+    return Value(int(value), output_field=BigIntegerField())
+
+
+def with_state(field, state):
+    """Expression: the status in `field` moved to `state`, priority and attempts kept."""
+    return Remainder(F(field), _int(STATE_OFFSET)) + _int(Status.minimum(State.get(state)))
+
+
+def with_priority(field, priority):
+    """Expression: the status in `field` with `priority` (int or datetime), state and attempts kept."""
+    priority = _check_priority(priority)
+    return (
+        F(field)
+        - Remainder(F(field), _int(STATE_OFFSET))
+        + _int(priority * 10)
+        + Remainder(F(field), _int(10))
+    )
+
+
+def with_attempts(field, attempts):
+    """Expression: the status in `field` with `attempts`, state and priority kept."""
+    return F(field) - Remainder(F(field), _int(10)) + _int(_check_attempts(attempts))
+
+
+def with_state_and_priority(field, state, priority):
+    """Expression: the status in `field` as `state` at `priority`, attempts kept."""
+    base = Status.combine(state, priority, 0)
+    return _int(base) + Remainder(F(field), _int(10))

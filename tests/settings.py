@@ -1,0 +1,115 @@
+"""Settings of the test project.
+
+The database comes from MODELQUEUE_DB: sqlite (the default), postgresql or
+mariadb. Test databases are named after this checkout, so two checkouts on
+one machine never share one. MODELQUEUE_DB_NAME points a child process (a
+worker started by a test) at the test database its parent created.
+"""
+
+import hashlib
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+CHECKOUT_TAG = hashlib.sha1(str(BASE_DIR).encode()).hexdigest()[:8]
+
+DEBUG = False
+SECRET_KEY = 'modelqueue-tests-only'
+ALLOWED_HOSTS = ['*']
+USE_TZ = True
+TIME_ZONE = 'UTC'
+
+INSTALLED_APPS = [
+    'django.contrib.admin',
+    'django.contrib.auth',
+    'django.contrib.contenttypes',
+    'django.contrib.sessions',
+    'django.contrib.messages',
+    'django.contrib.staticfiles',
+    'django.contrib.humanize',
+    'modelqueue',
+    'tests.testapp',
+]
+
+MIDDLEWARE = [
+    'django.middleware.security.SecurityMiddleware',
+    'django.contrib.sessions.middleware.SessionMiddleware',
+    'django.middleware.common.CommonMiddleware',
+    'django.middleware.csrf.CsrfViewMiddleware',
+    'django.contrib.auth.middleware.AuthenticationMiddleware',
+    'django.contrib.messages.middleware.MessageMiddleware',
+    'django.middleware.clickjacking.XFrameOptionsMiddleware',
+]
+
+ROOT_URLCONF = 'tests.urls'
+STATIC_URL = '/static/'
+DEFAULT_AUTO_FIELD = 'django.db.models.BigAutoField'
+
+TEMPLATES = [
+    {
+        'BACKEND': 'django.template.backends.django.DjangoTemplates',
+        'DIRS': [],
+        'APP_DIRS': True,
+        'OPTIONS': {
+            'context_processors': [
+                'django.template.context_processors.request',
+                'django.contrib.auth.context_processors.auth',
+                'django.contrib.messages.context_processors.messages',
+            ],
+        },
+    },
+]
+
+DATABASE_VENDOR = os.environ.get('MODELQUEUE_DB', 'sqlite')
+TEST_DATABASE_NAME = f'test_modelqueue_{CHECKOUT_TAG}'
+
+if DATABASE_VENDOR == 'sqlite':
+    default = {
+        'ENGINE': 'django.db.backends.sqlite3',
+        'NAME': BASE_DIR / '.test-db.sqlite3',
+        # A file, not memory: worker processes started by tests share it.
+        'TEST': {'NAME': str(BASE_DIR / f'.{TEST_DATABASE_NAME}.sqlite3')},
+        'OPTIONS': {
+            # The settings the README recommends for several workers.
+            'init_command': 'PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;',
+            'transaction_mode': 'IMMEDIATE',
+            'timeout': 20,
+        },
+    }
+elif DATABASE_VENDOR == 'postgresql':
+    default = {
+        'ENGINE': 'django.db.backends.postgresql',
+        'NAME': 'postgres',
+        'USER': os.environ.get('MODELQUEUE_PG_USER', 'postgres'),
+        'HOST': os.environ.get('MODELQUEUE_PG_HOST', '127.0.0.1'),
+        'PORT': os.environ.get('MODELQUEUE_PG_PORT', '5432'),
+        'TEST': {'NAME': TEST_DATABASE_NAME},
+    }
+elif DATABASE_VENDOR == 'mariadb':
+    default = {
+        'ENGINE': 'django.db.backends.mysql',
+        'NAME': 'test',
+        'USER': os.environ.get('MODELQUEUE_MARIADB_USER', 'root'),
+        'PASSWORD': os.environ.get('MODELQUEUE_MARIADB_PASSWORD', ''),
+        'HOST': os.environ.get('MODELQUEUE_MARIADB_HOST', '127.0.0.1'),
+        'PORT': os.environ.get('MODELQUEUE_MARIADB_PORT', '3306'),
+        'OPTIONS': {'charset': 'utf8mb4'},
+        'TEST': {'NAME': TEST_DATABASE_NAME, 'CHARSET': 'utf8mb4'},
+    }
+else:
+    raise ValueError(
+        f'invalid MODELQUEUE_DB {DATABASE_VENDOR!r}: expected sqlite, postgresql'
+        ' or mariadb'
+    )
+
+if os.environ.get('MODELQUEUE_DB_NAME'):
+    default['NAME'] = os.environ['MODELQUEUE_DB_NAME']
+
+DATABASES = {'default': default}
+
+LOGGING = {
+    'version': 1,
+    'disable_existing_loggers': False,
+    'handlers': {'console': {'class': 'logging.StreamHandler'}},
+    'loggers': {'modelqueue': {'handlers': ['console'], 'level': 'WARNING'}},
+}

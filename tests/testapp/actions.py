@@ -1,0 +1,37 @@
+"""Actions that tests hand to run() and to worker processes."""
+
+import os
+import time
+
+import modelqueue
+
+from .models import Execution
+
+
+def record(task):
+    """Count one execution of `task` by this process."""
+    Execution.objects.create(task=task, pid=os.getpid())
+
+
+def record_slowly(task):
+    """Count one execution, then take a moment, so workers overlap."""
+    record(task)
+    time.sleep(float(os.environ.get('MODELQUEUE_TEST_ACTION_SECONDS', '0.2')))
+
+
+def record_and_note(task):
+    """Count one execution, take a moment, and change the task's note."""
+    record_slowly(task)
+    task.note = f'done by {os.getpid()}'
+
+
+def fail_sometimes(task):
+    """Finish, retry, abort or cancel by the task's data."""
+    record(task)
+    outcome = task.data.split(':')[0]
+    if outcome == 'retry':
+        raise modelqueue.Retry
+    if outcome == 'abort':
+        raise modelqueue.Abort
+    if outcome == 'cancel':
+        raise modelqueue.Cancel
