@@ -39,3 +39,86 @@ def spawn(transactional_db):
         if child.poll() is None:
             child.kill()
         child.wait(timeout=30)
+
+
+ARTIFACTS = ROOT / 'test-artifacts'
+CHROMIUM = Path('/usr/bin/chromium')
+CHROMEDRIVER = Path('/usr/bin/chromedriver')
+
+
+def _browser_missing(reason):
+    """Skip a browser test, or fail it where CI requires the browser."""
+    if os.environ.get('MODELQUEUE_REQUIRE_BROWSER'):
+        pytest.fail(f'browser tests are required here, but {reason}')
+    pytest.skip(f'{reason} (install Debian chromium and chromium-driver)')
+
+
+@pytest.fixture(scope='session')
+def chromium_driver(tmp_path_factory):
+    """A headless Chromium driven by Selenium, one for the whole session.
+
+    Uses Debian's chromium and chromedriver by their paths, so Selenium
+    Manager never tries to download a browser or driver.
+    """
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not path.exists():
+            _browser_missing(f'{path} is not installed')
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        _browser_missing('selenium is not installed')
+    os.environ['SE_OFFLINE'] = 'true'
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in (
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-dev-shm-usage',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--no-first-run',
+        '--disable-sync',
+        '--window-size=1400,1000',
+        f'--user-data-dir={tmp_path_factory.mktemp("chromium-profile")}',
+    ):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.implicitly_wait(0)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def browser(chromium_driver, live_server):
+    """The session's browser with fresh cookies, pointed at the live server.
+
+    ``browser.login(username, password)`` signs in through the admin's login
+    form; ``browser.go(path)`` opens a path of the live server;
+    ``browser.screenshot(name)`` saves test-artifacts/<name>.png.
+    """
+    from selenium.webdriver.common.by import By
+
+    driver = chromium_driver
+    driver.delete_all_cookies()
+
+    def go(path):
+        driver.get(live_server.url + path)
+
+    def login(username, password):
+        go('/admin/login/')
+        driver.find_element(By.NAME, 'username').send_keys(username)
+        driver.find_element(By.NAME, 'password').send_keys(password)
+        driver.find_element(By.CSS_SELECTOR, 'input[type=submit]').click()
+
+    def screenshot(name):
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / f'{name}.png'
+        driver.save_screenshot(str(path))
+        return path
+
+    driver.go = go
+    driver.login = login
+    driver.screenshot = screenshot
+    return driver

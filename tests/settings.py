@@ -31,6 +31,13 @@ INSTALLED_APPS = [
     'tests.testapp',
 ]
 
+try:  # optional: the import/export feature and its tests need it
+    import import_export  # noqa: F401
+except ImportError:
+    pass
+else:
+    INSTALLED_APPS.append('import_export')
+
 MIDDLEWARE = [
     'django.middleware.security.SecurityMiddleware',
     'django.contrib.sessions.middleware.SessionMiddleware',
