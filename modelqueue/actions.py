@@ -186,7 +186,7 @@ class ReprioritizeForm(forms.Form):
     WHEN_CHOICES = [
         ('now', _('Run now')),
         ('at', _('Run at a date and time')),
-        ('integer', _('Run before every timestamped row, by a plain integer priority')),
+        ('integer', _('Run first, by an integer priority')),
     ]
     when = forms.ChoiceField(
         label=_('When'), choices=WHEN_CHOICES, initial='now', widget=forms.RadioSelect
@@ -201,7 +201,17 @@ class ReprioritizeForm(forms.Form):
         required=False,
         min_value=0,
         max_value=MAX_INTEGER_PRIORITY,
-        help_text=_('From 0 through 9999999999999 (13 digits); lower runs first.'),
+        help_text=_(
+            'From 0 through 9999999999999 (13 digits): lower runs first, and every'
+            ' integer priority runs before every timestamped row.'
+        ),
+        error_messages={
+            'min_value': _('%(show_value)s is negative: expected an integer from 0 through %(limit_value)s.'),
+            'max_value': _(
+                '%(show_value)s is too large: expected an integer from 0 through'
+                ' %(limit_value)s (13 digits), which runs before every timestamped row.'
+            ),
+        },
     )
 
     def clean(self):

@@ -41,6 +41,8 @@ def _check_status(value):
 
 
 def _natural_time(moment, current):
+    if abs(current - moment) < dt.timedelta(minutes=1):
+        return gettext_now('within a minute')
     if moment <= current:
         return gettext_now('%(delta)s ago') % {'delta': timesince(moment, current, depth=1)}
     return gettext_now('in %(delta)s') % {'delta': timeuntil(moment, current, depth=1)}

@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.text import capfirst
 from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 
@@ -91,7 +92,7 @@ def dashboard(request, model_admin):
     }
     context = {
         **model_admin.admin_site.each_context(request),
-        'title': _('Queue dashboard: %(name)s') % {'name': opts.verbose_name_plural},
+        'title': _('Queue dashboard: %(name)s') % {'name': capfirst(opts.verbose_name_plural)},
         'subtitle': None,
         'opts': opts,
         'queues': queues,
