@@ -82,29 +82,37 @@ def our_python(databases):
     return None
 
 
-def ensure_venv(impl, databases, django_version):
-    """The Python of `impl`'s virtual environment, made and filled once."""
-    venv = PEERS / impl
-    python = venv / 'bin' / 'python'
-    django_spec = f'Django=={django_version}' if django_version else 'Django>=5.2'
-    packages = list(PACKAGES[impl])
-    if impl == 'django-tasks-db' and int(django_version.split('.')[0]) < 6:
-        packages = ['django-tasks-db[compat]==0.13.0']  # the django-tasks backport
-    packages += [django_spec, *driver_packages(databases)]
-    stamp = venv / ('.installed-' + hashlib.sha1(' '.join(packages).encode()).hexdigest()[:12])
-    if not stamp.exists():
+def ensure_venvs(impls, databases, django_version):
+    """The Python of each implementation's virtual environment, made and
+    filled once (the installs run side by side)."""
+    pythons, installs = {}, []
+    for impl in impls:
+        venv = PEERS / impl
+        python = venv / 'bin' / 'python'
+        pythons[impl] = str(python)
+        packages = list(PACKAGES[impl])
+        if impl == 'django-tasks-db' and int(django_version.split('.')[0]) < 6:
+            packages = ['django-tasks-db[compat]==0.13.0']  # the django-tasks backport
+        packages += [f'Django=={django_version}', *driver_packages(databases)]
+        stamp = venv / ('.installed-' + hashlib.sha1(' '.join(packages).encode()).hexdigest()[:12])
+        if stamp.exists():
+            continue
         log(f'bench: installing {" ".join(packages)} into {venv}')
         if not python.exists():
             subprocess.run([sys.executable, '-m', 'venv', str(venv)], check=True)
-        pip = subprocess.run(
+        pip = subprocess.Popen(
             [str(python), '-m', 'pip', 'install', '-q', *packages],
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
         )
+        installs.append((pip, packages, stamp))
+    for pip, packages, stamp in installs:
+        output = pip.communicate()[0]
         if pip.returncode != 0:
-            raise RuntimeError(f'bench: pip could not install {packages}:\n{pip.stderr}')
+            raise RuntimeError(f'bench: pip could not install {packages}:\n{output}')
         stamp.touch()
-    return str(python)
+    return pythons
 
 
 def import_path():
@@ -178,16 +186,16 @@ def options():
     args = parser.parse_args()
     quick = args.quick
     args.runs = args.runs or (1 if quick else 3)
-    args.tasks = args.tasks or (200 if quick else 2000)
-    args.workers = [int(w) for w in (args.workers or ('1,4' if quick else '1,4,8')).split(',')]
-    args.delays = [float(m) for m in (args.delays or ('0,5')).split(',')]
+    args.tasks = args.tasks or (100 if quick else 2000)
+    args.workers = [int(w) for w in (args.workers or ('1,2' if quick else '1,4,8')).split(',')]
+    args.delays = [float(m) for m in (args.delays or ('0' if quick else '0,5')).split(',')]
     args.table_sizes = [
         int(n)
-        for n in (args.table_sizes or ('2000,20000' if quick else '10000,100000,1000000')).split(',')
+        for n in (args.table_sizes or ('1000,5000' if quick else '10000,100000,1000000')).split(',')
     ]
-    args.pickup_samples = args.pickup_samples or (3 if quick else 20)
-    args.dblimit_seconds = 0.5 if quick else 3.0
-    args.claim_samples = 50 if quick else 200
+    args.pickup_samples = args.pickup_samples or (2 if quick else 20)
+    args.dblimit_seconds = 0.3 if quick else 3.0
+    args.claim_samples = 20 if quick else 200
     args.databases = args.databases.split(',')
     args.impls = args.impls.split(',')
     for value, known, name in (
@@ -232,16 +240,14 @@ def main():
         'dblimit': [],
     }
     ours = our_python(args.databases)
-    if ours is None:
-        ours = ensure_venv('modelqueue', args.databases, None)
+    if ours is None:  # this checkout into its own environment, on Django 5.2 LTS
+        ours = ensure_venvs(['modelqueue'], args.databases, '5.2.*')['modelqueue']
     django_version = subprocess.run(
         [ours, '-c', 'import django; print(django.get_version())'],
         capture_output=True, text=True, check=True,
     ).stdout.strip()
-    pythons = {
-        impl: ours if impl == 'modelqueue' else ensure_venv(impl, args.databases, django_version)
-        for impl in args.impls
-    }
+    pythons = ensure_venvs([i for i in args.impls if i != 'modelqueue'], args.databases, django_version)
+    pythons['modelqueue'] = ours
     skip = set(args.skip.split(',')) if args.skip else set()
     for database in args.databases:
         drivers = {impl: Driver(impl, database, pythons[impl]) for impl in args.impls}
@@ -293,7 +299,9 @@ def main():
                     )
         if 'pickup' not in skip:
             for impl, driver in drivers.items():
-                figures = driver('pickup', '--samples', args.pickup_samples)
+                figures = driver(
+                    'pickup', '--samples', args.pickup_samples, '--settle', 0.5 if args.quick else 2
+                )
                 figures.update(database=database, impl=impl)
                 results['pickup'].append(figures)
                 log(f'bench: {database}: {impl} pickup p50 {figures["p50_ms"]} ms')

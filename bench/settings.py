@@ -26,6 +26,8 @@ if IMPL == 'django-tasks-db':
     }
 else:
     INSTALLED_APPS.append('bench.queueapp')  # the Task model of both modelqueues
+if IMPL == 'modelqueue':
+    INSTALLED_APPS.append('modelqueue')  # its worker command
 
 if VENDOR == 'sqlite':
     DATABASES = {

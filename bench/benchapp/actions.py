@@ -18,3 +18,8 @@ def perform(key):
         ON_START(key, wall)
     if DELAY:
         time.sleep(DELAY)
+
+
+def perform_task(task):
+    """The action the worker command of this checkout is given."""
+    perform(task.pk)
