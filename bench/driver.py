@@ -619,8 +619,8 @@ def cmd_pickup(args):
         time.sleep(args.settle)
         for sample in range(args.samples + 1):
             time.sleep(random.uniform(0.2, 1.2))  # spread over the polling phase
+            committed = time.time()  # before the INSERT: its commit is in the latency
             key = impl.add_due()
-            committed = time.time()
             with arrived:
                 if not arrived.wait_for(lambda: key in started, timeout=args.timeout):
                     missed += 1

@@ -181,7 +181,7 @@ def options():
     parser.add_argument('--delays', help='action times in ms, comma-separated')
     parser.add_argument('--table-sizes', help='rows for claim latency and tally')
     parser.add_argument('--pickup-samples', type=int)
-    parser.add_argument('--skip', default='', help='of throughput,table,pickup,dblimit')
+    parser.add_argument('--skip', default='', help='of throughput,table,cost,pickup,dblimit')
     parser.add_argument('--out', help='JSON file (default bench/results/<time>.json)')
     args = parser.parse_args()
     quick = args.quick
@@ -194,14 +194,14 @@ def options():
         for n in (args.table_sizes or ('1000,5000' if quick else '10000,100000,1000000')).split(',')
     ]
     args.pickup_samples = args.pickup_samples or (2 if quick else 20)
-    args.dblimit_seconds = 0.3 if quick else 3.0
+    args.dblimit_seconds = 0.3 if quick else 1.0
     args.claim_samples = 20 if quick else 200
     args.databases = args.databases.split(',')
     args.impls = args.impls.split(',')
     for value, known, name in (
         (args.databases, DATABASES, 'database'),
         (args.impls, IMPLS, 'implementation'),
-        (args.skip.split(',') if args.skip else [], ['throughput', 'table', 'pickup', 'dblimit'], 'part to skip'),
+        (args.skip.split(',') if args.skip else [], ['throughput', 'table', 'cost', 'pickup', 'dblimit'], 'part to skip'),
     ):
         for item in value:
             if item not in known:
@@ -238,6 +238,7 @@ def main():
         'table': [],
         'pickup': [],
         'dblimit': [],
+        'cost': [],
     }
     ours = our_python(args.databases)
     if ours is None:  # this checkout into its own environment, on Django 5.2 LTS
@@ -256,22 +257,26 @@ def main():
             results['implementations'].setdefault(impl, {})[database] = info
             log(f'bench: {database}: {impl} {info["version"]} on {info["database"]}')
         plain = Driver('modelqueue', database, ours)
-        if 'dblimit' not in skip:
-            for connections in sorted({1, max(args.workers)}):
-                figures = [
-                    plain('dblimit', '--connections', connections, '--seconds', args.dblimit_seconds)
-                    for _ in range(args.runs)
-                ]
-                value = statistics.median(f['commits_per_second'] for f in figures)
-                results['dblimit'].append(
-                    {'database': database, 'connections': connections, 'commits_per_second': value}
+        limits = {connections: [] for connections in sorted({1, max(args.workers)})}
+
+        def measure_limit():
+            """The database's own limit, measured between throughput runs
+            so that it sees the same machine load they do."""
+            results['machine'].setdefault('load_samples', []).append(os.getloadavg()[0])
+            if 'dblimit' in skip:
+                return
+            for connections, values in limits.items():
+                figures = plain(
+                    'dblimit', '--connections', connections, '--seconds', args.dblimit_seconds
                 )
-                log(f'bench: {database}: database limit, {connections} connections: {value:.0f} commits/s')
+                values.append(figures['commits_per_second'])
+
         if 'throughput' not in skip:
             for workers in args.workers:
                 for delay in args.delays:
                     runs = {impl: [] for impl in args.impls}
                     for _ in range(args.runs):  # interleaved, so load drifts hit all alike
+                        measure_limit()
                         for impl, driver in drivers.items():
                             runs[impl].append(
                                 driver('throughput', '--n', args.tasks, '--workers', workers, '--delay-ms', delay)
@@ -284,6 +289,23 @@ def main():
                             f'bench: {database}: {impl} W={workers} M={delay:g}ms: '
                             f'{row["tasks_per_second"]:.0f} tasks/s'
                         )
+        else:
+            for _ in range(args.runs):
+                measure_limit()
+        for connections, values in limits.items():
+            if values:
+                results['dblimit'].append(
+                    {
+                        'database': database,
+                        'connections': connections,
+                        'commits_per_second': statistics.median(values),
+                        'measurements': values,
+                    }
+                )
+                log(
+                    f'bench: {database}: database limit, {connections} connections:'
+                    f' {statistics.median(values):.0f} commits/s (median of {len(values)})'
+                )
         if 'table' not in skip:
             for rows in args.table_sizes:
                 for impl, driver in drivers.items():
@@ -297,6 +319,11 @@ def main():
                         f'bench: {database}: {impl} {rows} rows: claim p50'
                         f' {figures["claim_p50_ms"]:.2f} ms'
                     )
+        if 'cost' not in skip:
+            for impl, driver in drivers.items():
+                figures = driver('cost', '--n', 50 if args.quick else 500)
+                figures.update(database=database, impl=impl)
+                results['cost'].append(figures)
         if 'pickup' not in skip:
             for impl, driver in drivers.items():
                 figures = driver(
@@ -316,7 +343,16 @@ def main():
     )
     out.write_text(json.dumps(results, indent=1, default=str) + '\n')
     log(f'bench: wrote {out} in {results["seconds"]:.0f} s')
-    return 0
+    # Figures are not judged here (the machine may be busy), but correctness is:
+    # this checkout must run every task exactly once, without errors.
+    wrong = [
+        row for row in results['throughput']
+        if row['impl'] == 'modelqueue'
+        and (row['duplicates'] or row['never_finished'] or row['errors'])
+    ]
+    for row in wrong:
+        log(f'bench: modelqueue ran tasks wrongly on {row["database"]}: {row}')
+    return 1 if wrong else 0
 
 
 def summarize_throughput(runs):
@@ -428,6 +464,10 @@ def report(results):
     lines.append(
         f'Machine: {m["cores"]} cores, {m["cpu"]}; load average {m["load_average_at_start"][0]:.1f}'
         f' at start, {m["load_average_at_end"][0]:.1f} at end'
+        + (
+            f', {min(m["load_samples"]):.1f} to {max(m["load_samples"]):.1f} during throughput'
+            if m.get('load_samples') else ''
+        )
     )
     impls = list(results['implementations'])
     for impl, per_db in results['implementations'].items():
@@ -493,6 +533,19 @@ def report(results):
                         text += f' (dashboard {r["dashboard_ms"]:.1f})'
                     cells.append(text.ljust(width))
                 lines.append(f'tally {size:<9,} | ' + ' | '.join(cells))
+        rows = [r for r in results['cost'] if r['database'] == database]
+        if rows:
+            lines.append('')
+            lines.append('Cost per task, one worker: SQL statements sent / transactions (PostgreSQL counts) / CPU ms of the worker')
+            cells = []
+            for impl in impls:
+                r = find(rows, impl=impl)
+                commits = '-' if not r or r['commits_per_task'] is None else f'{r["commits_per_task"]:.1f}'
+                cells.append(
+                    f'{r["statements_per_task"]:.1f} / {commits} / {r["cpu_ms_per_task"]:.2f}'.ljust(width)
+                    if r else '-'.ljust(width)
+                )
+            lines.append('          | ' + ' | '.join(cells))
         rows = [r for r in results['pickup'] if r['database'] == database]
         if rows:
             lines.append('')
