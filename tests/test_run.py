@@ -4,6 +4,7 @@ import datetime as dt
 import logging
 
 import pytest
+from django.db.models import CharField, Value
 
 from modelqueue import Abort, Cancel, Retry, State, Status, now, run
 from tests.testapp.models import Task, Upload
@@ -71,6 +72,38 @@ def test_queryset_filters_are_respected():
     result = run(Task.objects.filter(data='take'), 'status', lambda task: None)
     assert result.pk == wanted.pk
     assert run(Task.objects.filter(data='take'), 'status', pytest.fail) is None
+
+
+def test_each_queryset_claims_only_its_own_rows():
+    first, second = make('first'), make('second')
+    assert run(Task.objects.filter(data='second'), 'status', lambda task: None).pk == second.pk
+    assert run(Task.objects.filter(data='second'), 'status', pytest.fail) is None
+    assert run(Task.objects.filter(data='first'), 'status', lambda task: None).pk == first.pk
+
+
+@pytest.mark.parametrize(
+    'queryset',
+    [
+        lambda: Task.objects.annotate(tag=Value('tagged', output_field=CharField())),
+        lambda: Task.objects.only('data', 'status'),
+        lambda: Task.objects.select_related(),
+    ],
+    ids=['annotated', 'deferred', 'select_related'],
+)
+def test_querysets_that_load_more_or_less_than_plain_rows(queryset):
+    task = make('special')
+    seen = []
+
+    def action(model):
+        seen.append((model.pk, model.data, getattr(model, 'tag', None)))
+        model.data = 'written'
+
+    assert run(queryset(), 'status', action).pk == task.pk
+    tag = 'tagged' if 'tag' in queryset().query.annotations else None
+    assert seen == [(task.pk, 'special', tag)]
+    saved = Task.objects.get(pk=task.pk)
+    assert (saved.data, Status(saved.status).state) == ('written', State.finished)
+    assert run(queryset(), 'status', pytest.fail) is None
 
 
 def test_retry_does_not_count_an_attempt_and_waits_for_delay():
@@ -220,6 +253,20 @@ def test_timeout_reclaim_respects_delay_and_retry():
     state, when, attempts = status_of(delayed).parse()
     assert (state, attempts) == (State.waiting, 1)
     assert_recent(when - dt.timedelta(minutes=1))
+
+
+def test_timeout_reclaims_a_stalled_row_while_claiming_a_due_one():
+    stalled = make('stalled', Status.working(now() - dt.timedelta(minutes=11), 1))
+    make('due', Status.waiting(now() - dt.timedelta(minutes=1)))
+    seen = []
+    run(
+        Task.objects.all(),
+        'status',
+        lambda task: seen.append(task.data),
+        timeout=dt.timedelta(minutes=10),
+    )
+    assert seen == ['due']
+    assert status_of(stalled).parse()[0::2] == (State.waiting, 2)
 
 
 def test_timeout_does_not_reclaim_a_row_within_its_timeout():
