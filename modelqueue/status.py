@@ -48,7 +48,13 @@ def datetime_to_priority(value):
     20180102030000000
     """
     if value.tzinfo is not None and value.utcoffset() is not None:
-        value = value.astimezone(pytz.utc)
+        try:
+            value = value.astimezone(pytz.utc)
+        except OverflowError:
+            raise ValueError(
+                f'invalid priority {value!r}: its UTC time is outside years 1'
+                ' through 9999'
+            ) from None
     return (
         value.year * 10**13
         + value.month * 10**11
