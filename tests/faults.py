@@ -47,10 +47,10 @@ class Fleet:
         self.killed = set()
         self.logs = {}
 
-    def start(self, count=1, timeout=60):
-        started = []
+    def start(self, count=1, wait=True):
+        """Start `count` workers; with `wait`, return once they are ready."""
         for _ in range(count):
-            path = self.log_dir / f'worker-{len(self.logs) + len(started)}.log'
+            path = self.log_dir / f'worker-{len(self.logs)}.log'
             with open(path, 'w') as log:
                 process = self.spawn(
                     *WORKER_COMMAND,
@@ -62,15 +62,19 @@ class Fleet:
                     stderr=log,
                 )
             self.logs[process.pid] = path
-            started.append(process)
-        for process in started:
+            self.running.append(process)
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout=60):
+        """Wait until every running worker has logged that it started."""
+        for process in self.running:
             wait_until(
                 lambda: process.poll() is not None or 'started on' in self.log(process.pid),
                 timeout,
                 f'worker {process.pid} to start',
             )
             assert process.poll() is None, self.log(process.pid)
-        self.running.extend(started)
 
     def log(self, pid):
         return self.logs[pid].read_text()
@@ -89,10 +93,11 @@ class Fleet:
         process.wait(timeout=30)
         self.killed.add(pid)
         self.running.remove(process)
-        self.start()
+        self.start(wait=False)
 
     def stop(self, timeout=60):
         """SIGTERM every worker; return their (returncode, log) pairs."""
+        self.wait_ready()
         for process in self.running:
             process.send_signal(signal.SIGTERM)
         results = []
@@ -104,18 +109,21 @@ class Fleet:
 
 
 def kill_workers_mid_task(fleet, kills, pause, timeout):
-    """SIGKILL `kills` workers, each while it runs an action; return the pids.
+    """SIGKILL up to `kills` workers, each while it runs an action.
 
     A worker is caught mid-task by finding a working row whose latest
-    execution was recorded by one of the fleet's live processes.
+    execution was recorded by one of the fleet's live processes. Stops early
+    when no row is left waiting or working. Returns the pids killed.
     """
     from modelqueue import Status  # noqa: PLC0415 (needs Django set up)
     from tests.testapp.models import Execution, Task  # noqa: PLC0415
 
-    def busy_worker():
-        working = Task.objects.filter(**Status.filter('status', 'working'))
+    def busy_worker_or_drained():
+        unsettled = Task.objects.filter(status__gte=Status.minimum('waiting'))
+        if not unsettled.filter(status__lte=Status.maximum('working')).exists():
+            return 'drained'
         pids = fleet.pids()
-        for task in working:
+        for task in Task.objects.filter(**Status.filter('status', 'working')):
             latest = Execution.objects.filter(task=task).order_by('-pk').first()
             if latest is not None and latest.pid in pids:
                 return latest.pid
@@ -123,7 +131,9 @@ def kill_workers_mid_task(fleet, kills, pause, timeout):
 
     victims = []
     for _ in range(kills):
-        pid = wait_until(busy_worker, timeout, 'a worker in the middle of a task')
+        pid = wait_until(busy_worker_or_drained, timeout, 'a worker in the middle of a task')
+        if pid == 'drained':
+            break
         fleet.kill(pid)
         victims.append(pid)
         time.sleep(pause * random.uniform(0.5, 1.5))
