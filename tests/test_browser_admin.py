@@ -15,7 +15,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 import modelqueue
 from modelqueue import State, Status
-from tests.testapp.models import Task
+from tests.testapp.models import Task, Upload
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -56,11 +56,19 @@ def test_filter_requeue_cancel_and_reprioritize(browser):
     Task.objects.create(data='done', status=Status.finished(current - dt.timedelta(minutes=2)))
     Task.objects.create(data='<script>document.title="owned"</script>')
     log_in(browser)
+    browser.screenshot('admin-index')
     browser.find_element(By.CSS_SELECTOR, '#modelqueue-queues caption a').click()
     WebDriverWait(browser, WAIT_SECONDS).until(EC.url_contains('/dashboard/overview/'))
     stalled = browser.find_element(By.CSS_SELECTOR, 'tr[data-queue="tasks:status"] td.modelqueue-alert')
     assert stalled.text == '1'
     browser.screenshot('admin-overview')
+    Upload.objects.create(name='scan me')
+    browser.go('/admin/testapp/upload/dashboard/')
+    WebDriverWait(browser, WAIT_SECONDS).until(
+        lambda driver: driver.execute_script('return typeof Chart !== "undefined"')
+    )
+    assert chart_data(browser, 'publish_status', 'tally') == [[1, 0, 0, 0, 0]]
+    browser.screenshot('admin-dashboard-two-queues')
     browser.go(f'/admin/testapp/task/{Task.objects.get(data="stuck").pk}/change/')
     browser.screenshot('admin-change-form')
 
