@@ -20,8 +20,11 @@ Needs django-import-export ('import_export' in INSTALLED_APPS).
 """
 
 from django import forms
+from django.contrib import messages
+from django.http import HttpResponseRedirect
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.functional import cached_property
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from .resources import queue_resource  # first: says what to install if missing
@@ -103,3 +106,36 @@ class QueueImportExportMixin(ImportExportMixin):
         if import_form is not None:
             initial['allow_working'] = import_form.cleaned_data.get('allow_working')
         return initial
+
+    def process_result(self, result, request):
+        """After confirmation: report rows that failed now, when nothing was saved.
+
+        The preview showed no errors, but the rows are checked again when they
+        are saved (the database may have changed meanwhile).
+        """
+        if not (result.has_errors() or result.has_validation_errors()):
+            return super().process_result(result, request)
+        problems = [
+            message
+            for row in result.invalid_rows
+            for field_messages in row.error_dict.values()
+            for message in field_messages
+        ]
+        problems += [
+            f'row {number}: {error.error}'
+            for number, errors in result.row_errors()
+            for error in errors
+        ]
+        problems += [str(error.error) for error in result.base_errors]
+        messages.error(
+            request,
+            _('Nothing was imported: %(problems)s')
+            % {'problems': '; '.join(problems)},
+        )
+        opts = self.opts
+        return HttpResponseRedirect(
+            reverse(
+                f'admin:{opts.app_label}_{opts.model_name}_changelist',
+                current_app=self.admin_site.name,
+            )
+        )
