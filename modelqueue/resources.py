@@ -37,6 +37,7 @@ This module needs django-import-export; the rest of modelqueue does not.
 import datetime as dt
 
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext as _
 
 from .status import State, Status, now, priority_to_datetime
 
@@ -161,7 +162,8 @@ class StatusPartWidget(widgets.Widget):
         attempts = _whole_number(value)
         if attempts is None or not 0 <= attempts <= 9:
             raise ValueError(
-                f'invalid attempts {value!r}: expected an integer from 0 through 9'
+                _('invalid attempts %(value)r: expected an integer from 0 through 9')
+                % {'value': value}
             )
         return attempts
 
@@ -179,8 +181,11 @@ def _clean_priority(value):
         when = None
     if number is None and when is None:
         raise ValueError(
-            f'invalid when {value!r}: expected an ISO 8601 datetime such as'
-            ' 2018-01-02T03:04:56.789+00:00 or an integer priority'
+            _(
+                'invalid when %(value)r: expected an ISO 8601 datetime such as'
+                ' 2018-01-02T03:04:56.789+00:00 or an integer priority'
+            )
+            % {'value': value}
         )
     # Status.combine checks the range and converts datetimes (naive as UTC).
     return Status.combine(State.waiting, when or number, 0).priority
@@ -204,7 +209,6 @@ class QueueStatusField(fields.Field):
 
     def clean(self, row, row_number=None, allow_working=False, **kwargs):
         raw_column, *part_columns = queue_columns(self.column_name)
-        where = f'row {row_number}' if row_number is not None else 'row'
         raw = row.get(raw_column)
         given = {
             part: row[column]
@@ -217,36 +221,43 @@ class QueueStatusField(fields.Field):
                 try:
                     decoded[part] = StatusPartWidget(part).clean(given[part])
                 except ValueError as error:
-                    raise ValueError(f'{where}, column {column!r}: {error}') from None
+                    raise _row_error(row_number, column, error) from None
         if not _is_blank(raw):
             try:
                 status = self.widget.clean(raw)
             except ValueError as error:
-                raise ValueError(f'{where}, column {raw_column!r}: {error}') from None
+                raise _row_error(row_number, raw_column, error) from None
             combined = Status.combine(
                 decoded.get('state', status.state),
                 decoded.get('when', status.priority),
                 decoded.get('attempts', status.attempts),
             )
             if combined != status:
-                columns = ', '.join(
+                others = ', '.join(
                     f'{column!r} {given[part]!r}'
                     for part, column in zip(PARTS, part_columns)
                     if part in given
                 )
-                raise ValueError(
-                    f'{where}: column {raw_column!r} {raw!r} disagrees with'
-                    f' {columns}; clear {raw_column!r} to use the decoded'
-                    ' columns, or make them agree'
+                raise _row_error(
+                    row_number,
+                    raw_column,
+                    _(
+                        '%(value)r disagrees with %(others)s; clear %(column)r'
+                        ' to use the decoded columns, or make them agree'
+                    )
+                    % {'value': raw, 'others': others, 'column': raw_column},
                 )
         elif decoded:
             if 'state' not in decoded:
                 state_column = part_columns[0]
-                problem = 'is blank' if state_column in row else 'is missing'
-                raise ValueError(
-                    f'{where}, column {state_column!r}: {problem}; it is required'
-                    f' when {" or ".join(repr(c) for c in part_columns[1:])}'
-                    ' is given'
+                message = (
+                    _('blank; it is required when %(columns)s is given')
+                    if state_column in row
+                    else _('missing; it is required when %(columns)s is given')
+                )
+                columns = _(' or ').join(repr(c) for c in part_columns[1:])
+                raise _row_error(
+                    row_number, state_column, message % {'columns': columns}
                 )
             status = Status.combine(
                 decoded['state'],
@@ -258,13 +269,25 @@ class QueueStatusField(fields.Field):
         if status.state == State.working and not allow_working:
             column = part_columns[0] if 'state' in decoded else raw_column
             value = given['state'] if 'state' in decoded else raw
-            raise ValueError(
-                f'{where}, column {column!r}: {value!r} is a working status,'
-                ' refused: no worker holds this row, so it would look stalled.'
-                ' Import it as waiting, or allow working rows on the resource'
-                ' (allow_working)'
+            raise _row_error(
+                row_number,
+                column,
+                _(
+                    '%(value)r is a working status, refused: no worker holds'
+                    ' this row, so it would look stalled. Import it as waiting,'
+                    ' or explicitly allow working rows (allow_working)'
+                )
+                % {'value': value},
             )
         return status
+
+
+def _row_error(row_number, column, problem):
+    """Return a ValueError that names the row, the column and the problem."""
+    return ValueError(
+        _('row %(row)s, column %(column)r: %(problem)s')
+        % {'row': row_number, 'column': column, 'problem': problem}
+    )
 
 
 class QueueResource(resources.ModelResource):

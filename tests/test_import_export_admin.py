@@ -215,7 +215,7 @@ def test_confirmation_without_opt_in_still_refuses_working(superuser_client, db)
     assert [str(m) for m in response.context['messages']] == [
         "Nothing was imported: row 1, column 'status_state': 'working' is a"
         ' working status, refused: no worker holds this row, so it would look'
-        ' stalled. Import it as waiting, or allow working rows on the resource'
+        ' stalled. Import it as waiting, or explicitly allow working rows'
         ' (allow_working)'
     ]
 

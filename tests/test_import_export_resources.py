@@ -211,11 +211,11 @@ BAD_ROWS = [
         id='raw-short',
     ),
     pytest.param(
-        ['status_when'], ['2018-01-02T03:04:56'], 'status_state', 'is missing',
+        ['status_when'], ['2018-01-02T03:04:56'], 'status_state', 'missing;',
         'required when', id='missing-state-column',
     ),
     pytest.param(
-        ['status_state', 'status_attempts'], ['', '1'], 'status_state', 'is blank',
+        ['status_state', 'status_attempts'], ['', '1'], 'status_state', 'blank;',
         'required when', id='blank-state',
     ),
     pytest.param(
