@@ -59,6 +59,13 @@ class QueueImportExportMixin(ImportExportMixin):
     ``resource_classes`` the mixin makes a `modelqueue.resources.QueueResource`
     for them; give ``resource_classes`` (QueueResource subclasses) to choose
     fields or options yourself.
+
+    >>> from django.contrib import admin
+    >>> from tests.testapp.models import Task
+    >>> class TaskAdmin(QueueImportExportMixin, admin.ModelAdmin):
+    ...     queue_fields = ['status']
+    >>> TaskAdmin(Task, admin.site).queue_resource_class().get_export_headers()
+    ['id', 'data', 'note', 'status', 'status_state', 'status_when', 'status_attempts']
     """
 
     queue_fields = ()
@@ -107,6 +114,20 @@ class QueueImportExportMixin(ImportExportMixin):
             initial['allow_working'] = import_form.cleaned_data.get('allow_working')
         return initial
 
+    def process_import(self, request, **kwargs):
+        """Confirm an import; a second confirmation gets a message, not a 500."""
+        try:
+            return super().process_import(request, **kwargs)
+        except FileNotFoundError:  # the preview's file was imported or removed
+            messages.error(
+                request,
+                _(
+                    'Nothing was imported: the file to import is gone (it was'
+                    ' imported already, or removed). Upload it again.'
+                ),
+            )
+            return self._redirect_to('import')
+
     def process_result(self, result, request):
         """After confirmation: report rows that failed now, when nothing was saved.
 
@@ -132,10 +153,13 @@ class QueueImportExportMixin(ImportExportMixin):
             _('Nothing was imported: %(problems)s')
             % {'problems': '; '.join(problems)},
         )
+        return self._redirect_to('changelist')
+
+    def _redirect_to(self, page):
         opts = self.opts
         return HttpResponseRedirect(
             reverse(
-                f'admin:{opts.app_label}_{opts.model_name}_changelist',
+                f'admin:{opts.app_label}_{opts.model_name}_{page}',
                 current_app=self.admin_site.name,
             )
         )

@@ -345,7 +345,8 @@ class QueueResource(resources.ModelResource):
             fields_[name] = QueueStatusField(
                 field.attribute, field.column_name or name
             )
-            for part, column in zip(PARTS, queue_columns(fields_[name].column_name)[1:]):
+            columns = queue_columns(fields_[name].column_name)[1:]
+            for part, column in zip(PARTS, columns):
                 fields_[f'{name}_{part}'] = fields.Field(
                     attribute=field.attribute,
                     column_name=column,
@@ -357,7 +358,9 @@ class QueueResource(resources.ModelResource):
     def import_field(self, field, instance, row, is_m2m=False, **kwargs):
         """Import a queue field even when its raw column is absent."""
         if isinstance(field, QueueStatusField):
-            field.save(instance, row, is_m2m, allow_working=self.allow_working, **kwargs)
+            field.save(
+                instance, row, is_m2m, allow_working=self.allow_working, **kwargs
+            )
         else:
             super().import_field(field, instance, row, is_m2m, **kwargs)
 
@@ -395,10 +398,15 @@ def queue_resource(model, *queue_fields, allow_working=False, **meta_options):
     """Return a `QueueResource` class for `model` with `queue_fields` decoded.
 
     Other keyword arguments are Meta options of django-import-export
-    (fields, exclude, import_id_fields, ...)::
+    (fields, exclude, import_id_fields, ...):
 
-        TaskResource = queue_resource(Task, 'status', exclude=['note'])
-        dataset = TaskResource().export()
+    >>> from tests.testapp.models import Task
+    >>> TaskResource = queue_resource(Task, 'status', exclude=['note'])
+    >>> TaskResource().get_export_headers()
+    ['id', 'data', 'status', 'status_state', 'status_when', 'status_attempts']
+
+    ``TaskResource().export()`` returns a tablib Dataset of every task, and
+    ``TaskResource().import_data(dataset)`` imports one.
     """
     meta = type(
         'Meta',

@@ -1,4 +1,4 @@
-"""QueueImportExportMixin through the test client: buttons, export, import, permissions."""
+"""QueueImportExportMixin through the test client: buttons, files, permissions."""
 
 import csv
 import html
@@ -27,16 +27,18 @@ def url(name, model='task'):
 
 
 def format_index(title, model_admin=TASK_ADMIN, import_=True):
-    formats = (
-        model_admin.get_import_formats() if import_ else model_admin.get_export_formats()
-    )
+    if import_:
+        formats = model_admin.get_import_formats()
+    else:
+        formats = model_admin.get_export_formats()
     return str([f().get_title() for f in formats].index(title))
 
 
 @pytest.fixture
 def superuser_client(client, db):
-    User.objects.create_superuser('admin', 'admin@example.com', 'pw')
-    client.login(username='admin', password='pw')
+    client.force_login(
+        User.objects.create(username='admin', is_staff=True, is_superuser=True)
+    )
     return client
 
 
@@ -51,9 +53,9 @@ def tasks(db):
 
 
 def staff_client(client, *codenames):
-    user = User.objects.create_user('staff', password='pw', is_staff=True)
+    user = User.objects.create(username='staff', is_staff=True)
     user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
-    client.login(username='staff', password='pw')
+    client.force_login(user)
     return client
 
 
@@ -178,9 +180,9 @@ def test_import_bad_rows_shows_errors_and_saves_nothing(superuser_client, tasks)
     response = preview(superuser_client, text)
     assert response.status_code == 200
     assert 'confirm_form' not in response.context
-    page = response.content.decode()
-    assert 'row 2, column &#x27;status_when&#x27;: invalid when &#x27;2018-02-30&#x27;' in page
-    assert 'row 3, column &#x27;status_attempts&#x27;: invalid attempts &#x27;12&#x27;' in page
+    page = html.unescape(response.content.decode())
+    assert "row 2, column 'status_when': invalid when '2018-02-30'" in page
+    assert "row 3, column 'status_attempts': invalid attempts '12'" in page
     assert Task.objects.count() == len(tasks)
 
 
@@ -220,6 +222,19 @@ def test_confirmation_without_opt_in_still_refuses_working(superuser_client, db)
     ]
 
 
+def test_confirming_twice_imports_once(superuser_client, db):
+    response = preview(superuser_client, 'data,status_state\nx,waiting\n')
+    assert confirm(superuser_client, response).status_code == 302
+    again = superuser_client.post(
+        url('process_import'),
+        {n: v or '' for n, v in response.context['confirm_form'].initial.items()},
+        follow=True,
+    )
+    assert again.redirect_chain == [(url('import'), 302)]
+    assert 'the file to import is gone' in str(list(again.context['messages'])[-1])
+    assert Task.objects.count() == 1
+
+
 @pytest.mark.parametrize(
     'codenames, can_import, can_export',
     [
@@ -249,7 +264,9 @@ def test_permissions(client, db, codenames, can_import, can_export):
 
 def test_combined_with_another_admin_mixin(superuser_client, db):
     Upload.objects.create(
-        name='a', scan_status=Status.canceled(WHEN, 1), publish_status=Status.created(3, 0)
+        name='a',
+        scan_status=Status.canceled(WHEN, 1),
+        publish_status=Status.created(3, 0),
     )
     Upload.objects.create(name='b')
     response = superuser_client.get(url('changelist', 'upload'))
@@ -260,7 +277,8 @@ def test_combined_with_another_admin_mixin(superuser_client, db):
     form_page = superuser_client.get(export_url)
     rows = read_csv(superuser_client.post(export_url, export_post_data(form_page)))
     assert [
-        (row['name'], row['scan_status_state'], row['publish_status_when']) for row in rows
+        (row['name'], row['scan_status_state'], row['publish_status_when'])
+        for row in rows
     ] == [('a', 'canceled', '3')]
 
 

@@ -21,7 +21,9 @@ def wait_for_file(directory, pattern, timeout=TIMEOUT):
     """Return the one finished download in `directory` matching `pattern`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        done = [p for p in directory.glob(pattern) if not p.name.endswith('.crdownload')]
+        done = [
+            p for p in directory.glob(pattern) if not p.name.endswith('.crdownload')
+        ]
         if done:
             return done[0]
         time.sleep(0.1)
@@ -62,7 +64,9 @@ def test_export_filtered_then_import_with_confirmation(browser, tmp_path):
 
     # Fix the file: requeue as waiting, due now, attempts back to zero.
     for row in rows:
-        row.update(status='', status_state='waiting', status_when='', status_attempts='0')
+        row.update(
+            status='', status_state='waiting', status_when='', status_attempts='0'
+        )
     fixed = tmp_path / 'fixed.csv'
     with fixed.open('w', newline='') as file:
         writer = csv.DictWriter(file, fieldnames=list(rows[0]))
@@ -85,7 +89,8 @@ def test_export_filtered_then_import_with_confirmation(browser, tmp_path):
 
     confirm[0].click()
     wait.until(lambda driver: driver.find_elements(By.CSS_SELECTOR, '.messagelist'))
-    assert 'Import finished' in browser.find_element(By.CSS_SELECTOR, '.messagelist').text
+    messages = browser.find_element(By.CSS_SELECTOR, '.messagelist').text
+    assert 'Import finished' in messages
     for task in _reloaded(canceled):
         assert Status(task.status).state == State.waiting
         assert Status(task.status).attempts == 0

@@ -104,7 +104,8 @@ def test_round_trip_decoded_columns_alone(file_format):
     Task.objects.update(status=Status.created(0, 0))
     result = TaskResource().import_data(dataset)
     assert not result.has_validation_errors()
-    assert list(Task.objects.order_by('pk').values_list('status', flat=True)) == statuses
+    imported = Task.objects.order_by('pk').values_list('status', flat=True)
+    assert list(imported) == statuses
 
 
 @pytest.mark.django_db
