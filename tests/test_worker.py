@@ -231,9 +231,7 @@ def terminate_other_connections():
         return len(ids)
 
 
-@pytest.mark.skipif(
-    connection.vendor == 'sqlite', reason='SQLite has no server sessions to end'
-)
+@pytest.mark.vendors('postgresql', 'mysql')  # SQLite has no server sessions to end
 def test_worker_survives_its_connection_being_terminated(spawn):
     first = make_tasks(1)[0]
     child = start_worker(spawn, '--sleep=0.1')
