@@ -180,6 +180,8 @@ def test_setup_creates_the_superuser_and_seeds_once(demo):
     assert 'Created the superuser admin.' in demo.first_setup
     assert 'Log in as: admin / password: admin' in demo.first_setup
     assert 'Seeded 240 emails and 120 images.' in demo.first_setup
+    if 'DATABASE_URL' in demo.env:  # on the suite's PostgreSQL or MariaDB
+        assert f'Created the database {DEMO_DATABASE}.' in demo.first_setup
     before = demo.snapshot()
     for state in ('created', 'waiting', 'working', 'finished', 'canceled'):
         assert before['emails'][state] + before['resize'][state] + before['publish'][state] > 0
