@@ -38,7 +38,6 @@ setup(
         'Framework :: Django',
         'Framework :: Django :: 5.2',
         'Framework :: Django :: 6.0',
-        'License :: OSI Approved :: Apache Software License',
         'Programming Language :: Python :: 3',
     ],
 )

@@ -52,3 +52,12 @@ def with_state_and_priority(field, state, priority):
     """Expression: the status in `field` as `state` at `priority`, attempts kept."""
     base = Status.combine(state, priority, 0)
     return _int(base) + Remainder(F(field), _int(10))
+
+
+def to_minute(field):
+    """Expression: the status in `field` with seconds, milliseconds and attempts zeroed.
+
+    Rows written in the same minute share it, so it groups rows by minute
+    with exact integer arithmetic.
+    """
+    return F(field) - Remainder(F(field), _int(10**6))

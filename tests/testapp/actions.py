@@ -35,3 +35,11 @@ def fail_sometimes(task):
         raise modelqueue.Abort
     if outcome == 'cancel':
         raise modelqueue.Cancel
+
+
+def fail_or_follow_data(task):
+    """Raise an error of the action's own when the task's data says 'fail'."""
+    if task.data == 'fail':
+        record(task)
+        raise RuntimeError(f'task {task.pk} failed on purpose')
+    fail_sometimes(task)

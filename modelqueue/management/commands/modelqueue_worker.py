@@ -1,0 +1,133 @@
+"""``manage.py modelqueue_worker app_label.Model field dotted.path.to.action``.
+
+Parses and checks the arguments, then hands over to modelqueue.worker.
+"""
+
+import datetime as dt
+import logging
+import sys
+
+from django.apps import apps
+from django.core.management.base import BaseCommand, CommandError
+from django.utils.module_loading import import_string
+
+from ...worker import Worker, check_count, check_seconds, serve
+
+LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO}
+
+
+class Command(BaseCommand):
+    help = (
+        'Process a queue: run ACTION on the due rows of the status FIELD of'
+        ' MODEL until stopped (SIGTERM or SIGINT finishes the tasks in hand'
+        ' first; a second signal stops at once).'
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument('model', help='the queue model, as app_label.ModelName')
+        parser.add_argument('field', help='the status field of the queue')
+        parser.add_argument(
+            'action', help='dotted path of a callable that takes one model instance'
+        )
+        parser.add_argument(
+            '--retry', type=int, default=3, help='attempts before a row is canceled (0-8; default 3)'
+        )
+        parser.add_argument(
+            '--timeout',
+            type=float,
+            default=3600,
+            help='seconds after which a working row is given back (default 3600)',
+        )
+        parser.add_argument(
+            '--delay', type=float, default=0, help='seconds before a retry (default 0)'
+        )
+        parser.add_argument(
+            '--concurrency',
+            type=int,
+            default=1,
+            help='number of worker processes (default 1)',
+        )
+        parser.add_argument(
+            '--sleep',
+            type=float,
+            default=1.0,
+            help='seconds an idle worker waits before it looks again (default 1)',
+        )
+        parser.add_argument(
+            '--burst', action='store_true', help='exit when nothing is due'
+        )
+        parser.add_argument(
+            '--max-tasks',
+            type=int,
+            help='exit after this many tasks (in all processes together)',
+        )
+        parser.add_argument(
+            '--no-listen',
+            dest='listen',
+            action='store_false',
+            help='on PostgreSQL, poll instead of waking on commit (LISTEN/NOTIFY)',
+        )
+
+    def handle(self, *args, **options):
+        self._configure_logging(options['verbosity'])
+        queryset = _model(options['model'])._default_manager.all()
+        action = _action(options['action'])
+        try:
+            worker = Worker(
+                queryset,
+                options['field'],
+                action,
+                retry=options['retry'],
+                timeout=dt.timedelta(seconds=check_seconds('timeout', options['timeout'])),
+                delay=dt.timedelta(seconds=check_seconds('delay', options['delay'])),
+                sleep=options['sleep'],
+                burst=options['burst'],
+                max_tasks=check_count('max-tasks', options['max_tasks'], allow_none=True),
+                listen=options['listen'],
+            )
+            concurrency = check_count('concurrency', options['concurrency'])
+        except ValueError as error:
+            raise CommandError(error) from None
+        status = serve(worker, concurrency)
+        if status:
+            sys.exit(status)
+
+    def _configure_logging(self, verbosity):
+        """Show the worker's log lines on stderr unless logging is configured."""
+        logger = logging.getLogger('modelqueue.worker')
+        level = LOG_LEVELS.get(verbosity, logging.DEBUG)
+        if not logger.hasHandlers():
+            handler = logging.StreamHandler(self.stderr._out)
+            handler.setFormatter(
+                logging.Formatter('%(asctime)s %(levelname)s %(name)s: %(message)s')
+            )
+            logger.addHandler(handler)
+            logger.setLevel(level)
+        elif verbosity != 1:
+            logger.setLevel(level)
+
+
+def _model(label):
+    try:
+        return apps.get_model(label)
+    except (LookupError, ValueError) as error:
+        raise CommandError(
+            f'unknown model {label!r}: expected app_label.ModelName of an'
+            f' installed app ({error})'
+        ) from None
+
+
+def _action(path):
+    try:
+        action = import_string(path)
+    except Exception as error:  # noqa: BLE001 (any import failure is the user's to fix)
+        raise CommandError(
+            f'invalid action {path!r}: expected the dotted path of a callable,'
+            f' but it does not import ({type(error).__name__}: {error})'
+        ) from None
+    if not callable(action):
+        raise CommandError(
+            f'invalid action {path!r}: expected a callable, found'
+            f' {type(action).__name__}'
+        )
+    return action

@@ -1,0 +1,447 @@
+"""The worker loop behind ``manage.py modelqueue_worker``.
+
+A :class:`Worker` calls :func:`modelqueue.run` on one queue until it is told
+to stop, logging one line per task through the ``modelqueue.worker`` logger.
+:func:`serve` runs one worker in this process, or several in child processes.
+
+Signals: the first SIGTERM or SIGINT lets the task in hand finish, claims no
+new one, and exits 0; a second one stops at once (rows then held stay
+working until run() reclaims them after the timeout). Database errors are
+logged, the connection closed, and the worker backs off and continues.
+"""
+
+import logging
+import math
+import multiprocessing
+import os
+import random
+import select
+import signal
+import time
+
+from django.db import Error as DatabaseError
+from django.db import close_old_connections, connections
+
+from .queue import Abort, Cancel, Retry, _check_arguments, run
+from .status import ONE_HOUR, ZERO_SECS, Status
+from .wakeup import install_trigger, waiter_for
+
+logger = logging.getLogger('modelqueue.worker')
+
+BACKOFF = (0.5, 30.0)  # first and longest pause after a database error
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class Worker:
+    """Process the `field` queue of `queryset` with `action` until stopped.
+
+    `retry`, `timeout` and `delay` go to run(). An idle worker waits at most
+    `sleep` seconds before it looks again (less when a scheduled row comes
+    due sooner, and on PostgreSQL it wakes on commit when `listen` is true).
+    `burst` stops it when nothing is due; `max_tasks` after that many tasks.
+
+    >>> from tests.testapp.models import Task
+    >>> worker = Worker(Task.objects.all(), 'status', print, burst=True)
+    >>> worker.sleep, worker.processed
+    (1.0, 0)
+    >>> Worker(Task.objects.all(), 'status', print, sleep=-1)
+    Traceback (most recent call last):
+      ...
+    ValueError: invalid sleep -1: expected a number of seconds above 0
+    """
+
+    def __init__(
+        self,
+        queryset,
+        field,
+        action,
+        retry=3,
+        timeout=ONE_HOUR,
+        delay=ZERO_SECS,
+        sleep=1.0,
+        burst=False,
+        max_tasks=None,
+        listen=True,
+    ):
+        self.attname = _check_arguments(queryset, field, action, retry, timeout, delay)
+        self.queryset = queryset
+        self.field = field
+        self.action = action
+        self.retry = retry
+        self.timeout = timeout
+        self.delay = delay
+        self.sleep = check_seconds('sleep', sleep, above_zero=True)
+        self.burst = burst
+        self.budget = TaskBudget(max_tasks)
+        self.listen = listen
+        self.processed = 0
+        self.stopping = False
+        self._signals = 0
+        self._second_signal_stops = True
+        self._parent_pid = None
+        self._failures = 0
+        self._wakeup_fd = None
+
+    @property
+    def label(self):
+        return f'{self.queryset.model._meta.label}.{self.field}'
+
+    def run(self):
+        """Process tasks until stopped; return the number processed.
+
+        Must be called in the main thread: it handles SIGTERM and SIGINT.
+        """
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
+        os.set_blocking(write_fd, False)
+        previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        previous_handlers = {sig: signal.signal(sig, self._on_signal) for sig in SIGNALS}
+        self._wakeup_fd = read_fd
+        waiter = waiter_for(
+            self.queryset, self.field, listen=self.listen, wakeup_fd=read_fd
+        )
+        logger.info(
+            'Worker %s started on %s with %s (%s)',
+            os.getpid(),
+            self.label,
+            _dotted_name(self.action),
+            waiter.describe(self.sleep),
+        )
+        try:
+            self._loop(waiter)
+        finally:
+            waiter.close()
+            for sig, handler in previous_handlers.items():
+                signal.signal(sig, handler)
+            signal.set_wakeup_fd(previous_fd)
+            os.close(read_fd)
+            os.close(write_fd)
+            self._wakeup_fd = None
+        logger.info(
+            'Worker %s stopped after %s task%s',
+            os.getpid(),
+            self.processed,
+            '' if self.processed == 1 else 's',
+        )
+        return self.processed
+
+    def _loop(self, waiter):
+        while not self._should_stop():
+            if not self.budget.take():
+                break
+            try:
+                found = self._run_one()
+            except DatabaseError as error:
+                self.budget.give_back()
+                self._back_off(error)
+                continue
+            if found:
+                self._failures = 0
+                self.processed += 1
+                continue
+            self.budget.give_back()
+            if self.burst:
+                break
+            try:
+                waiter.wait(self.sleep)
+            except DatabaseError as error:
+                self._back_off(error)
+            self._drain_wakeup_fd()
+
+    def _should_stop(self):
+        if self._parent_pid is not None and os.getppid() != self._parent_pid:
+            logger.warning('Worker %s: parent process gone; stopping', os.getpid())
+            self.stopping = True
+        return self.stopping
+
+    def _run_one(self):
+        """Run one task; return whether a row was due.
+
+        An action's own exception is logged here (run() has recorded the
+        attempt); errors of the queue's own queries propagate.
+        """
+        call = ActionCall(self.action)
+        try:
+            run(self.queryset, self.field, call, self.retry, self.timeout, self.delay)
+        except Exception as error:
+            if call.task is None or error is not call.error:
+                if call.task is not None:
+                    call.log(self.attname, note='but its outcome was not written')
+                raise
+            call.log(self.attname)
+            close_old_connections()
+            return True
+        if call.task is None:
+            return False
+        call.log(self.attname)
+        return True
+
+    def _back_off(self, error):
+        """Log a database error, drop the connection, pause, and go on."""
+        self._failures += 1
+        first, longest = BACKOFF
+        pause = min(longest, first * 2 ** (self._failures - 1))
+        pause *= random.uniform(0.75, 1.25)
+        logger.warning(
+            'Worker %s: database error %s: %s; reconnecting in %.1fs',
+            os.getpid(),
+            type(error).__name__,
+            str(error).strip(),
+            pause,
+        )
+        for connection in connections.all(initialized_only=True):
+            try:
+                connection.close()
+            except DatabaseError:
+                pass
+        self._pause(pause)
+
+    def _pause(self, seconds):
+        """Sleep `seconds`, or less if a signal arrives."""
+        select.select([self._wakeup_fd], [], [], seconds)
+        self._drain_wakeup_fd()
+
+    def _drain_wakeup_fd(self):
+        try:
+            while os.read(self._wakeup_fd, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _on_signal(self, signum, frame):
+        name = signal.Signals(signum).name
+        self._signals += 1
+        if self._signals > 1 and self._second_signal_stops:
+            logger.warning(
+                'Worker %s: second %s, stopping now; rows in hand are given'
+                ' back after the timeout (%s)',
+                os.getpid(),
+                name,
+                self.timeout,
+            )
+            os._exit(128 + signum)
+        if not self.stopping:
+            logger.info(
+                'Worker %s: %s, finishing the task in hand, then stopping',
+                os.getpid(),
+                name,
+            )
+        self.stopping = True
+
+
+def _dotted_name(action):
+    module = getattr(action, '__module__', None)
+    name = getattr(action, '__qualname__', None)
+    return f'{module}.{name}' if module and name else repr(action)
+
+
+class ActionCall:
+    """The worker's action wrapped: remembers the task, its error and time."""
+
+    def __init__(self, action):
+        self.action = action
+        self.task = None
+        self.error = None
+        self.seconds = None
+
+    def __call__(self, task):
+        self.task = task
+        started = time.monotonic()
+        try:
+            self.action(task)
+        except BaseException as error:
+            self.error = error
+            raise
+        finally:
+            self.seconds = time.monotonic() - started
+
+    def outcome(self):
+        """Name what the action did: finished, retry, aborted, canceled or failed."""
+        if self.error is None:
+            return 'finished'
+        for kind, name in ((Retry, 'retry'), (Abort, 'aborted'), (Cancel, 'canceled')):
+            if isinstance(self.error, kind):
+                return name
+        return 'failed'
+
+    def log(self, attname, note=None):
+        """Log one line: the task, the outcome, the duration (and the new state)."""
+        outcome = self.outcome()
+        state = Status(getattr(self.task, attname)).state.name
+        message = '%s pk=%s %s in %.3fs'
+        args = [self.task._meta.label, self.task.pk, outcome, self.seconds]
+        if note:
+            message += ' ' + note
+        elif state != outcome:
+            message += ', now %s'
+            args.append(state)
+        if outcome == 'failed':
+            logger.error(message, *args, exc_info=self.error)
+        else:
+            logger.info(message, *args)
+
+
+class TaskBudget:
+    """How many more tasks may start: unlimited, or shared by processes.
+
+    >>> budget = TaskBudget(1)
+    >>> budget.take(), budget.take()
+    (True, False)
+    >>> budget.give_back()
+    >>> budget.take()
+    True
+    >>> TaskBudget(None).take()
+    True
+    """
+
+    def __init__(self, limit):
+        self.limit = limit
+        self._left = None
+        if limit is not None:
+            self._left = multiprocessing.get_context('fork').Value('q', limit)
+
+    def take(self):
+        if self._left is None:
+            return True
+        with self._left.get_lock():
+            if self._left.value <= 0:
+                return False
+            self._left.value -= 1
+            return True
+
+    def give_back(self):
+        if self._left is not None:
+            with self._left.get_lock():
+                self._left.value += 1
+
+
+def check_seconds(name, value, above_zero=False):
+    """Return `value` as a float of seconds, or raise ValueError.
+
+    >>> check_seconds('delay', 2)
+    2.0
+    >>> check_seconds('delay', -1)
+    Traceback (most recent call last):
+      ...
+    ValueError: invalid delay -1: expected a number of seconds of 0 or more
+    """
+    number = float(value)
+    if not math.isfinite(number) or number < 0 or (above_zero and number == 0):
+        expected = 'above 0' if above_zero else 'of 0 or more'
+        raise ValueError(
+            f'invalid {name} {value!r}: expected a number of seconds {expected}'
+        )
+    return number
+
+
+def check_count(name, value, allow_none=False):
+    """Return `value` if it is a whole number of at least 1, or raise ValueError.
+
+    >>> check_count('concurrency', 4)
+    4
+    >>> check_count('max_tasks', 0)
+    Traceback (most recent call last):
+      ...
+    ValueError: invalid max_tasks 0: expected a whole number of 1 or more
+    """
+    if value is None and allow_none:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f'invalid {name} {value!r}: expected a whole number of 1 or more'
+        )
+    return value
+
+
+def serve(worker, concurrency=1):
+    """Run `worker` here, or `concurrency` copies of it in child processes.
+
+    On PostgreSQL with ``worker.listen``, first installs the trigger that
+    wakes idle workers on commit (see :func:`modelqueue.wakeup.install_trigger`).
+    Returns the exit status: 0 after a graceful stop.
+    """
+    check_count('concurrency', concurrency)
+    if worker.listen:
+        _install_trigger(worker)
+    if concurrency == 1:
+        worker.run()
+        return 0
+    return _serve_processes(worker, concurrency)
+
+
+def _install_trigger(worker):
+    model = worker.queryset.model
+    try:
+        install_trigger(model, worker.field, using=worker.queryset.db)
+    except DatabaseError as error:
+        logger.warning(
+            'Could not install the wake-up trigger on %s (%s); idle workers'
+            ' will still poll every %ss',
+            worker.label,
+            str(error).strip(),
+            worker.sleep,
+        )
+    finally:
+        connections[worker.queryset.db].close()
+
+
+def _serve_processes(worker, concurrency):
+    """Fork `concurrency` workers; forward signals; wait for them all.
+
+    The first SIGTERM or SIGINT is passed on as SIGTERM (children finish
+    their task); the second kills the children at once. A child ignores
+    further signals itself, since a terminal's Ctrl-C or a service manager
+    may signal the whole group as well as the parent.
+    """
+    connections.close_all()
+    context = multiprocessing.get_context('fork')
+    parent_pid = os.getpid()
+    children = [
+        context.Process(
+            target=_child, args=(worker, parent_pid), name=f'modelqueue-worker-{n}'
+        )
+        for n in range(1, concurrency + 1)
+    ]
+    for child in children:
+        child.start()
+    received = []
+
+    def forward(signum, frame):
+        received.append(signum)
+        if len(received) == 1:
+            logger.info(
+                'Parent %s: %s, letting %s workers finish their tasks',
+                parent_pid,
+                signal.Signals(signum).name,
+                concurrency,
+            )
+            sent = signal.SIGTERM
+        else:
+            logger.warning('Parent %s: second signal, killing workers now', parent_pid)
+            sent = signal.SIGKILL
+        for child in children:
+            if child.exitcode is None:
+                try:
+                    os.kill(child.pid, sent)
+                except ProcessLookupError:
+                    pass
+
+    previous = {sig: signal.signal(sig, forward) for sig in SIGNALS}
+    try:
+        for child in children:
+            child.join()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if len(received) > 1:
+        return 128 + received[-1]
+    failed = [child for child in children if child.exitcode != 0]
+    for child in failed:
+        logger.error('Worker %s exited with status %s', child.pid, child.exitcode)
+    return 1 if failed else 0
+
+
+def _child(worker, parent_pid):
+    worker._parent_pid = parent_pid
+    worker._second_signal_stops = False
+    worker.run()

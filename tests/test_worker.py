@@ -1,0 +1,291 @@
+"""The modelqueue_worker command, run as real processes against the test database."""
+
+import collections
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from modelqueue import State, Status
+from tests.testapp.models import Execution, Task
+
+ACTIONS = 'tests.testapp.actions.'
+
+
+def start_worker(spawn, *options, action='record', env=None, **popen_kwargs):
+    """Start ``modelqueue_worker testapp.Task status <action>`` with log lines on."""
+    return spawn(
+        '-m',
+        'django',
+        'modelqueue_worker',
+        'testapp.Task',
+        'status',
+        ACTIONS + action,
+        '--verbosity=2',
+        *options,
+        env={'DJANGO_SETTINGS_MODULE': 'tests.settings', **(env or {})},
+        **popen_kwargs,
+    )
+
+
+def finish(child, timeout=60):
+    """Wait for `child` to exit; return its exit status and its log (stderr)."""
+    try:
+        _, log = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        _, log = child.communicate()
+        pytest.fail(f'the worker did not exit within {timeout}s; its log:\n{log}')
+    return child.returncode, log
+
+
+def wait_for(condition, what, timeout=20, child=None):
+    """Poll `condition` until it is true; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if child is not None and child.poll() is not None:
+            pytest.fail(f'the worker exited while waiting for {what}: {finish(child)}')
+        if time.monotonic() > deadline:
+            pytest.fail(f'timed out after {timeout}s waiting for {what}')
+        time.sleep(0.02)
+
+
+def make_tasks(count, data='task'):
+    return Task.objects.bulk_create(
+        Task(data=f'{data}', status=Status.waiting()) for _ in range(count)
+    )
+
+
+def states():
+    return collections.Counter(
+        Status(value).state.name for value in Task.objects.values_list('status', flat=True)
+    )
+
+
+def executions_per_task():
+    return collections.Counter(Execution.objects.values_list('task_id', flat=True))
+
+
+def test_burst_processes_the_queue_and_exits_0(spawn):
+    tasks = make_tasks(5)
+    status, log = finish(start_worker(spawn, '--burst'))
+    assert status == 0, log
+    assert states() == {'finished': 5}
+    assert executions_per_task() == {task.pk: 1 for task in tasks}
+    for task in tasks:
+        assert f'testapp.Task pk={task.pk} finished in ' in log
+
+
+def test_each_outcome_is_logged_once_per_task(spawn):
+    tasks = {
+        data: Task.objects.create(data=data, status=Status.waiting())
+        for data in ('ok', 'retry', 'abort', 'cancel', 'fail')
+    }
+    child = start_worker(
+        spawn, '--burst', '--retry=1', '--delay=600', action='fail_or_follow_data'
+    )
+    status, log = finish(child)
+    assert status == 0, log
+    expected = {
+        'ok': 'finished in ',
+        'retry': 'retry in ',
+        'abort': 'aborted in ',
+        'cancel': 'canceled in ',
+        'fail': 'failed in ',
+    }
+    for data, outcome in expected.items():
+        lines = [line for line in log.splitlines() if f'pk={tasks[data].pk} ' in line]
+        assert len(lines) == 1 and outcome in lines[0], (data, log)
+    assert 'RuntimeError: task %s failed on purpose' % tasks['fail'].pk in log
+    assert Status(Task.objects.get(pk=tasks['abort'].pk).status).state == State.waiting
+    assert Status(Task.objects.get(pk=tasks['fail'].pk).status).state == State.waiting
+    assert Status(Task.objects.get(pk=tasks['cancel'].pk).status).state == State.canceled
+
+
+def test_concurrency_processes_each_row_exactly_once(spawn):
+    tasks = make_tasks(30)
+    child = start_worker(
+        spawn,
+        '--burst',
+        '--concurrency=3',
+        action='record_slowly',
+        env={'MODELQUEUE_TEST_ACTION_SECONDS': '0.05'},
+    )
+    status, log = finish(child)
+    assert status == 0, log
+    assert executions_per_task() == {task.pk: 1 for task in tasks}
+    assert states() == {'finished': 30}
+    pids = set(Execution.objects.values_list('pid', flat=True))
+    assert child.pid not in pids
+    assert 2 <= len(pids) <= 3, pids
+
+
+def test_max_tasks_stops_after_that_many(spawn):
+    make_tasks(5)
+    status, log = finish(start_worker(spawn, '--max-tasks=2'))
+    assert status == 0, log
+    assert states() == {'finished': 2, 'waiting': 3}
+
+
+def test_max_tasks_counts_all_processes_together(spawn):
+    make_tasks(8)
+    status, log = finish(start_worker(spawn, '--max-tasks=3', '--concurrency=2'))
+    assert status == 0, log
+    assert states() == {'finished': 3, 'waiting': 5}
+    assert Execution.objects.count() == 3
+
+
+def started(count=1):
+    return lambda: Execution.objects.count() >= count
+
+
+LONG_ACTION = {'MODELQUEUE_TEST_ACTION_SECONDS': '2'}
+
+
+@pytest.mark.parametrize('sent', [signal.SIGTERM, signal.SIGINT])
+def test_signal_finishes_the_task_in_hand_and_exits_0(spawn, sent):
+    first, second = make_tasks(2)
+    child = start_worker(spawn, action='record_slowly', env=LONG_ACTION)
+    wait_for(started(), 'the first action to start', child=child)
+    child.send_signal(sent)
+    status, log = finish(child)
+    assert status == 0, log
+    assert states() == {'finished': 1, 'waiting': 1}, log
+    assert Execution.objects.count() == 1
+    assert 'finishing the task in hand' in log
+
+
+def test_second_signal_stops_at_once(spawn):
+    make_tasks(1)
+    child = start_worker(
+        spawn, action='record_slowly', env={'MODELQUEUE_TEST_ACTION_SECONDS': '60'}
+    )
+    wait_for(started(), 'the action to start', child=child)
+    child.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    child.send_signal(signal.SIGTERM)
+    status, log = finish(child, timeout=10)
+    assert status == 128 + signal.SIGTERM, log
+    assert states() == {'working': 1}, 'the row stays held until the timeout'
+    assert 'stopping now' in log
+
+
+def test_concurrent_workers_finish_their_tasks_on_a_signal_to_the_group(spawn):
+    make_tasks(3)
+    child = start_worker(
+        spawn,
+        '--concurrency=2',
+        action='record_slowly',
+        env=LONG_ACTION,
+        start_new_session=True,
+    )
+    wait_for(started(2), 'both workers to start an action', child=child)
+    # As a terminal's Ctrl-C does: every process of the group gets SIGINT.
+    os.killpg(child.pid, signal.SIGINT)
+    status, log = finish(child)
+    assert status == 0, log
+    assert states() == {'finished': 2, 'waiting': 1}, log
+    assert Execution.objects.count() == 2
+
+
+def test_second_signal_to_the_parent_kills_the_workers(spawn):
+    make_tasks(2)
+    child = start_worker(
+        spawn,
+        '--concurrency=2',
+        action='record_slowly',
+        env={'MODELQUEUE_TEST_ACTION_SECONDS': '60'},
+    )
+    wait_for(started(2), 'both workers to start an action', child=child)
+    child.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    child.send_signal(signal.SIGTERM)
+    status, log = finish(child, timeout=10)
+    assert status == 128 + signal.SIGTERM, log
+    assert states() == {'working': 2}
+    for pid in Execution.objects.values_list('pid', flat=True):
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def terminate_other_connections():
+    """End every other session on the test database, as a restart would."""
+    with connection.cursor() as cursor:
+        if connection.vendor == 'postgresql':
+            cursor.execute(
+                'SELECT pg_terminate_backend(pid) FROM pg_stat_activity'
+                ' WHERE datname = current_database() AND pid <> pg_backend_pid()'
+            )
+            return len(cursor.fetchall())
+        cursor.execute(
+            'SELECT id FROM information_schema.processlist'
+            ' WHERE db = DATABASE() AND id <> CONNECTION_ID()'
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        for session in ids:
+            cursor.execute(f'KILL {int(session)}')
+        return len(ids)
+
+
+@pytest.mark.skipif(
+    connection.vendor == 'sqlite', reason='SQLite has no server sessions to end'
+)
+def test_worker_survives_its_connection_being_terminated(spawn):
+    first = make_tasks(1)[0]
+    child = start_worker(spawn, '--sleep=0.1')
+    wait_for(lambda: states() == {'finished': 1}, 'the first task', child=child)
+    assert terminate_other_connections() >= 1
+    second = make_tasks(1)[0]
+    wait_for(lambda: states() == {'finished': 2}, 'the second task', child=child)
+    assert child.poll() is None
+    child.send_signal(signal.SIGTERM)
+    status, log = finish(child)
+    assert status == 0, log
+    assert executions_per_task() == {first.pk: 1, second.pk: 1}
+    assert 'database error' in log
+
+
+BAD_ARGUMENTS = [
+    (['testapp.Nothing', 'status', ACTIONS + 'record'], "unknown model 'testapp.Nothing'"),
+    (['Task', 'status', ACTIONS + 'record'], "unknown model 'Task'"),
+    (['testapp.Task', 'missing', ACTIONS + 'record'], "invalid field 'missing'"),
+    (['testapp.Task', 'data', ACTIONS + 'record'], "invalid field 'data'"),
+    (['testapp.Task', 'status', ACTIONS + 'nowhere'], "invalid action 'tests.testapp.actions.nowhere'"),
+    (['testapp.Task', 'status', 'nowhere'], "invalid action 'nowhere'"),
+    (['testapp.Task', 'status', 'tests.settings.SECRET_KEY'], "invalid action 'tests.settings.SECRET_KEY': expected a callable, found str"),
+    (['testapp.Task', 'status', ACTIONS + 'record', '--retry=9'], 'invalid retry 9'),
+    (['testapp.Task', 'status', ACTIONS + 'record', '--timeout=-1'], 'invalid timeout -1'),
+    (['testapp.Task', 'status', ACTIONS + 'record', '--delay=-1'], 'invalid delay -1'),
+    (['testapp.Task', 'status', ACTIONS + 'record', '--sleep=-1'], 'invalid sleep -1'),
+    (['testapp.Task', 'status', ACTIONS + 'record', '--sleep=0'], 'invalid sleep 0'),
+    (['testapp.Task', 'status', ACTIONS + 'record', '--concurrency=0'], 'invalid concurrency 0'),
+    (['testapp.Task', 'status', ACTIONS + 'record', '--max-tasks=-2'], 'invalid max-tasks -2'),
+]
+
+
+@pytest.mark.parametrize(('arguments', 'message'), BAD_ARGUMENTS)
+def test_bad_arguments_are_rejected_with_a_clear_message(arguments, message):
+    with pytest.raises(CommandError, match='^' + message.replace('.', r'\.')):
+        call_command('modelqueue_worker', *arguments)
+
+
+def test_bad_arguments_exit_with_the_message_and_change_nothing(spawn):
+    task = make_tasks(1)[0]
+    child = spawn(
+        '-m',
+        'django',
+        'modelqueue_worker',
+        'testapp.Task',
+        'status',
+        ACTIONS + 'record',
+        '--delay=-5',
+        env={'DJANGO_SETTINGS_MODULE': 'tests.settings'},
+    )
+    status, log = finish(child)
+    assert status == 1
+    assert 'CommandError: invalid delay -5' in log
+    assert Task.objects.get(pk=task.pk).status == task.status
