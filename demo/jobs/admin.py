@@ -2,12 +2,9 @@
 
 from django.contrib import admin
 
-from .models import Email, Image
+from modelqueue.admin import QueueAdminMixin
 
-try:
-    from modelqueue.admin import QueueAdminMixin
-except ImportError:  # not on main yet: the 2.2.1 filter and actions meanwhile
-    from .fallback_admin import QueueAdminMixin
+from .models import Email, Image
 
 try:  # import and export buttons when django-import-export is installed
     from modelqueue.import_export_admin import QueueImportExportMixin
