@@ -36,10 +36,10 @@ COPY_IGNORE = shutil.ignore_patterns(
     'test-artifacts', '.hypothesis', 'bench',
 )
 DEMO_DATABASE = f'modelqueue_demo_{CHECKOUT_TAG}'
-# Emails waiting with a priority at or before {at}.
-DUE_EMAILS = (
-    'Email.objects.filter(status__gte=Status.minimum(State.waiting),'
-    ' status__lte=Status.waiting({at}, 9)).count()'
+# Images waiting to be published with a priority at or before {at}.
+DUE_TO_PUBLISH = (
+    'Image.objects.filter(publish_status__gte=Status.minimum(State.waiting),'
+    ' publish_status__lte=Status.waiting({at}, 9)).count()'
 )
 
 
@@ -137,12 +137,11 @@ class Demo:
         return json.loads(self.manage('shell', '-v', '0', '-c', code))
 
     def snapshot(self):
-        """The tally of each queue, the number of emails and the users."""
+        """The tally of each queue, and the users."""
         return self.query(
             "{'emails': Status.tally(Email.objects.all(), 'status'),"
             " 'resize': Status.tally(Image.objects.all(), 'resize_status'),"
             " 'publish': Status.tally(Image.objects.all(), 'publish_status'),"
-            " 'email_count': Email.objects.count(),"
             " 'users': list(User.objects.values_list('username', flat=True))}"
         )
 
@@ -257,8 +256,7 @@ def _start(demo, port):
     return process, output
 
 
-def test_run_serves_the_admin_and_works_the_queues(demo):
-    before = demo.snapshot()
+def test_run_serves_the_admin_and_the_dashboards_move(demo):
     port = _free_port()
     process, output = _start(demo, port)
     try:
@@ -273,20 +271,37 @@ def test_run_serves_the_admin_and_works_the_queues(demo):
         client = AdminClient(f'http://127.0.0.1:{port}')
         url, page = client.login('admin', 'admin')
         assert url.endswith('/admin/'), page
-        assert 'ModelQueue demo' in page and 'Emails' in page and 'Images' in page
+        assert 'ModelQueue demo' in page
+        assert '/admin/jobs/email/dashboard/' in page
+        assert '/admin/jobs/image/dashboard/' in page
         status, _, page = client.get('/admin/jobs/email/')
         assert status == 200 and 'Select email to change' in page
         status, _, page = client.get('/admin/jobs/image/?resize_status_queue=canceled')
         assert status == 200 and '12000' in page
+        status, _, page = client.get('/admin/jobs/image/dashboard/')
+        assert status == 200 and 'Queue dashboard' in page
+
+        def figures():
+            queues = {}
+            for model in ('email', 'image'):
+                status, _, body = client.get(f'/admin/jobs/{model}/dashboard/data/')
+                assert status == 200
+                queues.update((queue['field'], queue) for queue in json.loads(body)['queues'])
+            return queues
+
+        before = figures()
+        assert set(before) == {'status', 'resize_status', 'publish_status'}
 
         def moved():
-            now = demo.snapshot()
-            return now['email_count'] > before['email_count'] and all(
-                now[queue]['finished'] > before[queue]['finished']
-                for queue in ('emails', 'resize', 'publish')
+            now = figures()
+            return sum(now['status']['tally'].values()) > sum(
+                before['status']['tally'].values()
+            ) and all(
+                now[field]['tally']['finished'] > before[field]['tally']['finished']
+                for field in now
             )
 
-        _wait_for(moved, 60, 'the workers and the producer did not move the queues')
+        _wait_for(moved, 60, 'the workers and the producer did not move the dashboards')
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -303,21 +318,21 @@ def test_run_serves_the_admin_and_works_the_queues(demo):
 def test_worker_burst_drains_what_is_due(demo):
     demo.manage('seed', '--reset')
     due, started, finished = demo.query(
-        f"[{DUE_EMAILS.format(at='modelqueue.now()')}, modelqueue.now().isoformat(),"
-        " Status.tally(Email.objects.all(), 'status')['finished']]"
+        f"[{DUE_TO_PUBLISH.format(at='modelqueue.now()')}, modelqueue.now().isoformat(),"
+        " Status.tally(Image.objects.all(), 'publish_status')['finished']]"
     )
     assert due > 0
 
     demo.manage(
-        'modelqueue_worker', 'jobs.Email', 'status', 'demo.jobs.actions.send_email',
-        '--concurrency', '4', '--burst', timeout=120,
+        'modelqueue_worker', 'jobs.Image', 'publish_status',
+        'demo.jobs.actions.publish_image', '--concurrency', '2', '--burst', timeout=120,
     )
 
     # Every row due when the burst began was run; what still waits was put
-    # back (Retry, Abort) to run later than that.
+    # back (Retry) to run later than that.
     due_then, finished_now = demo.query(
-        f"[{DUE_EMAILS.format(at=f'datetime.datetime.fromisoformat({started!r})')},"
-        " Status.tally(Email.objects.all(), 'status')['finished']]"
+        f"[{DUE_TO_PUBLISH.format(at=f'datetime.datetime.fromisoformat({started!r})')},"
+        " Status.tally(Image.objects.all(), 'publish_status')['finished']]"
     )
     assert due_then == 0
     assert finished_now > finished

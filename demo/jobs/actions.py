@@ -29,7 +29,7 @@ THUMBNAIL_WIDTH = 320
 
 def send_email(email):
     """Send `email` (pretend): finished, retried, aborted or canceled."""
-    time.sleep(random.uniform(0.05, 0.4))
+    time.sleep(random.uniform(0.1, 0.6))
     domain = email.recipient.rpartition('@')[2]
     if domain == 'invalid.example':
         raise modelqueue.Cancel(f'no mailbox {email.recipient}')

@@ -1,8 +1,10 @@
 """Keep the demo moving: add a few rows every few seconds until stopped.
 
-New emails are mostly due at once, some scheduled a little later; now and
-then an image arrives. Production pauses while the email backlog is large
-(no worker running), so a forgotten demo does not grow without end.
+New emails are mostly due at once, some scheduled a little later; about
+once a minute a newsletter queues dozens at once, and the backlog on the
+dashboard rises and drains. Now and then an image arrives. Production
+pauses while the email backlog is large (no worker running), so a
+forgotten demo does not grow without end.
 """
 
 import datetime as dt
@@ -11,11 +13,13 @@ import random
 import signal
 import threading
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from demo.jobs.models import Email, Image
-from demo.jobs.management.commands.seed import NAMES, SIZES
+from demo.jobs.management.commands.seed import NAMES, SIZE_WEIGHTS, SIZES
 from modelqueue import State, Status, now
+
+NEWSLETTER_SECONDS = 60
 
 
 class Command(BaseCommand):
@@ -33,6 +37,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, every, max_backlog, **options):
+        if not every > 0:
+            raise CommandError(f'invalid --every {every}: expected seconds above 0')
+        if max_backlog < 0:
+            raise CommandError(f'invalid --max-backlog {max_backlog}: expected 0 or more')
         stopping = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stopping.set())
@@ -44,19 +52,22 @@ class Command(BaseCommand):
             if Email.objects.filter(**waiting).count() > max_backlog:
                 continue
             current = now()
-            emails = [
+            if rng.random() < every / NEWSLETTER_SECONDS:
+                subject, count = f'Newsletter {batch}', rng.randint(25, 50)
+            else:
+                subject, count = f'Notification {batch}', rng.randint(1, 3)
+            Email.objects.bulk_create(
                 Email(
                     recipient=f'{rng.choice(NAMES)}@example.com',
-                    subject=f'Notification {batch}-{index}',
+                    subject=subject,
                     status=Status.waiting(
                         current + dt.timedelta(seconds=rng.choice([0, 0, 0, 20, 60]))
                     ),
                 )
-                for index in range(rng.randint(1, 3))
-            ]
-            Email.objects.bulk_create(emails)
+                for _ in range(count)
+            )
             if rng.random() < 0.3:
-                width, height = rng.choice(SIZES[:4])
+                width, height = rng.choices(SIZES, weights=SIZE_WEIGHTS)[0]
                 Image.objects.create(
                     name=f'upload-{batch}.jpg', width=width, height=height
                 )
