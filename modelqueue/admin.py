@@ -243,6 +243,7 @@ class QueueAdminMixin:
         formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
         if db_field.name in self.queue_fields and formfield is not None:
             formfield.validators.append(_check_status)
+            formfield.widget.attrs['class'] = 'modelqueue-status-input'
             formfield.help_text = _(
                 '19 digits: the state (1 created, 2 waiting, 3 working, 4 finished,'
                 ' 5 canceled), the priority (a UTC timestamp yyyymmddHHMMSSmmm or an'

@@ -6,6 +6,7 @@ import json
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import User
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
@@ -14,7 +15,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 import modelqueue
 from modelqueue import State, Status
-from tests.testapp.models import Task
+from tests.testapp.models import Task, Upload
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,6 +56,21 @@ def test_filter_requeue_cancel_and_reprioritize(browser):
     Task.objects.create(data='done', status=Status.finished(current - dt.timedelta(minutes=2)))
     Task.objects.create(data='<script>document.title="owned"</script>')
     log_in(browser)
+    browser.screenshot('admin-index')
+    browser.find_element(By.CSS_SELECTOR, '#modelqueue-queues caption a').click()
+    WebDriverWait(browser, WAIT_SECONDS).until(EC.url_contains('/dashboard/overview/'))
+    stalled = browser.find_element(By.CSS_SELECTOR, 'tr[data-queue="tasks:status"] td.modelqueue-alert')
+    assert stalled.text == '1'
+    browser.screenshot('admin-overview')
+    Upload.objects.create(name='scan me')
+    browser.go('/admin/testapp/upload/dashboard/')
+    WebDriverWait(browser, WAIT_SECONDS).until(
+        lambda driver: driver.execute_script('return typeof Chart !== "undefined"')
+    )
+    assert chart_data(browser, 'publish_status', 'tally') == [[1, 0, 0, 0, 0]]
+    browser.screenshot('admin-dashboard-two-queues')
+    browser.go(f'/admin/testapp/task/{Task.objects.get(data="stuck").pk}/change/')
+    browser.screenshot('admin-change-form')
 
     browser.go('/admin/testapp/task/')
     browser.screenshot('admin-changelist')
@@ -141,9 +157,16 @@ def test_dashboard_follows_a_worker_without_reload(browser, spawn, monkeypatch):
     assert worker.returncode == 0, err
     assert json.loads(out)['processed'] == 6
 
-    WebDriverWait(browser, WAIT_SECONDS).until(
-        lambda driver: chart_data(driver, 'status', 'tally')[0] == [0, 1, 0, 6, 0]
-    )
+    try:
+        WebDriverWait(browser, WAIT_SECONDS).until(
+            lambda driver: chart_data(driver, 'status', 'tally')[0] == [0, 1, 0, 6, 0]
+        )
+    except TimeoutException:
+        line = browser.find_element(By.CSS_SELECTOR, '[data-refresh-status]').text
+        pytest.fail(
+            f'the chart still shows {chart_data(browser, "status", "tally")} after'
+            f' {WAIT_SECONDS}s ({line!r}); the database has {states()}'
+        )
     finished, canceled = chart_data(browser, 'status', 'throughput')
     assert sum(finished) == 6 and sum(canceled) == 0
     assert browser.find_element(By.CSS_SELECTOR, '[data-figure="due"]').text == '0'
