@@ -76,7 +76,7 @@ def status_when_html(status, current=None):
 
 
 def status_state_html(status):
-    """Return the state of `status` as a coloured badge.
+    """Return the state of `status` as a coloured badge (translated name).
 
     >>> print(status_state_html(Status.canceled(123)))
     <span class="modelqueue-badge modelqueue-canceled">canceled</span>
@@ -99,6 +99,14 @@ class QueueAdminMixin:
 
     The query parameter of each state filter is ``<field>_queue``, as with
     :func:`modelqueue.admin_list_filter`.
+
+    >>> from django.contrib import admin
+    >>> from tests.testapp.models import Task
+    >>> class TaskAdmin(QueueAdminMixin, admin.ModelAdmin):
+    ...     actions = ['delete_selected']
+    >>> task_admin = TaskAdmin(Task, admin.AdminSite(name='example'))
+    >>> task_admin.actions
+    ['delete_selected', <function requeue_status ...>, <function cancel_status ...>, <function reprioritize_status ...>, <function reset_status_attempts ...>]
     """
 
     queue_fields = ['status']
@@ -243,6 +251,7 @@ class QueueAdminMixin:
         formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
         if db_field.name in self.queue_fields and formfield is not None:
             formfield.validators.append(_check_status)
+            formfield.widget.attrs['class'] = 'modelqueue-status-input'
             formfield.help_text = _(
                 '19 digits: the state (1 created, 2 waiting, 3 working, 4 finished,'
                 ' 5 canceled), the priority (a UTC timestamp yyyymmddHHMMSSmmm or an'

@@ -15,7 +15,11 @@ import time
 
 from django.core.exceptions import FieldDoesNotExist
 from django.db import OperationalError, connections, transaction
+from django.db.models.expressions import RawSQL
+from django.db.models.query import ModelIterable
+from django.db.models.sql.subqueries import UpdateQuery
 
+from .expressions import with_state_and_priority
 from .status import MAX_ATTEMPTS, ONE_HOUR, ZERO_SECS, State, Status, now
 
 logger = logging.getLogger('modelqueue')
@@ -147,26 +151,53 @@ def _write(using, attempt_write):
 
 def _fenced_update(queryset, pk, attname, expected, values):
     """UPDATE the row `pk` with `values` only while it holds `expected`."""
+    if values.keys() == {attname}:
+        return _fenced_status_update(queryset, pk, attname, expected, values[attname])
     manager = queryset.model._base_manager.using(queryset.db)
     return manager.filter(pk=pk, **{attname: expected}).update(**values)
 
 
-def _reclaim_stalled(queryset, attname, retry, timeout, delay):
-    """Give back one row left working longer than `timeout`, if any.
+def _fenced_status_update(queryset, pk, attname, expected, status):
+    """The common case of `_fenced_update`, one status written, as plain SQL:
+    building it with the ORM would cost more than the round trip."""
+    connection = connections[queryset.db]
+    qn = connection.ops.quote_name
+    field = queryset.model._meta.get_field(attname)
+    meta = field.model._meta  # the table that holds the column
+    column = qn(field.column)
+    sql = (
+        f'UPDATE {qn(meta.db_table)} SET {column} = %s'
+        f' WHERE {qn(meta.pk.column)} = %s AND {column} = %s'
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql, (int(status), meta.pk.get_db_prep_value(pk, connection), int(expected))
+        )
+        return cursor.rowcount
+
+
+def _stalled(queryset, attname, timeout, current):
+    """The rows of `queryset` left working longer than `timeout`."""
+    return queryset.filter(
+        **{
+            attname + '__gte': Status.minimum(State.working),
+            attname + '__lte': Status.working(current - timeout, MAX_ATTEMPTS),
+        }
+    )
+
+
+def _reclaim_stalled(queryset, attname, retry, timeout, delay, claimed_pk=None):
+    """Give back one row left working longer than `timeout`, if any; return
+    whether one was given back. `claimed_pk`, this run's own claim, is never
+    taken.
 
     Its attempt counts; past `retry` attempts the row is canceled.
     """
     current = now()
-    stalled = (
-        queryset.filter(
-            **{
-                attname + '__gte': Status.minimum(State.working),
-                attname + '__lte': Status.working(current - timeout, MAX_ATTEMPTS),
-            }
-        )
-        .order_by(attname)
-        .values_list('pk', attname)[:1]
-    )
+    stalled = _stalled(queryset, attname, timeout, current)
+    if claimed_pk is not None:
+        stalled = stalled.exclude(pk=claimed_pk)
+    stalled = stalled.order_by(attname).values_list('pk', attname)[:1]
     for pk, value in stalled:
         status = Status(value)
         attempts = min(status.attempts + 1, MAX_ATTEMPTS)
@@ -187,13 +218,15 @@ def _reclaim_stalled(queryset, attname, retry, timeout, delay):
                 timeout,
                 new_status.state.name,
             )
+        return bool(changed)
+    return False
 
 
-def _due(queryset, attname):
+def _due(queryset, attname, current=None):
     return queryset.filter(
         **{
             attname + '__gte': Status.minimum(State.waiting),
-            attname + '__lte': Status.waiting(now(), MAX_ATTEMPTS),
+            attname + '__lte': Status.waiting(current or now(), MAX_ATTEMPTS),
         }
     ).order_by(attname)
 
@@ -235,6 +268,173 @@ def _claim_compare_and_swap(queryset, attname):
             )
             if won:
                 return task, claimed
+
+
+def _claims_in_one_statement(queryset):
+    """Whether `queryset` can be claimed by one UPDATE ... RETURNING.
+
+    PostgreSQL and SQLite >= 3.35 return the updated row; the model is built
+    from it as the queryset would, so the queryset must load plain rows of
+    one table (no select_related, annotations, deferred fields, values(),
+    prefetching or multi-table inheritance).
+    """
+    connection = connections[queryset.db]
+    query = queryset.query
+    return (
+        connection.vendor in ('postgresql', 'sqlite')
+        and connection.features.can_return_columns_from_insert
+        and queryset._iterable_class is ModelIterable
+        and not queryset._prefetch_related_lookups
+        and not (query.select_related or query.annotations or query.extra)
+        and not (query.distinct or query.combinator or query.group_by)
+        and query.deferred_loading == (frozenset(), True)
+        and not queryset.model._meta.parents
+    )
+
+
+class _ClaimStatement:
+    """The SQL of one queue's claim, compiled once and reused.
+
+    Only the three status bounds that depend on the time change from one
+    claim to the next; their positions among the parameters are found when
+    the statement is compiled.
+    """
+
+    def __init__(self, queryset, attname, timeout, current):
+        using = queryset.db
+        connection = connections[using]
+        model = queryset.model
+        qn = connection.ops.quote_name
+        table = qn(model._meta.db_table)
+        bounds = _claim_bounds(current, timeout)
+
+        due_sql, due_params = (
+            _due(queryset, attname, current)
+            .values_list('pk')[:1]
+            .query.get_compiler(using)
+            .as_sql()
+        )
+        if connection.features.has_select_for_update_skip_locked:
+            of = (table,) if connection.features.has_select_for_update_of else ()
+            due_sql += ' ' + connection.ops.for_update_sql(skip_locked=True, of=of)
+        stalled_sql, stalled_params = (
+            _stalled(model._base_manager.using(using), attname, timeout, current)
+            .order_by()
+            .values_list('pk')[:1]
+            .query.get_compiler(using)
+            .as_sql()
+        )
+        update = UpdateQuery(model)
+        update.add_q(model._base_manager.filter(pk=RawSQL(due_sql, due_params)).query.where)
+        update.add_update_fields(
+            [
+                (
+                    model._meta.get_field(attname),
+                    None,
+                    with_state_and_priority(attname, State.working, current),
+                )
+            ]
+        )
+        update_sql, update_params = update.get_compiler(using).as_sql()
+        self.fields = model._meta.concrete_fields
+        columns = ', '.join(f'{table}.{qn(field.column)}' for field in self.fields)
+        self.sql = f'{update_sql} RETURNING {columns}, ({stalled_sql})'
+        self.params = [*update_params, *stalled_params]
+        self.positions = [
+            [index for index, param in enumerate(self.params) if param == bound]
+            for bound in bounds
+        ]
+        # Reusable only if each bound is one parameter that nothing else equals.
+        self.reusable = all(len(found) == 1 for found in self.positions)
+        self.attnames = [field.attname for field in self.fields]
+        self.converters = []
+        for field in self.fields:
+            column = field.get_col(model._meta.db_table)
+            self.converters.append(
+                (
+                    connection.ops.get_db_converters(column)
+                    + field.get_db_converters(connection),
+                    column,
+                )
+            )
+
+    def params_at(self, current, timeout):
+        params = list(self.params)
+        for (index,), bound in zip(self.positions, _claim_bounds(current, timeout)):
+            params[index] = bound
+        return params
+
+
+def _claim_bounds(current, timeout):
+    """The values a claim statement depends on at time `current`."""
+    return (
+        Status.working(current, 0),  # the claimed status, before its attempts
+        Status.waiting(current, MAX_ATTEMPTS),  # due at or before now
+        Status.working(current - timeout, MAX_ATTEMPTS),  # stalled
+    )
+
+
+_CLAIM_STATEMENTS = {}
+_CLAIM_STATEMENTS_KEPT = 64
+
+
+def _claim_statement(queryset, attname, timeout, current):
+    query = queryset.query
+    try:
+        key = (
+            queryset.model,
+            queryset.db,
+            attname,
+            tuple(query.alias_map),
+            query.where,
+            query.low_mark,
+            query.high_mark,
+        )
+        statement = _CLAIM_STATEMENTS.get(key)
+    except TypeError:  # a filter value that cannot be hashed
+        return _ClaimStatement(queryset, attname, timeout, current)
+    if statement is None:
+        statement = _ClaimStatement(queryset, attname, timeout, current)
+        if statement.reusable:
+            if len(_CLAIM_STATEMENTS) >= _CLAIM_STATEMENTS_KEPT:
+                _CLAIM_STATEMENTS.clear()
+            _CLAIM_STATEMENTS[key] = statement
+        return statement
+    return statement
+
+
+def _claim_returning(queryset, attname, timeout):
+    """Claim the first due row in one statement; return it, its claimed
+    status and whether rows of the table were left working past `timeout`.
+
+    The row is chosen by a subquery (``FOR UPDATE SKIP LOCKED`` on
+    PostgreSQL; SQLite has one writer, so the statement is atomic there) and
+    moved to working with its attempts kept, all in one autocommitted
+    ``UPDATE ... RETURNING``: one round trip and one commit per claim. The
+    stalled flag is a subquery of the same statement, so the timeout
+    reclaim costs nothing while no row is stalled.
+    """
+    using = queryset.db
+    connection = connections[using]
+    current = now()
+    statement = _claim_statement(queryset, attname, timeout, current)
+    params = statement.params_at(current, timeout) if statement.reusable else statement.params
+
+    def execute():
+        with connection.cursor() as cursor:
+            cursor.execute(statement.sql, params)
+            return cursor.fetchone()
+
+    row = _write(using, execute)
+    if row is None:
+        return None, None, False
+    values = []
+    for (converters, column), value in zip(statement.converters, row):
+        for convert in converters:
+            value = convert(value, column, connection)
+        values.append(value)
+    task = queryset.model.from_db(using, statement.attnames, values)
+    return task, Status(getattr(task, attname)), row[-1] is not None
 
 
 def _claim(queryset, attname):
@@ -338,8 +538,16 @@ def run(queryset, field, action, retry=3, timeout=ONE_HOUR, delay=ZERO_SECS):
 
     """
     attname = _check_arguments(queryset, field, action, retry, timeout, delay)
-    _reclaim_stalled(queryset, attname, retry, timeout, delay)
-    task, claimed = _claim(queryset, attname)
+    if _claims_in_one_statement(queryset):
+        task, claimed, stalled = _claim_returning(queryset, attname, timeout)
+        if task is None:
+            if _reclaim_stalled(queryset, attname, retry, timeout, delay):
+                task, claimed, _ = _claim_returning(queryset, attname, timeout)
+        elif stalled:
+            _reclaim_stalled(queryset, attname, retry, timeout, delay, task.pk)
+    else:
+        _reclaim_stalled(queryset, attname, retry, timeout, delay)
+        task, claimed = _claim(queryset, attname)
     if task is None:
         return None
 

@@ -135,8 +135,8 @@ class Worker:
                 self.budget.give_back()
                 self._back_off(error)
                 continue
+            self._failures = 0
             if found:
-                self._failures = 0
                 self.processed += 1
                 continue
             self.budget.give_back()

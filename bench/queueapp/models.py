@@ -1,0 +1,9 @@
+import modelqueue
+from django.db import models
+
+
+class Task(models.Model):
+    """The reference's example model: the queue of both modelqueue versions."""
+
+    data = models.TextField()
+    status = modelqueue.StatusField(db_index=True, default=modelqueue.Status.waiting)
