@@ -142,8 +142,9 @@ def test_sqlite_workers_and_user_loops_never_see_database_is_locked(spawn, tmp_p
         for _ in range(3)
     ]
     # An operator writing at the same time, as the admin's bulk actions do.
+    edited = list(Task.objects.order_by('pk').values_list('pk', flat=True)[:3])
     while any(loop.poll() is None for loop in loops):
-        Task.objects.filter(pk__in=[1, 2, 3]).update(note=str(now()))
+        assert Task.objects.filter(pk__in=edited).update(note=str(now())) == 3
         time.sleep(0.02)
     reports = []
     for loop in loops:
