@@ -76,7 +76,7 @@ def status_when_html(status, current=None):
 
 
 def status_state_html(status):
-    """Return the state of `status` as a coloured badge.
+    """Return the state of `status` as a coloured badge (translated name).
 
     >>> print(status_state_html(Status.canceled(123)))
     <span class="modelqueue-badge modelqueue-canceled">canceled</span>
@@ -99,6 +99,14 @@ class QueueAdminMixin:
 
     The query parameter of each state filter is ``<field>_queue``, as with
     :func:`modelqueue.admin_list_filter`.
+
+    >>> from django.contrib import admin
+    >>> from tests.testapp.models import Task
+    >>> class TaskAdmin(QueueAdminMixin, admin.ModelAdmin):
+    ...     actions = ['delete_selected']
+    >>> task_admin = TaskAdmin(Task, admin.AdminSite(name='example'))
+    >>> task_admin.actions
+    ['delete_selected', <function requeue_status ...>, <function cancel_status ...>, <function reprioritize_status ...>, <function reset_status_attempts ...>]
     """
 
     queue_fields = ['status']

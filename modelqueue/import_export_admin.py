@@ -6,7 +6,7 @@ For example in appname/admin.py::
 
     @admin.register(Task)
     class TaskAdmin(QueueImportExportMixin, admin.ModelAdmin):
-        queue_fields = ['status']
+        queue_fields = ['status']  # the default
 
 It combines with ``QueueAdminMixin`` (list it first). Export writes the
 changelist's current selection (its filters and search) with every queue
@@ -55,20 +55,22 @@ class QueueConfirmImportForm(ConfirmImportForm):
 class QueueImportExportMixin(ImportExportMixin):
     """Admin mixin: import and export buttons, queue fields decoded.
 
-    ``queue_fields`` names the queue fields of the model. Without
+    ``queue_fields`` names the queue fields of the model (``['status']``
+    by default, like ``QueueAdminMixin``, with which it is shared). Without
     ``resource_classes`` the mixin makes a `modelqueue.resources.QueueResource`
     for them; give ``resource_classes`` (QueueResource subclasses) to choose
     fields or options yourself.
 
     >>> from django.contrib import admin
+    >>> from modelqueue import admin_list_filter
     >>> from tests.testapp.models import Task
     >>> class TaskAdmin(QueueImportExportMixin, admin.ModelAdmin):
-    ...     queue_fields = ['status']
+    ...     list_filter = [admin_list_filter('status')]
     >>> TaskAdmin(Task, admin.site).queue_resource_class().get_export_headers()
     ['id', 'data', 'note', 'status', 'status_state', 'status_when', 'status_attempts']
     """
 
-    queue_fields = ()
+    queue_fields = ['status']
     import_form_class = QueueImportForm
     confirm_form_class = QueueConfirmImportForm
 

@@ -29,7 +29,9 @@ def states():
 def log_in(browser):
     User.objects.create_superuser('operator', 'op@example.com', 'secret-password')
     browser.login('operator', 'secret-password')
-    WebDriverWait(browser, WAIT_SECONDS).until(EC.presence_of_element_located((By.ID, 'site-name')))
+    WebDriverWait(browser, WAIT_SECONDS).until(  # shown only once logged in
+        EC.presence_of_element_located((By.ID, 'user-tools'))
+    )
 
 
 def messages(browser):
@@ -42,9 +44,19 @@ def select_rows(browser, names):
             row.find_element(By.CSS_SELECTOR, 'input.action-select').click()
 
 
+def submit(browser, button):
+    """Click `button` and wait until the next page has replaced this one."""
+    page = browser.find_element(By.TAG_NAME, 'html')
+    button.click()
+    WebDriverWait(browser, WAIT_SECONDS).until(EC.staleness_of(page))
+    WebDriverWait(browser, WAIT_SECONDS).until(
+        lambda driver: driver.execute_script('return document.readyState') == 'complete'
+    )
+
+
 def run_action(browser, name):
     Select(browser.find_element(By.NAME, 'action')).select_by_value(name)
-    browser.find_element(By.CSS_SELECTOR, 'button[name="index"]').click()
+    submit(browser, browser.find_element(By.CSS_SELECTOR, 'button[name="index"]'))
 
 
 def test_filter_requeue_cancel_and_reprioritize(browser):
@@ -57,8 +69,8 @@ def test_filter_requeue_cancel_and_reprioritize(browser):
     Task.objects.create(data='<script>document.title="owned"</script>')
     log_in(browser)
     browser.screenshot('admin-index')
-    browser.find_element(By.CSS_SELECTOR, '#modelqueue-queues caption a').click()
-    WebDriverWait(browser, WAIT_SECONDS).until(EC.url_contains('/dashboard/overview/'))
+    submit(browser, browser.find_element(By.CSS_SELECTOR, '#modelqueue-queues caption a'))
+    assert '/dashboard/overview/' in browser.current_url
     stalled = browser.find_element(By.CSS_SELECTOR, 'tr[data-queue="tasks:status"] td.modelqueue-alert')
     assert stalled.text == '1'
     browser.screenshot('admin-overview')
@@ -77,8 +89,8 @@ def test_filter_requeue_cancel_and_reprioritize(browser):
     assert browser.title != 'owned'
     assert '<script>' in browser.find_element(By.ID, 'result_list').text
 
-    browser.find_element(By.LINK_TEXT, '– stalled').click()
-    WebDriverWait(browser, WAIT_SECONDS).until(EC.url_contains('status_queue=stalled'))
+    submit(browser, browser.find_element(By.LINK_TEXT, '– stalled'))
+    assert 'status_queue=stalled' in browser.current_url
     rows = browser.find_elements(By.CSS_SELECTOR, '#result_list td.field-data')
     assert [row.text for row in rows] == ['stuck']
 
@@ -98,7 +110,7 @@ def test_filter_requeue_cancel_and_reprioritize(browser):
     assert 'waiting' in table.text.lower() and '2' in table.text
     assert states()['due one'] == 'waiting'  # nothing changes before confirming
     browser.screenshot('admin-cancel-confirmation')
-    browser.find_element(By.CSS_SELECTOR, 'input[type="submit"][value="Yes, cancel them"]').click()
+    submit(browser, browser.find_element(By.CSS_SELECTOR, 'input[type="submit"][value="Yes, cancel them"]'))
     assert any('Canceled 2 tasks' in text for text in messages(browser))
     assert states()['due one'] == states()['done'] == 'canceled'
 
@@ -106,14 +118,14 @@ def test_filter_requeue_cancel_and_reprioritize(browser):
     run_action(browser, 'reprioritize_status')
     browser.find_element(By.CSS_SELECTOR, 'input[name="reprioritize-when"][value="integer"]').click()
     browser.find_element(By.NAME, 'reprioritize-priority').send_keys('123456789012345678')
-    browser.find_element(By.NAME, 'apply').click()
+    submit(browser, browser.find_element(By.NAME, 'apply'))
     errors = browser.find_element(By.CSS_SELECTOR, '.field-priority .errorlist').text
     assert '9999999999999' in errors
     browser.screenshot('admin-reprioritize-error')
     field = browser.find_element(By.NAME, 'reprioritize-priority')
     field.clear()
     field.send_keys('7')
-    browser.find_element(By.NAME, 'apply').click()
+    submit(browser, browser.find_element(By.NAME, 'apply'))
     assert any('Reprioritized 1 task' in text for text in messages(browser))
     status = Status(Task.objects.get(data='later').status)
     assert (status.state, status.priority) == (State.waiting, 7)
@@ -139,7 +151,7 @@ def test_dashboard_follows_a_worker_without_reload(browser, spawn, monkeypatch):
     log_in(browser)
 
     browser.go('/admin/testapp/task/')
-    browser.find_element(By.CSS_SELECTOR, 'a.modelqueue-dashboard-link').click()
+    submit(browser, browser.find_element(By.CSS_SELECTOR, 'a.modelqueue-dashboard-link'))
     WebDriverWait(browser, WAIT_SECONDS).until(
         lambda driver: driver.execute_script('return typeof Chart !== "undefined"')
     )

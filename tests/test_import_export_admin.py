@@ -262,7 +262,7 @@ def test_permissions(client, db, codenames, can_import, can_export):
         assert 'export' in tools
 
 
-def test_combined_with_another_admin_mixin(superuser_client, db):
+def test_combined_with_the_queue_admin(superuser_client, db):
     Upload.objects.create(
         name='a',
         scan_status=Status.canceled(WHEN, 1),
@@ -270,8 +270,12 @@ def test_combined_with_another_admin_mixin(superuser_client, db):
     )
     Upload.objects.create(name='b')
     response = superuser_client.get(url('changelist', 'upload'))
-    assert set(object_tools(response)) == {'tools', 'import', 'export'}
-    assert superuser_client.get(url('tools', 'upload')).content == b'tools'
+    assert set(object_tools(response)) == {'import', 'export'}
+    page = response.content.decode()
+    dashboard = url('dashboard', 'upload')
+    assert f'href="{dashboard}" class="modelqueue-dashboard-link"' in page
+    assert superuser_client.get(url('dashboard', 'upload')).status_code == 200
+    assert 'value="requeue_scan_status"' in page  # QueueAdminMixin's actions
 
     export_url = url('export', 'upload') + '?scan_status_queue=canceled'
     form_page = superuser_client.get(export_url)
@@ -286,7 +290,7 @@ def test_queue_fields_are_required():
     from django.contrib import admin
 
     class Forgetful(QueueImportExportMixin, admin.ModelAdmin):
-        pass
+        queue_fields = []
 
     model_admin = Forgetful(Task, import_export_admin.site)
     with pytest.raises(ImproperlyConfigured, match="queue_fields = \\['status'\\]"):
