@@ -20,11 +20,13 @@ Needs django-import-export ('import_export' in INSTALLED_APPS).
 """
 
 from django import forms
+from django.apps import apps
 from django.contrib import messages
-from django.http import HttpResponseRedirect
+from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
-from django.utils.functional import cached_property
+from django.http import HttpResponseRedirect
 from django.urls import reverse
+from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
 from .resources import queue_resource  # first: says what to install if missing
@@ -73,6 +75,21 @@ class QueueImportExportMixin(ImportExportMixin):
     queue_fields = ['status']
     import_form_class = QueueImportForm
     confirm_form_class = QueueConfirmImportForm
+
+    def check(self, **kwargs):
+        """Django's admin checks, and that import_export's templates are installed."""
+        errors = super().check(**kwargs)
+        if not apps.is_installed('import_export'):
+            errors.append(
+                checks.Error(
+                    f"{type(self).__name__} needs 'import_export' in"
+                    ' INSTALLED_APPS for its import and export pages',
+                    hint="Add 'import_export' to INSTALLED_APPS.",
+                    obj=type(self),
+                    id='modelqueue.E101',
+                )
+            )
+        return errors
 
     def get_resource_classes(self, request):
         if self.resource_classes or self.resource_class:

@@ -14,6 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from modelqueue import Status
+from modelqueue import import_export_admin as import_export_admin_module
 from modelqueue.import_export_admin import QueueImportExportMixin
 from tests.testapp import import_export_admin
 from tests.testapp.models import Task, Upload
@@ -284,6 +285,19 @@ def test_combined_with_the_queue_admin(superuser_client, db):
         (row['name'], row['scan_status_state'], row['publish_status_when'])
         for row in rows
     ] == [('a', 'canceled', '3')]
+
+
+def test_check_asks_for_import_export_in_installed_apps(monkeypatch):
+    assert TASK_ADMIN.check() == []
+    installed = import_export_admin_module.apps.is_installed
+    monkeypatch.setattr(
+        import_export_admin_module.apps,
+        'is_installed',
+        lambda name: name != 'import_export' and installed(name),
+    )
+    (error,) = TASK_ADMIN.check()
+    assert error.id == 'modelqueue.E101'
+    assert "Add 'import_export' to INSTALLED_APPS." == error.hint
 
 
 def test_queue_fields_are_required():
