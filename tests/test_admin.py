@@ -441,3 +441,20 @@ def test_superuser_overview_lists_every_queue(superuser_client):
     assert 'data-queue="tasks:status"' in content
     assert 'data-queue="uploads:scan_status"' in content
     assert 'data-queue="uploads:publish_status"' in content
+
+
+def test_cancel_confirmation_keeps_select_across_and_the_filter(superuser_client):
+    waiting = [make(f'w{number}', Status.waiting(ago(minutes=number))) for number in range(4)]
+    busy = make('busy', Status.working(ago(minutes=1)))
+    url = CHANGELIST + '?status_queue=waiting'
+    response = post_action(superuser_client, 'cancel_status', waiting[:1], url=url, follow=False, select_across=1)
+    assert response.context['changing'] == 4
+    content = response.content.decode()
+    assert '<input type="hidden" name="select_across" value="1">' in content
+    assert '<form method="post">' in content  # posts back to this URL, filter included
+    response = post_action(
+        superuser_client, 'cancel_status', waiting[:1], url=url, select_across=1, post='yes'
+    )
+    assert 'Canceled 4 tasks (status), previously 4 waiting.' in texts(response)
+    assert [state_of(task) for task in waiting] == [State.canceled] * 4
+    assert state_of(busy) == State.working
