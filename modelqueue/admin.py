@@ -18,6 +18,8 @@ import datetime as dt
 from functools import update_wrapper
 
 from django import forms
+from django.contrib import messages
+from django.contrib.admin import helpers
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.template.loader import select_template
 from django.urls import path, reverse
@@ -281,6 +283,26 @@ class QueueAdminMixin:
             f'admin/{opts.app_label}/{page}.html',
             f'admin/{page}.html',
         ]
+
+    def response_action(self, request, queryset):
+        """Refuse a selection that holds no primary keys, with a message.
+
+        The changelist only ever posts primary keys; a forged value would
+        otherwise reach ``pk__in`` and end in a server error.
+        """
+        if not request.POST.get('select_across') == '1':
+            try:
+                for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+                    self.model._meta.pk.to_python(value)
+            except ValidationError:
+                self.message_user(
+                    request,
+                    _('The selection %(selection)s is not a list of row ids.')
+                    % {'selection': request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)},
+                    messages.ERROR,
+                )
+                return None
+        return super().response_action(request, queryset)
 
     def changelist_view(self, request, extra_context=None):
         opts = self.model._meta

@@ -83,9 +83,7 @@ def test_killed_workers_lose_nothing_and_only_their_rows_rerun(spawn, tmp_path, 
     )
 
 
-@pytest.mark.skipif(
-    connection.vendor == 'sqlite', reason='SQLite has no server sessions to cut'
-)
+@pytest.mark.vendors('postgresql', 'mysql')  # SQLite has no server sessions to cut
 def test_lost_connections_workers_reconnect_and_finish(spawn, tmp_path, capsys):
     rows, workers, cuts = 60, 3, 3
     Task.objects.bulk_create(
@@ -122,9 +120,7 @@ def test_lost_connections_workers_reconnect_and_finish(spawn, tmp_path, capsys):
     )
 
 
-sqlite_only = pytest.mark.skipif(
-    connection.vendor != 'sqlite', reason='about SQLite\'s single writer'
-)
+sqlite_only = pytest.mark.vendors('sqlite')  # about SQLite's single writer
 
 
 @sqlite_only

@@ -1,8 +1,8 @@
 """Hostile arguments to the worker command: a clear error, never a traceback.
 
 Out-of-range numbers must stop the command with a CommandError that names
-the value, before anything runs; an accepted value must not crash the
-worker later.
+the value, before anything runs; the largest accepted value must not crash
+the worker later.
 """
 
 import signal
@@ -26,6 +26,7 @@ ACTION = 'tests.testapp.actions.record'
         ('--timeout', 'inf'),
         ('--delay', '-1'),
         ('--sleep', '0'),
+        ('--sleep', '1e308'),
         ('--retry', '9'),
         ('--max-tasks', '-3'),
         ('--concurrency', '0'),
@@ -41,10 +42,10 @@ def test_out_of_range_numbers_are_command_errors_naming_them(option, value):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_huge_sleep_does_not_crash_an_idle_worker(spawn):
-    """An accepted --sleep keeps the idle worker waiting, and SIGTERM stops it."""
+def test_the_longest_sleep_keeps_an_idle_worker_waiting(spawn):
+    """The largest accepted --sleep keeps the idle worker waiting, and SIGTERM stops it."""
     worker = spawn(
-        *WORKER_COMMAND, ACTION, '--sleep', '1e308', '--no-listen', '--verbosity', '2',
+        *WORKER_COMMAND, ACTION, '--sleep', '3153600000', '--no-listen', '--verbosity', '2',
         env={'DJANGO_SETTINGS_MODULE': 'tests.settings'},
     )
     with pytest.raises(AssertionError, match='timed out'):
