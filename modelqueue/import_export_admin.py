@@ -6,7 +6,7 @@ For example in appname/admin.py::
 
     @admin.register(Task)
     class TaskAdmin(QueueImportExportMixin, admin.ModelAdmin):
-        queue_fields = ['status']
+        queue_fields = ['status']  # the default
 
 It combines with ``QueueAdminMixin`` (list it first). Export writes the
 changelist's current selection (its filters and search) with every queue
@@ -20,11 +20,13 @@ Needs django-import-export ('import_export' in INSTALLED_APPS).
 """
 
 from django import forms
+from django.apps import apps
 from django.contrib import messages
-from django.http import HttpResponseRedirect
+from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
-from django.utils.functional import cached_property
+from django.http import HttpResponseRedirect
 from django.urls import reverse
+from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
 from .resources import queue_resource  # first: says what to install if missing
@@ -55,22 +57,39 @@ class QueueConfirmImportForm(ConfirmImportForm):
 class QueueImportExportMixin(ImportExportMixin):
     """Admin mixin: import and export buttons, queue fields decoded.
 
-    ``queue_fields`` names the queue fields of the model. Without
+    ``queue_fields`` names the queue fields of the model (``['status']``
+    by default, like ``QueueAdminMixin``, with which it is shared). Without
     ``resource_classes`` the mixin makes a `modelqueue.resources.QueueResource`
     for them; give ``resource_classes`` (QueueResource subclasses) to choose
     fields or options yourself.
 
     >>> from django.contrib import admin
+    >>> from modelqueue import admin_list_filter
     >>> from tests.testapp.models import Task
     >>> class TaskAdmin(QueueImportExportMixin, admin.ModelAdmin):
-    ...     queue_fields = ['status']
+    ...     list_filter = [admin_list_filter('status')]
     >>> TaskAdmin(Task, admin.site).queue_resource_class().get_export_headers()
     ['id', 'data', 'note', 'status', 'status_state', 'status_when', 'status_attempts']
     """
 
-    queue_fields = ()
+    queue_fields = ['status']
     import_form_class = QueueImportForm
     confirm_form_class = QueueConfirmImportForm
+
+    def check(self, **kwargs):
+        """Django's admin checks, and that import_export's templates are installed."""
+        errors = super().check(**kwargs)
+        if not apps.is_installed('import_export'):
+            errors.append(
+                checks.Error(
+                    f"{type(self).__name__} needs 'import_export' in"
+                    ' INSTALLED_APPS for its import and export pages',
+                    hint="Add 'import_export' to INSTALLED_APPS.",
+                    obj=type(self),
+                    id='modelqueue.E101',
+                )
+            )
+        return errors
 
     def get_resource_classes(self, request):
         if self.resource_classes or self.resource_class:

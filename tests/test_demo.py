@@ -276,6 +276,7 @@ def test_run_serves_the_admin_and_the_dashboards_move(demo):
         assert '/admin/jobs/image/dashboard/' in page
         status, _, page = client.get('/admin/jobs/email/')
         assert status == 200 and 'Select email to change' in page
+        assert 'href="/admin/jobs/email/export/' in page  # demo/run installs it
         status, _, page = client.get('/admin/jobs/image/?resize_status_queue=canceled')
         assert status == 200 and '12000' in page
         status, _, page = client.get('/admin/jobs/image/dashboard/')

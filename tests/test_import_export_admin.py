@@ -14,6 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from modelqueue import Status
+from modelqueue import import_export_admin as import_export_admin_module
 from modelqueue.import_export_admin import QueueImportExportMixin
 from tests.testapp import import_export_admin
 from tests.testapp.models import Task, Upload
@@ -262,7 +263,7 @@ def test_permissions(client, db, codenames, can_import, can_export):
         assert 'export' in tools
 
 
-def test_combined_with_another_admin_mixin(superuser_client, db):
+def test_combined_with_the_queue_admin(superuser_client, db):
     Upload.objects.create(
         name='a',
         scan_status=Status.canceled(WHEN, 1),
@@ -270,8 +271,12 @@ def test_combined_with_another_admin_mixin(superuser_client, db):
     )
     Upload.objects.create(name='b')
     response = superuser_client.get(url('changelist', 'upload'))
-    assert set(object_tools(response)) == {'tools', 'import', 'export'}
-    assert superuser_client.get(url('tools', 'upload')).content == b'tools'
+    assert set(object_tools(response)) == {'import', 'export'}
+    page = response.content.decode()
+    dashboard = url('dashboard', 'upload')
+    assert f'href="{dashboard}" class="modelqueue-dashboard-link"' in page
+    assert superuser_client.get(url('dashboard', 'upload')).status_code == 200
+    assert 'value="requeue_scan_status"' in page  # QueueAdminMixin's actions
 
     export_url = url('export', 'upload') + '?scan_status_queue=canceled'
     form_page = superuser_client.get(export_url)
@@ -282,11 +287,24 @@ def test_combined_with_another_admin_mixin(superuser_client, db):
     ] == [('a', 'canceled', '3')]
 
 
+def test_check_asks_for_import_export_in_installed_apps(monkeypatch):
+    assert TASK_ADMIN.check() == []
+    installed = import_export_admin_module.apps.is_installed
+    monkeypatch.setattr(
+        import_export_admin_module.apps,
+        'is_installed',
+        lambda name: name != 'import_export' and installed(name),
+    )
+    (error,) = TASK_ADMIN.check()
+    assert error.id == 'modelqueue.E101'
+    assert "Add 'import_export' to INSTALLED_APPS." == error.hint
+
+
 def test_queue_fields_are_required():
     from django.contrib import admin
 
     class Forgetful(QueueImportExportMixin, admin.ModelAdmin):
-        pass
+        queue_fields = []
 
     model_admin = Forgetful(Task, import_export_admin.site)
     with pytest.raises(ImproperlyConfigured, match="queue_fields = \\['status'\\]"):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import connection, transaction
 
 from modelqueue import State, Status
 from tests.testapp.models import Execution, Task
@@ -281,6 +281,39 @@ def test_worker_survives_its_connection_being_terminated(spawn):
     assert status == 0, log
     assert executions_per_task() == {first.pk: 1, second.pk: 1}
     assert 'database error' in log
+
+
+def worker_waiting_on_a_lock():
+    with connection.cursor() as cursor:
+        cursor.execute('SELECT pg_stat_clear_snapshot()')  # fresh inside a transaction
+        cursor.execute(
+            'SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()'
+            " AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+@pytest.mark.vendors('postgresql')
+def test_worker_survives_lock_timeouts(spawn):
+    task = make_tasks(1)[0]
+    database = connection.ops.quote_name(connection.settings_dict['NAME'])
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER DATABASE {database} SET lock_timeout = '100ms'")
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute('LOCK TABLE testapp_task IN ACCESS EXCLUSIVE MODE')
+            child = start_worker(spawn, '--sleep=0.1', '--no-listen')
+            wait_for(worker_waiting_on_a_lock, 'the worker to wait on the lock', child=child)
+            time.sleep(0.3)  # past its lock timeout
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'ALTER DATABASE {database} RESET lock_timeout')
+    wait_for(lambda: states() == {'finished': 1}, 'the task', child=child)
+    child.send_signal(signal.SIGTERM)
+    status, log = finish(child)
+    assert status == 0, log
+    assert executions_per_task() == {task.pk: 1}
+    assert 'database error' in log and 'lock timeout' in log
 
 
 BAD_ARGUMENTS = [

@@ -40,7 +40,7 @@ def send_email(email):
         raise modelqueue.Retry(dt.timedelta(seconds=random.randint(5, 30)))
     if luck < 0.12:
         raise modelqueue.Abort(dt.timedelta(seconds=10))
-    if luck < 0.14:
+    if luck < 0.13:
         raise ConnectionResetError('mail server closed the connection')
     email.sent_at = timezone.now()
 

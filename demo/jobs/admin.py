@@ -6,30 +6,23 @@ from modelqueue.admin import QueueAdminMixin
 
 from .models import Email, Image
 
-try:  # import and export buttons when django-import-export is installed
+try:  # import and export buttons, when django-import-export is installed
     from modelqueue.import_export_admin import QueueImportExportMixin
 except ImportError:
-    QueueImportExportMixin = None
-
-if QueueImportExportMixin is None:
-    QueueModelAdmin = type('QueueModelAdmin', (QueueAdminMixin, admin.ModelAdmin), {})
+    QUEUE_ADMIN_BASES = (QueueAdminMixin, admin.ModelAdmin)
 else:
-    QueueModelAdmin = type(
-        'QueueModelAdmin',
-        (QueueImportExportMixin, QueueAdminMixin, admin.ModelAdmin),
-        {},
-    )
+    QUEUE_ADMIN_BASES = (QueueImportExportMixin, QueueAdminMixin, admin.ModelAdmin)
 
 
 @admin.register(Email)
-class EmailAdmin(QueueModelAdmin):
+class EmailAdmin(*QUEUE_ADMIN_BASES):
     queue_fields = ['status']
     list_display = ['subject', 'recipient', 'sent_at']
     search_fields = ['subject', 'recipient']
 
 
 @admin.register(Image)
-class ImageAdmin(QueueModelAdmin):
+class ImageAdmin(*QUEUE_ADMIN_BASES):
     queue_fields = ['resize_status', 'publish_status']
     list_display = ['name', 'width', 'height', 'thumbnail', 'published_at']
     search_fields = ['name']

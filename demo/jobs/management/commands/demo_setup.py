@@ -19,6 +19,9 @@ class Command(BaseCommand):
         'Create the database if missing, migrate, create the superuser'
         f' {USERNAME} (password {PASSWORD}) if missing, and seed.'
     )
+    # The checks may query the database, which may not exist yet; migrate
+    # runs them once it does.
+    requires_system_checks = []
 
     def handle(self, *args, **options):
         self.create_database()
