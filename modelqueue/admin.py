@@ -28,6 +28,7 @@ from django.utils.text import format_lazy
 from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import gettext as gettext_now
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from . import views
 from .actions import queue_actions
@@ -159,34 +160,39 @@ class QueueAdminMixin:
     # Columns and the change form.
 
     def _queue_columns(self, field):
-        label = str(self.model._meta.get_field(field).verbose_name)
+        label = self.model._meta.get_field(field).verbose_name
         several = len(self.queue_fields) > 1
 
         def titled(text):
             return format_lazy('{} {}', label, text) if several else text
 
-        def state(obj):
-            return status_state_html(getattr(obj, field))
+        def shown(render):
+            def column(obj):
+                value = getattr(obj, field, None)
+                try:
+                    status = Status(value)
+                except ValueError:  # not written by modelqueue: show it as it is
+                    return format_html(
+                        '<span class="modelqueue-invalid" title="{}">{}</span>',
+                        _('not a valid status'),
+                        value,
+                    )
+                return render(status)
 
-        def when(obj):
-            return status_when_html(getattr(obj, field))
+            return column
 
-        def attempts(obj):
-            return Status(getattr(obj, field)).attempts
-
-        def decoded(obj):
-            value = getattr(obj, field, None)
-            try:
-                status = Status(value)
-            except ValueError:
-                return '-'
-            return format_html(
+        state = shown(status_state_html)
+        when = shown(status_when_html)
+        attempts = shown(lambda status: status.attempts)
+        decoded = shown(
+            lambda status: format_html(
                 '{} {} · {}',
                 status_state_html(status),
                 status_when_html(status),
-                _('%(attempts)s attempts') % {'attempts': status.attempts},
+                ngettext('%(attempts)s attempt', '%(attempts)s attempts', status.attempts)
+                % {'attempts': status.attempts},
             )
-
+        )
         state.short_description = titled(_('state'))
         state.admin_order_field = field
         when.short_description = titled(_('when'))

@@ -458,3 +458,11 @@ def test_cancel_confirmation_keeps_select_across_and_the_filter(superuser_client
     assert 'Canceled 4 tasks (status), previously 4 waiting.' in texts(response)
     assert [state_of(task) for task in waiting] == [State.canceled] * 4
     assert state_of(busy) == State.working
+
+
+def test_a_value_that_is_not_a_status_shows_as_it_is(superuser_client):
+    task = make('odd', 0)
+    content = superuser_client.get(CHANGELIST).content.decode()
+    assert '<span class="modelqueue-invalid" title="not a valid status">0</span>' in content
+    assert superuser_client.get(f'{CHANGELIST}{task.pk}/change/').status_code == 200
+    assert superuser_client.get(DATA).status_code == 200
