@@ -11,7 +11,7 @@ mix of states, then prints the median time of:
 - the JSON endpoint ``/admin/testapp/task/dashboard/data/`` (test client,
   logged-in superuser, the whole request),
 - ``modelqueue.dashboard.queue_figures`` alone,
-- ``Status.tally`` of modelqueue 3 (one conditional aggregate),
+- ``Status.tally`` of modelqueue 3 (five range counts in one call),
 - ``Status.tally`` of modelqueue 2.2.1 (five range counts), imported from
   MODELQUEUE_221 (default /tmp/dl/mq/modelqueue/__init__.py),
 - throughput as the dashboard computes it (one GROUP BY over the last
@@ -188,7 +188,7 @@ def main():
     for name, function in [
         ('dashboard JSON endpoint', endpoint),
         ('queue_figures()', lambda: queue_figures(tasks, 'status')),
-        ('Status.tally (3.0, one aggregate)', lambda: modelqueue.Status.tally(tasks, 'status')),
+        ('Status.tally (3.0)', lambda: modelqueue.Status.tally(tasks, 'status')),
         ('Status.tally (2.2.1, five counts)', lambda: old.Status.tally(tasks, 'status')),
         ('throughput, one GROUP BY (used)', lambda: throughput(tasks, 'status', modelqueue.now())),
         ('throughput as 120 range counts', lambda: throughput_by_range_counts(tasks, modelqueue.now())),

@@ -34,21 +34,6 @@ def _count(queryset, field, low, high):
     return queryset.filter(**{f'{field}__gte': low, f'{field}__lte': high}).count()
 
 
-def tally(queryset, field):
-    """Return mapping of state name to count: one range count per state.
-
-    >>> from tests.testapp.models import Task
-    >>> sorted(tally(Task.objects.none(), 'status'))
-    ['canceled', 'created', 'finished', 'waiting', 'working']
-    """
-    return {
-        state.name: _count(
-            queryset, field, Status.minimum(state), Status.maximum(state)
-        )
-        for state in Status.states
-    }
-
-
 def backlog(queryset, field, current):
     """Return waiting rows due at `current`, and the oldest timestamped one.
 
@@ -152,7 +137,7 @@ def queue_figures(queryset, field, timeout=ONE_HOUR, current=None):
     60
     """
     current = now() if current is None else current
-    counts = tally(queryset, field)
+    counts = Status.tally(queryset, field)
     due, oldest_due = backlog(queryset, field, current)
     minutes, finished, canceled = throughput(queryset, field, current)
     latency = None
