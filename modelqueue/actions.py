@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .expressions import with_attempts, with_priority, with_state, with_state_and_priority
 from .filters import STATE_LABELS
-from .status import State, Status, now
+from .status import State, Status, datetime_to_priority, now
 
 
 def admin_actions(field):
@@ -219,6 +219,15 @@ class ReprioritizeForm(forms.Form):
         when = cleaned.get('when')
         if when == 'at' and cleaned.get('at') is None and 'at' not in self.errors:
             self.add_error('at', _('Enter the date and time to run at.'))
+        if when == 'at' and cleaned.get('at') is not None:
+            try:
+                datetime_to_priority(cleaned['at'])
+            except ValueError:
+                self.add_error(
+                    'at',
+                    _('%(value)s is outside the years 1 through 9999 in UTC.')
+                    % {'value': self.data.get(self.add_prefix('at'))},
+                )
         if when == 'integer' and cleaned.get('priority') is None and 'priority' not in self.errors:
             self.add_error('priority', _('Enter an integer priority.'))
         return cleaned

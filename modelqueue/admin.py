@@ -18,6 +18,8 @@ import datetime as dt
 from functools import update_wrapper
 
 from django import forms
+from django.contrib import messages
+from django.contrib.admin import helpers
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.template.loader import select_template
 from django.urls import path, reverse
@@ -26,6 +28,7 @@ from django.utils.text import format_lazy
 from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import gettext as gettext_now
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from . import views
 from .actions import queue_actions
@@ -76,7 +79,7 @@ def status_when_html(status, current=None):
 
 
 def status_state_html(status):
-    """Return the state of `status` as a coloured badge.
+    """Return the state of `status` as a coloured badge (translated name).
 
     >>> print(status_state_html(Status.canceled(123)))
     <span class="modelqueue-badge modelqueue-canceled">canceled</span>
@@ -99,6 +102,14 @@ class QueueAdminMixin:
 
     The query parameter of each state filter is ``<field>_queue``, as with
     :func:`modelqueue.admin_list_filter`.
+
+    >>> from django.contrib import admin
+    >>> from tests.testapp.models import Task
+    >>> class TaskAdmin(QueueAdminMixin, admin.ModelAdmin):
+    ...     actions = ['delete_selected']
+    >>> task_admin = TaskAdmin(Task, admin.AdminSite(name='example'))
+    >>> task_admin.actions
+    ['delete_selected', <function requeue_status ...>, <function cancel_status ...>, <function reprioritize_status ...>, <function reset_status_attempts ...>]
     """
 
     queue_fields = ['status']
@@ -149,34 +160,39 @@ class QueueAdminMixin:
     # Columns and the change form.
 
     def _queue_columns(self, field):
-        label = str(self.model._meta.get_field(field).verbose_name)
+        label = self.model._meta.get_field(field).verbose_name
         several = len(self.queue_fields) > 1
 
         def titled(text):
             return format_lazy('{} {}', label, text) if several else text
 
-        def state(obj):
-            return status_state_html(getattr(obj, field))
+        def shown(render):
+            def column(obj):
+                value = getattr(obj, field, None)
+                try:
+                    status = Status(value)
+                except ValueError:  # not written by modelqueue: show it as it is
+                    return format_html(
+                        '<span class="modelqueue-invalid" title="{}">{}</span>',
+                        _('not a valid status'),
+                        value,
+                    )
+                return render(status)
 
-        def when(obj):
-            return status_when_html(getattr(obj, field))
+            return column
 
-        def attempts(obj):
-            return Status(getattr(obj, field)).attempts
-
-        def decoded(obj):
-            value = getattr(obj, field, None)
-            try:
-                status = Status(value)
-            except ValueError:
-                return '-'
-            return format_html(
+        state = shown(status_state_html)
+        when = shown(status_when_html)
+        attempts = shown(lambda status: status.attempts)
+        decoded = shown(
+            lambda status: format_html(
                 '{} {} · {}',
                 status_state_html(status),
                 status_when_html(status),
-                _('%(attempts)s attempts') % {'attempts': status.attempts},
+                ngettext('%(attempts)s attempt', '%(attempts)s attempts', status.attempts)
+                % {'attempts': status.attempts},
             )
-
+        )
         state.short_description = titled(_('state'))
         state.admin_order_field = field
         when.short_description = titled(_('when'))
@@ -243,6 +259,7 @@ class QueueAdminMixin:
         formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
         if db_field.name in self.queue_fields and formfield is not None:
             formfield.validators.append(_check_status)
+            formfield.widget.attrs['class'] = 'modelqueue-status-input'
             formfield.help_text = _(
                 '19 digits: the state (1 created, 2 waiting, 3 working, 4 finished,'
                 ' 5 canceled), the priority (a UTC timestamp yyyymmddHHMMSSmmm or an'
@@ -272,6 +289,26 @@ class QueueAdminMixin:
             f'admin/{opts.app_label}/{page}.html',
             f'admin/{page}.html',
         ]
+
+    def response_action(self, request, queryset):
+        """Refuse a selection that holds no primary keys, with a message.
+
+        The changelist only ever posts primary keys; a forged value would
+        otherwise reach ``pk__in`` and end in a server error.
+        """
+        if not request.POST.get('select_across') == '1':
+            try:
+                for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+                    self.model._meta.pk.to_python(value)
+            except ValidationError:
+                self.message_user(
+                    request,
+                    _('The selection %(selection)s is not a list of row ids.')
+                    % {'selection': request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)},
+                    messages.ERROR,
+                )
+                return None
+        return super().response_action(request, queryset)
 
     def changelist_view(self, request, extra_context=None):
         opts = self.model._meta

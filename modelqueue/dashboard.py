@@ -34,27 +34,16 @@ def _count(queryset, field, low, high):
     return queryset.filter(**{f'{field}__gte': low, f'{field}__lte': high}).count()
 
 
-def tally(queryset, field):
-    """Return mapping of state name to count: one range count per state.
-
-    >>> from tests.testapp.models import Task
-    >>> sorted(tally(Task.objects.none(), 'status'))
-    ['canceled', 'created', 'finished', 'waiting', 'working']
-    """
-    return {
-        state.name: _count(
-            queryset, field, Status.minimum(state), Status.maximum(state)
-        )
-        for state in Status.states
-    }
-
-
 def backlog(queryset, field, current):
     """Return waiting rows due at `current`, and the oldest timestamped one.
 
     ``due`` counts rows whose priority is at or before `current` (plain
     integer priorities included); ``oldest_due`` is the earliest due
     timestamp, or None when no timestamped row is due.
+
+    >>> from tests.testapp.models import Task
+    >>> backlog(Task.objects.none(), 'status', now())
+    (0, None)
     """
     due_until = Status.waiting(current, MAX_ATTEMPTS)
     due = _count(queryset, field, Status.minimum(State.waiting), due_until)
@@ -73,7 +62,12 @@ def backlog(queryset, field, current):
 
 
 def stalled(queryset, field, current, timeout=ONE_HOUR):
-    """Count working rows claimed longer than `timeout` before `current`."""
+    """Count working rows claimed longer than `timeout` before `current`.
+
+    >>> from tests.testapp.models import Task
+    >>> stalled(Task.objects.none(), 'status', now())
+    0
+    """
     return _count(
         queryset,
         field,
@@ -90,6 +84,12 @@ def throughput(queryset, field, current, minutes=THROUGHPUT_MINUTES):
     attempts cut off (exact integer arithmetic, no dates in SQL).
 
     :returns: (list of minute datetimes, finished counts, canceled counts)
+
+    >>> from tests.testapp.models import Task
+    >>> current = dt.datetime(2030, 1, 1, 12, 0, 30, tzinfo=dt.timezone.utc)
+    >>> minutes, finished, canceled = throughput(Task.objects.none(), 'status', current)
+    >>> minutes[0].isoformat(), minutes[-1].isoformat(), sum(finished)
+    ('2030-01-01T11:01:00+00:00', '2030-01-01T12:00:00+00:00', 0)
     """
     last = current.replace(second=0, microsecond=0)
     first = last - dt.timedelta(minutes=minutes - 1)
@@ -137,7 +137,7 @@ def queue_figures(queryset, field, timeout=ONE_HOUR, current=None):
     60
     """
     current = now() if current is None else current
-    counts = tally(queryset, field)
+    counts = Status.tally(queryset, field)
     due, oldest_due = backlog(queryset, field, current)
     minutes, finished, canceled = throughput(queryset, field, current)
     latency = None

@@ -27,6 +27,8 @@ logger = logging.getLogger('modelqueue')
 MAX_RETRY = 8
 CANDIDATES = 8
 LOCKED_BACKOFF = (0.005, 0.5)
+# Longer spans would leave the datetime range when added to now().
+MAX_TIMEDELTA = dt.timedelta(days=1000 * 365)
 
 
 class Retry(Exception):
@@ -87,10 +89,10 @@ class Cancel(Exception):
 def _check_timedelta(name, value, allow_none=False):
     if value is None and allow_none:
         return value
-    if not isinstance(value, dt.timedelta) or value < ZERO_SECS:
+    if not isinstance(value, dt.timedelta) or not ZERO_SECS <= value <= MAX_TIMEDELTA:
         raise ValueError(
             f'invalid {name} {value!r}: expected a datetime.timedelta of zero'
-            ' or more'
+            f' or more, at most {MAX_TIMEDELTA.days} days'
         )
     return value
 

@@ -48,7 +48,13 @@ def datetime_to_priority(value):
     20180102030000000
     """
     if value.tzinfo is not None and value.utcoffset() is not None:
-        value = value.astimezone(pytz.utc)
+        try:
+            value = value.astimezone(pytz.utc)
+        except OverflowError:
+            raise ValueError(
+                f'invalid priority {value!r}: its UTC time is outside years 1'
+                ' through 9999'
+            ) from None
     return (
         value.year * 10**13
         + value.month * 10**11
@@ -389,8 +395,9 @@ class Status(int):
     def tally(cls, queryset, field):
         """Return mapping of state to count from `field` in `queryset`.
 
-        One query counts every state (a conditional aggregate over the
-        status column). For example::
+        One range count per state, each answered from the status index
+        (measured faster than one conditional aggregate, which reads every
+        row). For example::
 
             Status.tally(Task.objects.all(), 'status')
 
@@ -399,13 +406,11 @@ class Status(int):
         :returns: mapping of state names to counts
 
         """
-        from django.db.models import Count, Q  # noqa: PLC0415 (keeps this module pure)
-
-        counts = {
-            state.name: Count('pk', filter=Q(**cls.filter(field, state)))
+        queryset = queryset.order_by()
+        return {
+            state.name: queryset.filter(**cls.filter(field, state)).count()
             for state in cls.states
         }
-        return queryset.order_by().aggregate(**counts)
 
 
 def _make_constructor(state):

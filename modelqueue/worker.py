@@ -47,7 +47,7 @@ class Worker:
     >>> Worker(Task.objects.all(), 'status', print, sleep=-1)
     Traceback (most recent call last):
       ...
-    ValueError: invalid sleep -1: expected a number of seconds above 0
+    ValueError: invalid sleep -1: expected a number of seconds above 0, at most 3153600000
     """
 
     def __init__(
@@ -135,8 +135,8 @@ class Worker:
                 self.budget.give_back()
                 self._back_off(error)
                 continue
+            self._failures = 0
             if found:
-                self._failures = 0
                 self.processed += 1
                 continue
             self.budget.give_back()
@@ -315,6 +315,10 @@ class TaskBudget:
                 self._left.value += 1
 
 
+# A hundred years: within run()'s timedelta limit and what select() can wait.
+MAX_SECONDS = 100 * 365 * 24 * 3600
+
+
 def check_seconds(name, value, above_zero=False):
     """Return `value` as a float of seconds, or raise ValueError.
 
@@ -323,13 +327,20 @@ def check_seconds(name, value, above_zero=False):
     >>> check_seconds('delay', -1)
     Traceback (most recent call last):
       ...
-    ValueError: invalid delay -1: expected a number of seconds of 0 or more
+    ValueError: invalid delay -1: expected a number of seconds of 0 or more, at most 3153600000
+
     """
     number = float(value)
-    if not math.isfinite(number) or number < 0 or (above_zero and number == 0):
+    if (
+        not math.isfinite(number)
+        or number < 0
+        or (above_zero and number == 0)
+        or number > MAX_SECONDS
+    ):
         expected = 'above 0' if above_zero else 'of 0 or more'
         raise ValueError(
-            f'invalid {name} {value!r}: expected a number of seconds {expected}'
+            f'invalid {name} {value!r}: expected a number of seconds {expected},'
+            f' at most {MAX_SECONDS}'
         )
     return number
 

@@ -12,6 +12,33 @@ collect_ignore = ["check_database.py", "queue_worker.py"]
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        'markers',
+        'vendors(*names): a test that applies only to these database vendors'
+        ' (sqlite, postgresql, mysql); elsewhere it is deselected, not skipped',
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Deselect tests that do not apply to the selected database.
+
+    A PostgreSQL-only test (LISTEN/NOTIFY, pg_terminate_backend) has nothing
+    to check on SQLite: it is left out and counted as deselected, so a skip
+    in the summary always means something that should have run did not.
+    """
+    applicable, not_applicable = [], []
+    for item in items:
+        marker = item.get_closest_marker('vendors')
+        if marker is None or connection.vendor in marker.args:
+            applicable.append(item)
+        else:
+            not_applicable.append(item)
+    if not_applicable:
+        config.hook.pytest_deselected(items=not_applicable)
+        items[:] = applicable
+
+
 @pytest.fixture
 def spawn(transactional_db):
     """Start a Python module in a child process that shares the test database.

@@ -75,7 +75,8 @@ if DATABASE_VENDOR == 'sqlite':
         'ENGINE': 'django.db.backends.sqlite3',
         'NAME': BASE_DIR / '.test-db.sqlite3',
         # A file, not memory: worker processes started by tests share it.
-        'TEST': {'NAME': str(BASE_DIR / f'.{TEST_DATABASE_NAME}.sqlite3')},
+        # One per test run, so two runs in one checkout never share it.
+        'TEST': {'NAME': str(BASE_DIR / f'.{TEST_DATABASE_NAME}_{os.getpid()}.sqlite3')},
         'OPTIONS': {
             # The settings the README recommends for several workers.
             'init_command': 'PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;',

@@ -6,6 +6,7 @@ import json
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import User
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
@@ -14,7 +15,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 import modelqueue
 from modelqueue import State, Status
-from tests.testapp.models import Task
+from tests.testapp.models import Task, Upload
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,7 +29,9 @@ def states():
 def log_in(browser):
     User.objects.create_superuser('operator', 'op@example.com', 'secret-password')
     browser.login('operator', 'secret-password')
-    WebDriverWait(browser, WAIT_SECONDS).until(EC.presence_of_element_located((By.ID, 'site-name')))
+    WebDriverWait(browser, WAIT_SECONDS).until(  # shown only once logged in
+        EC.presence_of_element_located((By.ID, 'user-tools'))
+    )
 
 
 def messages(browser):
@@ -41,9 +44,19 @@ def select_rows(browser, names):
             row.find_element(By.CSS_SELECTOR, 'input.action-select').click()
 
 
+def submit(browser, button):
+    """Click `button` and wait until the next page has replaced this one."""
+    page = browser.find_element(By.TAG_NAME, 'html')
+    button.click()
+    WebDriverWait(browser, WAIT_SECONDS).until(EC.staleness_of(page))
+    WebDriverWait(browser, WAIT_SECONDS).until(
+        lambda driver: driver.execute_script('return document.readyState') == 'complete'
+    )
+
+
 def run_action(browser, name):
     Select(browser.find_element(By.NAME, 'action')).select_by_value(name)
-    browser.find_element(By.CSS_SELECTOR, 'button[name="index"]').click()
+    submit(browser, browser.find_element(By.CSS_SELECTOR, 'button[name="index"]'))
 
 
 def test_filter_requeue_cancel_and_reprioritize(browser):
@@ -55,14 +68,29 @@ def test_filter_requeue_cancel_and_reprioritize(browser):
     Task.objects.create(data='done', status=Status.finished(current - dt.timedelta(minutes=2)))
     Task.objects.create(data='<script>document.title="owned"</script>')
     log_in(browser)
+    browser.screenshot('admin-index')
+    submit(browser, browser.find_element(By.CSS_SELECTOR, '#modelqueue-queues caption a'))
+    assert '/dashboard/overview/' in browser.current_url
+    stalled = browser.find_element(By.CSS_SELECTOR, 'tr[data-queue="tasks:status"] td.modelqueue-alert')
+    assert stalled.text == '1'
+    browser.screenshot('admin-overview')
+    Upload.objects.create(name='scan me')
+    browser.go('/admin/testapp/upload/dashboard/')
+    WebDriverWait(browser, WAIT_SECONDS).until(
+        lambda driver: driver.execute_script('return typeof Chart !== "undefined"')
+    )
+    assert chart_data(browser, 'publish_status', 'tally') == [[1, 0, 0, 0, 0]]
+    browser.screenshot('admin-dashboard-two-queues')
+    browser.go(f'/admin/testapp/task/{Task.objects.get(data="stuck").pk}/change/')
+    browser.screenshot('admin-change-form')
 
     browser.go('/admin/testapp/task/')
     browser.screenshot('admin-changelist')
     assert browser.title != 'owned'
     assert '<script>' in browser.find_element(By.ID, 'result_list').text
 
-    browser.find_element(By.LINK_TEXT, '– stalled').click()
-    WebDriverWait(browser, WAIT_SECONDS).until(EC.url_contains('status_queue=stalled'))
+    submit(browser, browser.find_element(By.LINK_TEXT, '– stalled'))
+    assert 'status_queue=stalled' in browser.current_url
     rows = browser.find_elements(By.CSS_SELECTOR, '#result_list td.field-data')
     assert [row.text for row in rows] == ['stuck']
 
@@ -82,7 +110,7 @@ def test_filter_requeue_cancel_and_reprioritize(browser):
     assert 'waiting' in table.text.lower() and '2' in table.text
     assert states()['due one'] == 'waiting'  # nothing changes before confirming
     browser.screenshot('admin-cancel-confirmation')
-    browser.find_element(By.CSS_SELECTOR, 'input[type="submit"][value="Yes, cancel them"]').click()
+    submit(browser, browser.find_element(By.CSS_SELECTOR, 'input[type="submit"][value="Yes, cancel them"]'))
     assert any('Canceled 2 tasks' in text for text in messages(browser))
     assert states()['due one'] == states()['done'] == 'canceled'
 
@@ -90,14 +118,14 @@ def test_filter_requeue_cancel_and_reprioritize(browser):
     run_action(browser, 'reprioritize_status')
     browser.find_element(By.CSS_SELECTOR, 'input[name="reprioritize-when"][value="integer"]').click()
     browser.find_element(By.NAME, 'reprioritize-priority').send_keys('123456789012345678')
-    browser.find_element(By.NAME, 'apply').click()
+    submit(browser, browser.find_element(By.NAME, 'apply'))
     errors = browser.find_element(By.CSS_SELECTOR, '.field-priority .errorlist').text
     assert '9999999999999' in errors
     browser.screenshot('admin-reprioritize-error')
     field = browser.find_element(By.NAME, 'reprioritize-priority')
     field.clear()
     field.send_keys('7')
-    browser.find_element(By.NAME, 'apply').click()
+    submit(browser, browser.find_element(By.NAME, 'apply'))
     assert any('Reprioritized 1 task' in text for text in messages(browser))
     status = Status(Task.objects.get(data='later').status)
     assert (status.state, status.priority) == (State.waiting, 7)
@@ -123,7 +151,7 @@ def test_dashboard_follows_a_worker_without_reload(browser, spawn, monkeypatch):
     log_in(browser)
 
     browser.go('/admin/testapp/task/')
-    browser.find_element(By.CSS_SELECTOR, 'a.modelqueue-dashboard-link').click()
+    submit(browser, browser.find_element(By.CSS_SELECTOR, 'a.modelqueue-dashboard-link'))
     WebDriverWait(browser, WAIT_SECONDS).until(
         lambda driver: driver.execute_script('return typeof Chart !== "undefined"')
     )
@@ -141,9 +169,16 @@ def test_dashboard_follows_a_worker_without_reload(browser, spawn, monkeypatch):
     assert worker.returncode == 0, err
     assert json.loads(out)['processed'] == 6
 
-    WebDriverWait(browser, WAIT_SECONDS).until(
-        lambda driver: chart_data(driver, 'status', 'tally')[0] == [0, 1, 0, 6, 0]
-    )
+    try:
+        WebDriverWait(browser, WAIT_SECONDS).until(
+            lambda driver: chart_data(driver, 'status', 'tally')[0] == [0, 1, 0, 6, 0]
+        )
+    except TimeoutException:
+        line = browser.find_element(By.CSS_SELECTOR, '[data-refresh-status]').text
+        pytest.fail(
+            f'the chart still shows {chart_data(browser, "status", "tally")} after'
+            f' {WAIT_SECONDS}s ({line!r}); the database has {states()}'
+        )
     finished, canceled = chart_data(browser, 'status', 'throughput')
     assert sum(finished) == 6 and sum(canceled) == 0
     assert browser.find_element(By.CSS_SELECTOR, '[data-figure="due"]').text == '0'

@@ -59,48 +59,46 @@ def test_every_task_runs_exactly_once(spawn, capsys):
         )
 
 
-def test_operator_cancel_while_action_runs_is_kept(spawn):
+def start_on_one_task(spawn, action_seconds):
+    """Start a worker on a new task; return both once its action is running."""
     task = Task.objects.create(data='original', status=Status.waiting(now(), 0))
     worker = spawn(
         '-m',
         'tests.queue_worker',
         'tests.testapp.actions.record_and_note',
-        env={'MODELQUEUE_TEST_ACTION_SECONDS': '2'},
+        env={'MODELQUEUE_TEST_ACTION_SECONDS': str(action_seconds)},
     )
     deadline = time.monotonic() + 30
     while not Execution.objects.filter(task=task).exists():
         assert time.monotonic() < deadline, 'the worker never started the task'
         time.sleep(0.05)
+    return task, worker
+
+
+def finish(worker):
+    out, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0, err
+    return err
+
+
+def test_operator_cancel_while_action_runs_is_kept(spawn):
+    task, worker = start_on_one_task(spawn, action_seconds=2)
     assert Status(Task.objects.get(pk=task.pk).status).state == State.working
     canceled = Status.canceled(now(), 0)
     Task.objects.filter(pk=task.pk).update(status=canceled, data='edited meanwhile')
 
-    out, err = worker.communicate(timeout=60)
-    assert worker.returncode == 0, err
-    assert 'changed while its action ran' in err
+    assert 'changed while its action ran' in finish(worker)
     saved = Task.objects.get(pk=task.pk)
     assert saved.status == canceled
     assert saved.data == 'edited meanwhile'
 
 
 def test_edit_while_action_runs_survives_completion(spawn):
-    task = Task.objects.create(data='original', status=Status.waiting(now(), 0))
-    worker = spawn(
-        '-m',
-        'tests.queue_worker',
-        'tests.testapp.actions.record_and_note',
-        env={'MODELQUEUE_TEST_ACTION_SECONDS': '1'},
-    )
-    deadline = time.monotonic() + 30
-    while not Execution.objects.filter(task=task).exists():
-        assert time.monotonic() < deadline, 'the worker never started the task'
-        time.sleep(0.05)
+    task, worker = start_on_one_task(spawn, action_seconds=1)
     Task.objects.filter(pk=task.pk).update(data='edited meanwhile')
 
-    out, err = worker.communicate(timeout=60)
-    assert worker.returncode == 0, err
+    finish(worker)
     saved = Task.objects.get(pk=task.pk)
     assert Status(saved.status).state == State.finished
     assert saved.data == 'edited meanwhile'
     assert saved.note == f'done by {Execution.objects.get(task=task).pid}'
-

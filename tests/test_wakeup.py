@@ -19,9 +19,7 @@ from modelqueue.wakeup import (
 from tests.testapp.models import Execution, Task, Upload
 from tests.test_worker import finish, start_worker, wait_for
 
-postgresql_only = pytest.mark.skipif(
-    connection.vendor != 'postgresql', reason='LISTEN/NOTIFY is PostgreSQL only'
-)
+postgresql_only = pytest.mark.vendors('postgresql')  # LISTEN/NOTIFY
 
 BOUND = 10  # seconds: a functional bound on a wait, far below the 30 s poll
 
@@ -60,7 +58,7 @@ def test_polling_waiter_respects_the_queryset():
     assert waiter._until_scheduled(30) == 30
 
 
-@pytest.mark.skipif(connection.vendor == 'postgresql', reason='PostgreSQL installs it')
+@pytest.mark.vendors('sqlite', 'mysql')  # PostgreSQL installs it
 def test_install_trigger_does_nothing_on_other_databases():
     assert install_trigger(Task, 'status') is False
     assert uninstall_trigger(Task, 'status') is False

@@ -8,7 +8,7 @@ import time
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import connection, transaction
 
 from modelqueue import State, Status
 from tests.testapp.models import Execution, Task
@@ -159,6 +159,17 @@ def test_signal_finishes_the_task_in_hand_and_exits_0(spawn, sent):
     assert 'finishing the task in hand' in log
 
 
+def test_signal_wakes_an_idle_worker_at_once(spawn):
+    make_tasks(1)
+    child = start_worker(spawn, '--sleep=30')
+    wait_for(started(), 'the worker to run a task', child=child)
+    time.sleep(0.3)  # into its 30 s wait
+    child.send_signal(signal.SIGTERM)
+    status, log = finish(child, timeout=10)
+    assert status == 0, log
+    assert 'stopped after 1 task' in log
+
+
 def test_second_signal_stops_at_once(spawn):
     make_tasks(1)
     child = start_worker(
@@ -212,6 +223,31 @@ def test_second_signal_to_the_parent_kills_the_workers(spawn):
             os.kill(pid, 0)
 
 
+def alive(pid):
+    """Whether process `pid` runs (a zombie nobody reaped does not count)."""
+    try:
+        with open(f'/proc/{pid}/stat') as stat:
+            return stat.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except FileNotFoundError:
+        return False
+
+
+def children_of(pid):
+    listing = subprocess.run(
+        ['ps', '-o', 'pid=', '--ppid', str(pid)], capture_output=True, text=True
+    )
+    return [int(child) for child in listing.stdout.split()]
+
+
+def test_workers_stop_when_their_parent_dies(spawn):
+    child = start_worker(spawn, '--concurrency=2', '--sleep=0.1')
+    wait_for(lambda: len(children_of(child.pid)) == 2, 'two workers', child=child)
+    workers = children_of(child.pid)
+    child.kill()
+    child.wait(timeout=10)
+    wait_for(lambda: not any(map(alive, workers)), 'the orphaned workers to stop')
+
+
 def terminate_other_connections():
     """End every other session on the test database, as a restart would."""
     with connection.cursor() as cursor:
@@ -231,9 +267,7 @@ def terminate_other_connections():
         return len(ids)
 
 
-@pytest.mark.skipif(
-    connection.vendor == 'sqlite', reason='SQLite has no server sessions to end'
-)
+@pytest.mark.vendors('postgresql', 'mysql')  # SQLite has no server sessions to end
 def test_worker_survives_its_connection_being_terminated(spawn):
     first = make_tasks(1)[0]
     child = start_worker(spawn, '--sleep=0.1')
@@ -247,6 +281,39 @@ def test_worker_survives_its_connection_being_terminated(spawn):
     assert status == 0, log
     assert executions_per_task() == {first.pk: 1, second.pk: 1}
     assert 'database error' in log
+
+
+def worker_waiting_on_a_lock():
+    with connection.cursor() as cursor:
+        cursor.execute('SELECT pg_stat_clear_snapshot()')  # fresh inside a transaction
+        cursor.execute(
+            'SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()'
+            " AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+@pytest.mark.vendors('postgresql')
+def test_worker_survives_lock_timeouts(spawn):
+    task = make_tasks(1)[0]
+    database = connection.ops.quote_name(connection.settings_dict['NAME'])
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER DATABASE {database} SET lock_timeout = '100ms'")
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute('LOCK TABLE testapp_task IN ACCESS EXCLUSIVE MODE')
+            child = start_worker(spawn, '--sleep=0.1', '--no-listen')
+            wait_for(worker_waiting_on_a_lock, 'the worker to wait on the lock', child=child)
+            time.sleep(0.3)  # past its lock timeout
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'ALTER DATABASE {database} RESET lock_timeout')
+    wait_for(lambda: states() == {'finished': 1}, 'the task', child=child)
+    child.send_signal(signal.SIGTERM)
+    status, log = finish(child)
+    assert status == 0, log
+    assert executions_per_task() == {task.pk: 1}
+    assert 'database error' in log and 'lock timeout' in log
 
 
 BAD_ARGUMENTS = [

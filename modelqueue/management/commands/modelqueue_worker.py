@@ -30,27 +30,38 @@ class Command(BaseCommand):
             'action', help='dotted path of a callable that takes one model instance'
         )
         parser.add_argument(
-            '--retry', type=int, default=3, help='attempts before a row is canceled (0-8; default 3)'
+            '--retry',
+            type=int,
+            default=3,
+            metavar='N',
+            help='attempts before a row is canceled (0-8; default 3)',
         )
         parser.add_argument(
             '--timeout',
             type=float,
             default=3600,
+            metavar='SECONDS',
             help='seconds after which a working row is given back (default 3600)',
         )
         parser.add_argument(
-            '--delay', type=float, default=0, help='seconds before a retry (default 0)'
+            '--delay',
+            type=float,
+            default=0,
+            metavar='SECONDS',
+            help='seconds before a retried or aborted row is due again (default 0)',
         )
         parser.add_argument(
             '--concurrency',
             type=int,
             default=1,
+            metavar='N',
             help='number of worker processes (default 1)',
         )
         parser.add_argument(
             '--sleep',
             type=float,
             default=1.0,
+            metavar='SECONDS',
             help='seconds an idle worker waits before it looks again (default 1)',
         )
         parser.add_argument(
@@ -59,6 +70,7 @@ class Command(BaseCommand):
         parser.add_argument(
             '--max-tasks',
             type=int,
+            metavar='N',
             help='exit after this many tasks (in all processes together)',
         )
         parser.add_argument(

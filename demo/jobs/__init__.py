@@ -1,0 +1,1 @@
+"""The demo's queues: emails to send, and images to resize then publish."""

@@ -1,0 +1,425 @@
+"""django-import-export support for queue fields: statuses as readable columns.
+
+On export each queue field, say ``status``, becomes four columns:
+
+``status``
+    the raw 19-digit integer, written as text so that spreadsheets keep
+    every digit (a spreadsheet number keeps only 15 or 16);
+``status_state``
+    the state name: created, waiting, working, finished or canceled;
+``status_when``
+    the priority: an ISO 8601 UTC datetime such as
+    ``2018-01-02T03:04:56.789+00:00``, or the plain integer when the
+    priority is not a timestamp;
+``status_attempts``
+    the attempts digit, 0 through 9.
+
+On import a row gives the status either way:
+
+- the raw integer in ``status``: it is used as it is; any decoded column
+  that is not blank must agree with it, or the row is refused (clear the
+  raw column to use the decoded ones);
+- otherwise the decoded columns: ``status_state`` is required, a blank
+  ``status_when`` means now, a blank ``status_attempts`` means 0. Naive
+  datetimes are taken as UTC, like everywhere in modelqueue;
+- a row with every status column blank or absent becomes waiting, due now.
+
+A row that would be *working* is refused unless the resource allows it
+(``allow_working = True`` in its Meta, or ``allow_working=True`` when
+making it): a working row that no worker holds would look stalled.
+
+Every error names the row, the column and the value, and the import is all
+or nothing: a single bad row means nothing of the file is saved.
+
+This module needs django-import-export; the rest of modelqueue does not.
+"""
+
+import datetime as dt
+
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext as _
+
+from .status import State, Status, now, priority_to_datetime
+
+MISSING_IMPORT_EXPORT = (
+    'modelqueue.resources needs django-import-export 4, which is not'
+    ' installed: pip install "modelqueue[import-export]"'
+)
+
+try:
+    from import_export import fields, resources, widgets
+except ImportError as error:
+    raise ImportError(MISSING_IMPORT_EXPORT, name=error.name) from error
+
+PARTS = ('state', 'when', 'attempts')
+
+
+def queue_columns(field):
+    """Return the column names of queue field `field`: raw first, then decoded.
+
+    >>> queue_columns('status')
+    ['status', 'status_state', 'status_when', 'status_attempts']
+    """
+    return [field, *(f'{field}_{part}' for part in PARTS)]
+
+
+def _is_blank(value):
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _whole_number(value):
+    """Return `value` as an int if it is a whole number (or its text), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+class StatusWidget(widgets.Widget):
+    """The raw status column: a 19-digit integer, always rendered as text.
+
+    Text keeps every digit in CSV, JSON (JavaScript numbers keep 15 or 16)
+    and XLSX (spreadsheet numbers too).
+
+    >>> widget = StatusWidget()
+    >>> widget.render(Status(2201801020304567890))
+    '2201801020304567890'
+    >>> widget.clean('2201801020304567890')
+    Status(2201801020304567890)
+    >>> widget.clean('') is None
+    True
+    >>> widget.clean('22.5')
+    Traceback (most recent call last):
+      ...
+    ValueError: invalid status '22.5': expected a 19-digit integer whose first digit (the state) is 1 through 5
+    """
+
+    def clean(self, value, row=None, **kwargs):
+        if _is_blank(value):
+            return None
+        return Status(value.strip() if isinstance(value, str) else value)
+
+    def render(self, value, obj=None, **kwargs):
+        return '' if value is None else str(int(value))
+
+
+class StatusPartWidget(widgets.Widget):
+    """One decoded column of a status: its state, when, or attempts.
+
+    >>> status = Status(4201801020304567893)
+    >>> StatusPartWidget('state').render(status)
+    'finished'
+    >>> StatusPartWidget('when').render(status)
+    '2018-01-02T03:04:56.789+00:00'
+    >>> StatusPartWidget('when').render(Status.waiting(123))
+    '123'
+    >>> StatusPartWidget('attempts').render(status)
+    3
+    >>> StatusPartWidget('state').render(0)  # not a status: left blank
+    ''
+    >>> StatusPartWidget('when').clean('2018-01-02T04:04:56.789+01:00')
+    20180102030456789
+    >>> StatusPartWidget('attempts').clean('12')
+    Traceback (most recent call last):
+      ...
+    ValueError: invalid attempts '12': expected an integer from 0 through 9
+    """
+
+    def __init__(self, part, **kwargs):
+        if part not in PARTS:
+            raise ValueError(
+                f'invalid part {part!r}: expected one of {", ".join(PARTS)}'
+            )
+        super().__init__(**kwargs)
+        self.part = part
+
+    def render(self, value, obj=None, **kwargs):
+        try:
+            state, priority, attempts = Status(value).parse()
+        except ValueError:  # not a status (None, or a row written by hand)
+            return ''
+        if self.part == 'state':
+            return state.name
+        if self.part == 'when':
+            if isinstance(priority, dt.datetime):
+                return priority.isoformat(timespec='milliseconds')
+            return str(priority)
+        return attempts
+
+    def clean(self, value, row=None, **kwargs):
+        """Return the state, the integer priority, or the attempts; None if blank."""
+        if _is_blank(value):
+            return None
+        if self.part == 'state':
+            return State.get(value.strip().lower() if isinstance(value, str) else value)
+        if self.part == 'when':
+            return _clean_priority(value)
+        attempts = _whole_number(value)
+        if attempts is None or not 0 <= attempts <= 9:
+            raise ValueError(
+                _('invalid attempts %(value)r: expected an integer from 0 through 9')
+                % {'value': value}
+            )
+        return attempts
+
+
+def _clean_priority(value):
+    number = _whole_number(value)
+    if number is None and isinstance(value, dt.datetime):
+        when = value
+    elif number is None and isinstance(value, str):
+        try:
+            when = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            when = None
+    else:
+        when = None
+    if number is None and when is None:
+        raise ValueError(
+            _(
+                'invalid when %(value)r: expected an ISO 8601 datetime such as'
+                ' 2018-01-02T03:04:56.789+00:00 or an integer priority'
+            )
+            % {'value': value}
+        )
+    # Status.combine checks the range and converts datetimes (naive as UTC).
+    return Status.combine(State.waiting, when or number, 0).priority
+
+
+class QueueStatusField(fields.Field):
+    """The import-export field of a queue column: raw integer or decoded columns.
+
+    It reads every column of its queue field (see `queue_columns`), so an
+    import works with the raw integer, with the decoded columns, or with
+    neither (waiting, due now). See the module documentation for the rules.
+    """
+
+    def __init__(self, attribute, column_name=None, **kwargs):
+        super().__init__(
+            attribute=attribute,
+            column_name=column_name or attribute,
+            widget=StatusWidget(),
+            **kwargs,
+        )
+
+    def clean(self, row, row_number=None, allow_working=False, **kwargs):
+        raw_column, *part_columns = queue_columns(self.column_name)
+        raw = row.get(raw_column)
+        given = {
+            part: row[column]
+            for part, column in zip(PARTS, part_columns)
+            if not _is_blank(row.get(column))
+        }
+        decoded = {}
+        for part, column in zip(PARTS, part_columns):
+            if part in given:
+                try:
+                    decoded[part] = StatusPartWidget(part).clean(given[part])
+                except ValueError as error:
+                    raise _row_error(row_number, column, error) from None
+        if not _is_blank(raw):
+            try:
+                status = self.widget.clean(raw)
+            except ValueError as error:
+                raise _row_error(row_number, raw_column, error) from None
+            combined = Status.combine(
+                decoded.get('state', status.state),
+                decoded.get('when', status.priority),
+                decoded.get('attempts', status.attempts),
+            )
+            if combined != status:
+                others = ', '.join(
+                    f'{column!r} {given[part]!r}'
+                    for part, column in zip(PARTS, part_columns)
+                    if part in given
+                )
+                raise _row_error(
+                    row_number,
+                    raw_column,
+                    _(
+                        '%(value)r disagrees with %(others)s; clear %(column)r'
+                        ' to use the decoded columns, or make them agree'
+                    )
+                    % {'value': raw, 'others': others, 'column': raw_column},
+                )
+        elif decoded:
+            if 'state' not in decoded:
+                state_column = part_columns[0]
+                message = (
+                    _('blank; it is required when %(columns)s is given')
+                    if state_column in row
+                    else _('missing; it is required when %(columns)s is given')
+                )
+                columns = _(' or ').join(repr(c) for c in part_columns[1:])
+                raise _row_error(
+                    row_number, state_column, message % {'columns': columns}
+                )
+            status = Status.combine(
+                decoded['state'],
+                decoded['when'] if 'when' in decoded else now(),
+                decoded.get('attempts', 0),
+            )
+        else:
+            status = Status.waiting()
+        if status.state == State.working and not allow_working:
+            column = part_columns[0] if 'state' in decoded else raw_column
+            value = given['state'] if 'state' in decoded else raw
+            raise _row_error(
+                row_number,
+                column,
+                _(
+                    '%(value)r is a working status, refused: no worker holds'
+                    ' this row, so it would look stalled. Import it as waiting,'
+                    ' or explicitly allow working rows (allow_working)'
+                )
+                % {'value': value},
+            )
+        return status
+
+
+def _row_error(row_number, column, problem):
+    """Return a ValueError that names the row, the column and the problem."""
+    return ValueError(
+        _('row %(row)s, column %(column)r: %(problem)s')
+        % {'row': row_number, 'column': column, 'problem': problem}
+    )
+
+
+class QueueResource(resources.ModelResource):
+    """A ModelResource whose queue fields export and import decoded.
+
+    Name the queue fields in Meta; the usual options (fields, exclude,
+    import_id_fields, ...) keep working, and the decoded columns follow
+    their queue field::
+
+        from modelqueue.resources import QueueResource
+
+        class TaskResource(QueueResource):
+            class Meta:
+                model = Task
+                queue_fields = ['status']
+                allow_working = False  # the default
+
+    Imports run in one transaction that is rolled back when any row is
+    invalid. ``allow_working`` may also be given when making the resource:
+    ``TaskResource(allow_working=True)``.
+    """
+
+    class Meta:
+        use_transactions = True
+        queue_fields = ()
+        allow_working = False
+
+    def __init__(self, allow_working=None, **kwargs):
+        super().__init__(**kwargs)
+        self.allow_working = (
+            self._meta.allow_working if allow_working is None else allow_working
+        )
+        self.queue_fields = [
+            name for name in self._meta.queue_fields if name in self.fields
+        ]
+        model = self._meta.model
+        for name in self._meta.queue_fields:
+            if model is not None and not any(
+                field.name == name for field in model._meta.concrete_fields
+            ):
+                raise ImproperlyConfigured(
+                    f'{type(self).__name__}: queue field {name!r} is not a field'
+                    f' of {model.__name__}'
+                )
+        if not self._meta.queue_fields:
+            raise ImproperlyConfigured(
+                f'{type(self).__name__}: name the queue fields in Meta, for'
+                " example queue_fields = ['status']"
+            )
+        fields_ = {}
+        for name, field in self.fields.items():
+            if name not in self.queue_fields:
+                fields_[name] = field
+                continue
+            fields_[name] = QueueStatusField(
+                field.attribute, field.column_name or name
+            )
+            columns = queue_columns(fields_[name].column_name)[1:]
+            for part, column in zip(PARTS, columns):
+                fields_[f'{name}_{part}'] = fields.Field(
+                    attribute=field.attribute,
+                    column_name=column,
+                    widget=StatusPartWidget(part),
+                    readonly=True,
+                )
+        self.fields = fields_
+
+    def import_field(self, field, instance, row, is_m2m=False, **kwargs):
+        """Import a queue field even when its raw column is absent."""
+        if isinstance(field, QueueStatusField):
+            field.save(
+                instance, row, is_m2m, allow_working=self.allow_working, **kwargs
+            )
+        else:
+            super().import_field(field, instance, row, is_m2m, **kwargs)
+
+    def import_data(self, dataset, *args, rollback_on_validation_errors=True, **kwargs):
+        """Import `dataset` all or nothing: any invalid row rolls back the rest."""
+        return super().import_data(
+            dataset,
+            *args,
+            rollback_on_validation_errors=rollback_on_validation_errors,
+            **kwargs,
+        )
+
+    def get_export_order(self):
+        return self._companions_follow(super().get_export_order())
+
+    def get_import_order(self):
+        return self._companions_follow(super().get_import_order())
+
+    def _companions_follow(self, order):
+        """Return `order` with each queue field's decoded columns right after it."""
+        companions = {
+            f'{name}_{part}': name for name in self.queue_fields for part in PARTS
+        }
+        result = []
+        for name in order:
+            if name in companions:
+                continue
+            result.append(name)
+            if name in self.queue_fields:
+                result.extend(f'{name}_{part}' for part in PARTS)
+        return tuple(result)
+
+
+def queue_resource(model, *queue_fields, allow_working=False, **meta_options):
+    """Return a `QueueResource` class for `model` with `queue_fields` decoded.
+
+    Other keyword arguments are Meta options of django-import-export
+    (fields, exclude, import_id_fields, ...):
+
+    >>> from tests.testapp.models import Task
+    >>> TaskResource = queue_resource(Task, 'status', exclude=['note'])
+    >>> TaskResource().get_export_headers()
+    ['id', 'data', 'status', 'status_state', 'status_when', 'status_attempts']
+
+    ``TaskResource().export()`` returns a tablib Dataset of every task, and
+    ``TaskResource().import_data(dataset)`` imports one.
+    """
+    meta = type(
+        'Meta',
+        (),
+        {
+            'model': model,
+            'queue_fields': queue_fields,
+            'allow_working': allow_working,
+            **meta_options,
+        },
+    )
+    return type(QueueResource)(
+        f'{model.__name__}QueueResource',
+        (QueueResource,),
+        {'Meta': meta, '__module__': __name__},
+    )
