@@ -187,7 +187,7 @@ def options():
     quick = args.quick
     args.runs = args.runs or (1 if quick else 3)
     args.tasks = args.tasks or (100 if quick else 2000)
-    args.workers = [int(w) for w in (args.workers or ('1,2' if quick else '1,4,8')).split(',')]
+    args.workers = [int(w) for w in (args.workers or ('2' if quick else '1,4,8')).split(',')]
     args.delays = [float(m) for m in (args.delays or ('0' if quick else '0,5')).split(',')]
     args.table_sizes = [
         int(n)
