@@ -290,7 +290,7 @@ class QueueAdminMixin:
             f'admin/{page}.html',
         ]
 
-    def response_action(self, request, queryset):
+    def response_action(self, request, queryset, **kwargs):
         """Refuse a selection that holds no primary keys, with a message.
 
         The changelist only ever posts primary keys; a forged value would
@@ -308,7 +308,7 @@ class QueueAdminMixin:
                     messages.ERROR,
                 )
                 return None
-        return super().response_action(request, queryset)
+        return super().response_action(request, queryset, **kwargs)
 
     def changelist_view(self, request, extra_context=None):
         opts = self.model._meta

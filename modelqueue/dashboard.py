@@ -28,6 +28,8 @@ FIRST_TIMESTAMP = datetime_to_priority(dt.datetime(1, 1, 1))
 
 #: Minutes of throughput the dashboard shows.
 THROUGHPUT_MINUTES = 60
+# Rows written this long after the figures' `current` still count (last minute).
+LATE_WRITES = dt.timedelta(minutes=1)
 
 
 def _count(queryset, field, low, high):
@@ -81,7 +83,9 @@ def throughput(queryset, field, current, minutes=THROUGHPUT_MINUTES):
 
     One query: the finished and canceled rows written since the start of the
     first minute, grouped by their status with seconds, milliseconds and
-    attempts cut off (exact integer arithmetic, no dates in SQL).
+    attempts cut off (exact integer arithmetic, no dates in SQL). A row
+    written after `current` while the figures were being read counts in the
+    last minute, so throughput never lags the tally taken beside it.
 
     :returns: (list of minute datetimes, finished counts, canceled counts)
 
@@ -98,7 +102,7 @@ def throughput(queryset, field, current, minutes=THROUGHPUT_MINUTES):
         written |= Q(
             **{
                 f'{field}__gte': Status.combine(state, first, 0),
-                f'{field}__lte': Status.combine(state, current, MAX_ATTEMPTS),
+                f'{field}__lte': Status.combine(state, current + LATE_WRITES, MAX_ATTEMPTS),
             }
         )
     selection = queryset.filter(written)
@@ -112,9 +116,10 @@ def throughput(queryset, field, current, minutes=THROUGHPUT_MINUTES):
     slots = [first + dt.timedelta(minutes=index) for index in range(minutes)]
     index_of = {datetime_to_priority(slot): index for index, slot in enumerate(slots)}
     counts = {State.finished: [0] * minutes, State.canceled: [0] * minutes}
+    last_priority = datetime_to_priority(last)
     for minute, number in rows:
         status = Status(minute)
-        index = index_of.get(status.priority)
+        index = index_of.get(min(status.priority, last_priority))
         if index is not None:
             counts[status.state][index] += number
     return slots, counts[State.finished], counts[State.canceled]

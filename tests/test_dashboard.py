@@ -107,3 +107,17 @@ def test_query_count_does_not_grow_with_rows():
     add(*(Status.finished(ago(minutes=minute % 90)) for minute in range(300)))
     add(*(Status.waiting(ago(minutes=minute)) for minute in range(50)))
     assert queries() == empty <= 9
+
+
+def test_rows_written_while_the_figures_are_read_count_in_the_last_minute():
+    """A worker finishing rows between `current` and the queries: the tally
+    counts them, and so must the throughput beside it."""
+    add(
+        Status.finished(CURRENT + dt.timedelta(seconds=20)),
+        Status.canceled(CURRENT + dt.timedelta(seconds=50)),
+        Status.finished(CURRENT + dt.timedelta(hours=2)),  # not a late write
+    )
+    figures = queue_figures(Task.objects.all(), 'status', current=CURRENT)
+    assert figures['throughput']['finished'][-1] == 1
+    assert figures['throughput']['canceled'][-1] == 1
+    assert figures['finished_last_hour'] == 1
