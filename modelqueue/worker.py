@@ -268,8 +268,8 @@ class ActionCall:
         """Log one line: the task, the outcome, the duration (and the new state)."""
         outcome = self.outcome()
         state = Status(getattr(self.task, attname)).state.name
-        message = '%s pk=%s %s in %.3fs'
-        args = [self.task._meta.label, self.task.pk, outcome, self.seconds]
+        message = '%s.%s pk=%s %s in %.3fs'
+        args = [self.task._meta.label, attname, self.task.pk, outcome, self.seconds]
         if note:
             message += ' ' + note
         elif state != outcome:

@@ -77,7 +77,7 @@ def test_burst_processes_the_queue_and_exits_0(spawn):
     assert states() == {'finished': 5}
     assert executions_per_task() == {task.pk: 1 for task in tasks}
     for task in tasks:
-        assert f'testapp.Task pk={task.pk} finished in ' in log
+        assert f'testapp.Task.status pk={task.pk} finished in ' in log
 
 
 def test_each_outcome_is_logged_once_per_task(spawn):
