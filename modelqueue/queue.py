@@ -20,7 +20,7 @@ from django.db.models.query import ModelIterable
 from django.db.models.sql.subqueries import UpdateQuery
 
 from .expressions import with_state_and_priority
-from .status import MAX_ATTEMPTS, ONE_HOUR, ZERO_SECS, State, Status, now
+from .status import MAX_ATTEMPTS, ONE_HOUR, ZERO_SECS, State, Status, check_integer, now
 
 logger = logging.getLogger('modelqueue')
 
@@ -112,15 +112,7 @@ def _check_arguments(queryset, field, action, retry, timeout, delay):
         )
     if not callable(action):
         raise ValueError(f'invalid action {action!r}: expected a callable')
-    if (
-        isinstance(retry, bool)
-        or not isinstance(retry, int)
-        or not 0 <= retry <= MAX_RETRY
-    ):
-        raise ValueError(
-            f'invalid retry {retry!r}: expected an integer from 0 through'
-            f' {MAX_RETRY}'
-        )
+    check_integer('retry', retry, MAX_RETRY)
     _check_timedelta('timeout', timeout)
     _check_timedelta('delay', delay)
     return model_field.attname

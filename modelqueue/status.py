@@ -145,17 +145,23 @@ class State(int):
         raise ValueError(f'unknown state {state!r}: expected one of {names}')
 
 
-def _check_attempts(attempts):
-    if (
-        isinstance(attempts, bool)
-        or not isinstance(attempts, int)
-        or not 0 <= attempts <= MAX_ATTEMPTS
-    ):
+def check_integer(name, value, maximum):
+    """Return `value` if it is an integer from 0 through `maximum`, or raise ValueError.
+
+    >>> check_integer('retry', 9, 8)
+    Traceback (most recent call last):
+      ...
+    ValueError: invalid retry 9: expected an integer from 0 through 8
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
         raise ValueError(
-            f'invalid attempts {attempts!r}: expected an integer from 0 through'
-            f' {MAX_ATTEMPTS}'
+            f'invalid {name} {value!r}: expected an integer from 0 through {maximum}'
         )
-    return attempts
+    return value
+
+
+def _check_attempts(attempts):
+    return check_integer('attempts', attempts, MAX_ATTEMPTS)
 
 
 def _check_priority(priority):
