@@ -13,7 +13,7 @@ mix of states, then prints the median time of:
 - ``modelqueue.dashboard.queue_figures`` alone,
 - ``Status.tally`` of modelqueue 3 (five range counts in one call),
 - ``Status.tally`` of modelqueue 2.2.1 (five range counts), imported from
-  MODELQUEUE_221 (default /tmp/dl/mq/modelqueue/__init__.py),
+  MODELQUEUE_221 (by default pip fetches it once into bench/.peers/),
 - throughput as the dashboard computes it (one GROUP BY over the last
   hour's finished and canceled rows) and as 120 range counts (60 minutes x
   finished/canceled), the alternative.
@@ -25,8 +25,10 @@ import importlib.util
 import os
 import random
 import statistics
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 ROWS = 1_000_000
 # Share of rows per state; finished and canceled spread over the last week.
@@ -124,8 +126,20 @@ def median_ms(function, repeat):
     return statistics.median(times) * 1000
 
 
+PEER_221 = Path(__file__).resolve().parent / '.peers' / 'modelqueue-2.2.1'
+
+
 def load_221():
-    path = os.environ.get('MODELQUEUE_221', '/tmp/dl/mq/modelqueue/__init__.py')
+    """Import modelqueue 2.2.1 under another name, fetching it with pip once."""
+    path = os.environ.get('MODELQUEUE_221')
+    if path is None:
+        path = PEER_221 / 'modelqueue' / '__init__.py'
+        if not path.exists():
+            subprocess.run(
+                [sys.executable, '-m', 'pip', 'install', '-q', '--no-deps',
+                 '--target', str(PEER_221), 'modelqueue==2.2.1'],
+                check=True,
+            )
     spec = importlib.util.spec_from_file_location('modelqueue_221', path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

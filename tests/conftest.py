@@ -126,6 +126,8 @@ def browser(chromium_driver, live_server):
     ``browser.screenshot(name)`` saves test-artifacts/<name>.png.
     """
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
 
     driver = chromium_driver
     driver.delete_all_cookies()
@@ -137,7 +139,10 @@ def browser(chromium_driver, live_server):
         go('/admin/login/')
         driver.find_element(By.NAME, 'username').send_keys(username)
         driver.find_element(By.NAME, 'password').send_keys(password)
-        driver.find_element(By.CSS_SELECTOR, 'input[type=submit]').click()
+        submit = driver.find_element(By.CSS_SELECTOR, 'input[type=submit]')
+        submit.click()
+        # Return only once the login page has been replaced by the next one.
+        WebDriverWait(driver, 30).until(expected_conditions.staleness_of(submit))
 
     def screenshot(name):
         ARTIFACTS.mkdir(exist_ok=True)
