@@ -86,7 +86,12 @@ def test_each_queryset_claims_only_its_own_rows():
     [
         lambda: Task.objects.annotate(tag=Value('tagged', output_field=CharField())),
         lambda: Task.objects.only('data', 'status'),
-        lambda: Task.objects.select_related(),
+        pytest.param(
+            lambda: Task.objects.select_related(),
+            # Task has no relation to name; the no-argument form, deprecated
+            # in Django 6.1, is what still reaches this path.
+            marks=pytest.mark.filterwarnings('ignore:Calling select_related'),
+        ),
     ],
     ids=['annotated', 'deferred', 'select_related'],
 )
