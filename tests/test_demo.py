@@ -27,6 +27,7 @@ from demo import database_url
 from tests.settings import CHECKOUT_TAG, DATABASE_VENDOR, DATABASES
 
 from .conftest import ROOT
+from .faults import wait_until
 
 SETUP_TIMEOUT = 300
 START_TIMEOUT = 60
@@ -204,17 +205,6 @@ def _session_processes(session):
     return pids
 
 
-def _wait_for(condition, timeout, message):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(message)
-        time.sleep(0.5)
-
-
 class AdminClient:
     """Log in to the admin over HTTP and fetch pages, as a browser would."""
 
@@ -260,10 +250,10 @@ def test_run_serves_the_admin_and_the_dashboards_move(demo):
     port = _free_port()
     process, output = _start(demo, port)
     try:
-        _wait_for(
+        wait_until(
             lambda: any('Log in as admin / admin' in line for line in output)
             or process.poll() is not None,
-            START_TIMEOUT, 'demo/run did not start in time',
+            START_TIMEOUT, 'demo/run to start',
         )
         assert process.poll() is None, ''.join(output)
         assert any(f'http://127.0.0.1:{port}/admin/' in line for line in output)
@@ -302,7 +292,7 @@ def test_run_serves_the_admin_and_the_dashboards_move(demo):
                 for field in now
             )
 
-        _wait_for(moved, 60, 'the workers and the producer did not move the dashboards')
+        wait_until(moved, 60, 'the workers and the producer to move the dashboards')
     finally:
         process.send_signal(signal.SIGTERM)
         try:
