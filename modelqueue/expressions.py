@@ -12,7 +12,7 @@ goes through floating point on SQLite and would round 19-digit values).
 
 from django.db.models import BigIntegerField, F, Func, Value
 
-from .status import STATE_OFFSET, State, Status, _check_attempts, _check_priority
+from .status import STATE_OFFSET, State, Status, check_attempts, check_priority
 
 
 class Remainder(Func):
@@ -34,7 +34,7 @@ def with_state(field, state):
 
 def with_priority(field, priority):
     """Expression: the status in `field` with `priority` (int or datetime), state and attempts kept."""
-    priority = _check_priority(priority)
+    priority = check_priority(priority)
     return (
         F(field)
         - Remainder(F(field), _int(STATE_OFFSET))
@@ -45,7 +45,7 @@ def with_priority(field, priority):
 
 def with_attempts(field, attempts):
     """Expression: the status in `field` with `attempts`, state and priority kept."""
-    return F(field) - Remainder(F(field), _int(10)) + _int(_check_attempts(attempts))
+    return F(field) - Remainder(F(field), _int(10)) + _int(check_attempts(attempts))
 
 
 def with_state_and_priority(field, state, priority):

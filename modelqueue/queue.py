@@ -8,27 +8,27 @@ or a timeout reclaim by another worker, is never overwritten.
 """
 
 import copy
-import datetime as dt
 import logging
 import random
 import time
 
-from django.core.exceptions import FieldDoesNotExist
 from django.db import OperationalError, connections, transaction
-from django.db.models.expressions import RawSQL
-from django.db.models.query import ModelIterable
-from django.db.models.sql.subqueries import UpdateQuery
 
-from .expressions import with_state_and_priority
-from .status import MAX_ATTEMPTS, ONE_HOUR, ZERO_SECS, State, Status, check_integer, now
+from . import ranges
+from .claim import claim_statement, claims_in_one_statement, due_rows
+from .status import MAX_ATTEMPTS, ONE_HOUR, ZERO_SECS, Status, now
+from .validation import (
+    check_callable,
+    check_integer,
+    check_status_field,
+    check_timedelta,
+)
 
 logger = logging.getLogger('modelqueue')
 
 MAX_RETRY = 8
 CANDIDATES = 8
 LOCKED_BACKOFF = (0.005, 0.5)
-# Longer spans would leave the datetime range when added to now().
-MAX_TIMEDELTA = dt.timedelta(days=1000 * 365)
 
 
 class Retry(Exception):
@@ -42,13 +42,14 @@ class Retry(Exception):
     Optional `delay` parameter can be used to override the `delay` given in
     :func:`modelqueue.run`.
 
+    >>> import datetime as dt
     >>> Retry(dt.timedelta(minutes=5)).delay
     datetime.timedelta(seconds=300)
     """
 
     def __init__(self, delay=None):
         super().__init__(delay)
-        self.delay = _check_timedelta('delay', delay, allow_none=True)
+        self.delay = check_timedelta('delay', delay, allow_none=True)
 
 
 class Abort(Exception):
@@ -69,7 +70,7 @@ class Abort(Exception):
 
     def __init__(self, delay=None):
         super().__init__(delay)
-        self.delay = _check_timedelta('delay', delay, allow_none=True)
+        self.delay = check_timedelta('delay', delay, allow_none=True)
 
 
 class Cancel(Exception):
@@ -86,36 +87,14 @@ class Cancel(Exception):
     """
 
 
-def _check_timedelta(name, value, allow_none=False):
-    if value is None and allow_none:
-        return value
-    if not isinstance(value, dt.timedelta) or not ZERO_SECS <= value <= MAX_TIMEDELTA:
-        raise ValueError(
-            f'invalid {name} {value!r}: expected a datetime.timedelta of zero'
-            f' or more, at most {MAX_TIMEDELTA.days} days'
-        )
-    return value
-
-
-def _check_arguments(queryset, field, action, retry, timeout, delay):
-    model = queryset.model
-    try:
-        model_field = model._meta.get_field(field)
-    except FieldDoesNotExist:
-        raise ValueError(
-            f'invalid field {field!r}: {model._meta.label} has no such field'
-        ) from None
-    if model_field.get_internal_type() != 'BigIntegerField':
-        raise ValueError(
-            f'invalid field {field!r}: expected a StatusField (BigIntegerField)'
-            f' of {model._meta.label}, found {type(model_field).__name__}'
-        )
-    if not callable(action):
-        raise ValueError(f'invalid action {action!r}: expected a callable')
+def check_run_arguments(queryset, field, action, retry, timeout, delay):
+    """Check the arguments of :func:`run`; return the attname of `field`."""
+    attname = check_status_field(queryset.model, field)
+    check_callable('action', action)
     check_integer('retry', retry, MAX_RETRY)
-    _check_timedelta('timeout', timeout)
-    _check_timedelta('delay', delay)
-    return model_field.attname
+    check_timedelta('timeout', timeout)
+    check_timedelta('delay', delay)
+    return attname
 
 
 def _is_locked(error):
@@ -168,16 +147,6 @@ def _fenced_status_update(queryset, pk, attname, expected, status):
         return cursor.rowcount
 
 
-def _stalled(queryset, attname, timeout, current):
-    """The rows of `queryset` left working longer than `timeout`."""
-    return queryset.filter(
-        **{
-            attname + '__gte': Status.minimum(State.working),
-            attname + '__lte': Status.working(current - timeout, MAX_ATTEMPTS),
-        }
-    )
-
-
 def _reclaim_stalled(queryset, attname, retry, timeout, delay, claimed_pk=None):
     """Give back one row left working longer than `timeout`, if any; return
     whether one was given back. `claimed_pk`, this run's own claim, is never
@@ -186,7 +155,7 @@ def _reclaim_stalled(queryset, attname, retry, timeout, delay, claimed_pk=None):
     Its attempt counts; past `retry` attempts the row is canceled.
     """
     current = now()
-    stalled = _stalled(queryset, attname, timeout, current)
+    stalled = queryset.filter(ranges.stalled(attname, current, timeout))
     if claimed_pk is not None:
         stalled = stalled.exclude(pk=claimed_pk)
     stalled = stalled.order_by(attname).values_list('pk', attname)[:1]
@@ -214,19 +183,10 @@ def _reclaim_stalled(queryset, attname, retry, timeout, delay, claimed_pk=None):
     return False
 
 
-def _due(queryset, attname, current=None):
-    return queryset.filter(
-        **{
-            attname + '__gte': Status.minimum(State.waiting),
-            attname + '__lte': Status.waiting(current or now(), MAX_ATTEMPTS),
-        }
-    ).order_by(attname)
-
-
 def _claim_skip_locked(queryset, attname, lock_only_self):
     """Lock the first due row nobody else holds, and mark it working."""
     lock_of = ('self',) if lock_only_self else ()
-    due = _due(queryset, attname).select_for_update(skip_locked=True, of=lock_of)
+    due = due_rows(queryset, attname, now()).select_for_update(skip_locked=True, of=lock_of)
     with transaction.atomic(using=queryset.db):
         rows = list(due[:1])
         if not rows:
@@ -246,7 +206,7 @@ def _claim_compare_and_swap(queryset, attname):
     comes back empty only when no due row was left unclaimed.
     """
     while True:
-        candidates = list(_due(queryset, attname)[:CANDIDATES])
+        candidates = list(due_rows(queryset, attname, now())[:CANDIDATES])
         if not candidates:
             return None, None
         for task in candidates:
@@ -260,139 +220,6 @@ def _claim_compare_and_swap(queryset, attname):
             )
             if won:
                 return task, claimed
-
-
-def _claims_in_one_statement(queryset):
-    """Whether `queryset` can be claimed by one UPDATE ... RETURNING.
-
-    PostgreSQL and SQLite >= 3.35 return the updated row; the model is built
-    from it as the queryset would, so the queryset must load plain rows of
-    one table (no select_related, annotations, deferred fields, values(),
-    prefetching or multi-table inheritance).
-    """
-    connection = connections[queryset.db]
-    query = queryset.query
-    return (
-        connection.vendor in ('postgresql', 'sqlite')
-        and connection.features.can_return_columns_from_insert
-        and queryset._iterable_class is ModelIterable
-        and not queryset._prefetch_related_lookups
-        and not (query.select_related or query.annotations or query.extra)
-        and not (query.distinct or query.combinator or query.group_by)
-        and query.deferred_loading == (frozenset(), True)
-        and not queryset.model._meta.parents
-    )
-
-
-class _ClaimStatement:
-    """The SQL of one queue's claim, compiled once and reused.
-
-    Only the three status bounds that depend on the time change from one
-    claim to the next; their positions among the parameters are found when
-    the statement is compiled.
-    """
-
-    def __init__(self, queryset, attname, timeout, current):
-        using = queryset.db
-        connection = connections[using]
-        model = queryset.model
-        qn = connection.ops.quote_name
-        table = qn(model._meta.db_table)
-        bounds = _claim_bounds(current, timeout)
-
-        due_sql, due_params = (
-            _due(queryset, attname, current)
-            .values_list('pk')[:1]
-            .query.get_compiler(using)
-            .as_sql()
-        )
-        if connection.features.has_select_for_update_skip_locked:
-            of = (table,) if connection.features.has_select_for_update_of else ()
-            due_sql += ' ' + connection.ops.for_update_sql(skip_locked=True, of=of)
-        stalled_sql, stalled_params = (
-            _stalled(model._base_manager.using(using), attname, timeout, current)
-            .order_by()
-            .values_list('pk')[:1]
-            .query.get_compiler(using)
-            .as_sql()
-        )
-        update = UpdateQuery(model)
-        update.add_q(model._base_manager.filter(pk=RawSQL(due_sql, due_params)).query.where)
-        update.add_update_fields(
-            [
-                (
-                    model._meta.get_field(attname),
-                    None,
-                    with_state_and_priority(attname, State.working, current),
-                )
-            ]
-        )
-        update_sql, update_params = update.get_compiler(using).as_sql()
-        self.fields = model._meta.concrete_fields
-        columns = ', '.join(f'{table}.{qn(field.column)}' for field in self.fields)
-        self.sql = f'{update_sql} RETURNING {columns}, ({stalled_sql})'
-        self.params = [*update_params, *stalled_params]
-        self.positions = [
-            [index for index, param in enumerate(self.params) if param == bound]
-            for bound in bounds
-        ]
-        # Reusable only if each bound is one parameter that nothing else equals.
-        self.reusable = all(len(found) == 1 for found in self.positions)
-        self.attnames = [field.attname for field in self.fields]
-        self.converters = []
-        for field in self.fields:
-            column = field.get_col(model._meta.db_table)
-            self.converters.append(
-                (
-                    connection.ops.get_db_converters(column)
-                    + field.get_db_converters(connection),
-                    column,
-                )
-            )
-
-    def params_at(self, current, timeout):
-        params = list(self.params)
-        for (index,), bound in zip(self.positions, _claim_bounds(current, timeout)):
-            params[index] = bound
-        return params
-
-
-def _claim_bounds(current, timeout):
-    """The values a claim statement depends on at time `current`."""
-    return (
-        Status.working(current, 0),  # the claimed status, before its attempts
-        Status.waiting(current, MAX_ATTEMPTS),  # due at or before now
-        Status.working(current - timeout, MAX_ATTEMPTS),  # stalled
-    )
-
-
-_CLAIM_STATEMENTS = {}
-_CLAIM_STATEMENTS_KEPT = 64
-
-
-def _claim_statement(queryset, attname, timeout, current):
-    query = queryset.query
-    try:
-        key = (
-            queryset.model,
-            queryset.db,
-            attname,
-            tuple(query.alias_map),
-            query.where,
-            query.low_mark,
-            query.high_mark,
-        )
-        statement = _CLAIM_STATEMENTS.get(key)
-    except TypeError:  # a filter value that cannot be hashed
-        return _ClaimStatement(queryset, attname, timeout, current)
-    if statement is None:
-        statement = _ClaimStatement(queryset, attname, timeout, current)
-        if statement.reusable:
-            if len(_CLAIM_STATEMENTS) >= _CLAIM_STATEMENTS_KEPT:
-                _CLAIM_STATEMENTS.clear()
-            _CLAIM_STATEMENTS[key] = statement
-        return statement
-    return statement
 
 
 def _claim_returning(queryset, attname, timeout):
@@ -409,8 +236,8 @@ def _claim_returning(queryset, attname, timeout):
     using = queryset.db
     connection = connections[using]
     current = now()
-    statement = _claim_statement(queryset, attname, timeout, current)
-    params = statement.params_at(current, timeout) if statement.reusable else statement.params
+    statement = claim_statement(queryset, attname, timeout, current)
+    params = statement.params_at(current, timeout)
 
     def execute():
         with connection.cursor() as cursor:
@@ -420,12 +247,7 @@ def _claim_returning(queryset, attname, timeout):
     row = _write(using, execute)
     if row is None:
         return None, None, False
-    values = []
-    for (converters, column), value in zip(statement.converters, row):
-        for convert in converters:
-            value = convert(value, column, connection)
-        values.append(value)
-    task = queryset.model.from_db(using, statement.attnames, values)
+    task = statement.model_from_row(queryset, row)
     return task, Status(getattr(task, attname)), row[-1] is not None
 
 
@@ -529,8 +351,8 @@ def run(queryset, field, action, retry=3, timeout=ONE_HOUR, delay=ZERO_SECS):
     :raises ValueError: when an argument is not of the kind described above
 
     """
-    attname = _check_arguments(queryset, field, action, retry, timeout, delay)
-    if _claims_in_one_statement(queryset):
+    attname = check_run_arguments(queryset, field, action, retry, timeout, delay)
+    if claims_in_one_statement(queryset):
         task, claimed, stalled = _claim_returning(queryset, attname, timeout)
         if task is None:
             if _reclaim_stalled(queryset, attname, retry, timeout, delay):

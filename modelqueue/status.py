@@ -11,12 +11,15 @@ the status column selects one state. The 17-digit priority is either a UTC
 timestamp ``yyyymmddHHMMSSmmm`` or a plain integer; lower values run first.
 The last digit counts attempts (0 through 9).
 
-This module is pure: it knows nothing of Django's database layer.
+This module is pure: it runs no query and knows nothing of Django's database
+layer (``Status.tally`` hands its queryset to :mod:`modelqueue.ranges`).
 """
 
 import datetime as dt
 
 import pytz
+
+from .validation import check_integer
 
 ONE_HOUR = dt.timedelta(hours=1)
 ZERO_SECS = dt.timedelta(seconds=0)
@@ -145,26 +148,13 @@ class State(int):
         raise ValueError(f'unknown state {state!r}: expected one of {names}')
 
 
-def check_integer(name, value, maximum):
-    """Return `value` if it is an integer from 0 through `maximum`, or raise ValueError.
-
-    >>> check_integer('retry', 9, 8)
-    Traceback (most recent call last):
-      ...
-    ValueError: invalid retry 9: expected an integer from 0 through 8
-    """
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
-        raise ValueError(
-            f'invalid {name} {value!r}: expected an integer from 0 through {maximum}'
-        )
-    return value
-
-
-def _check_attempts(attempts):
+def check_attempts(attempts):
+    """Return `attempts` if it is an integer from 0 through 9, else raise ValueError."""
     return check_integer('attempts', attempts, MAX_ATTEMPTS)
 
 
-def _check_priority(priority):
+def check_priority(priority):
+    """Return `priority` (an integer, or a datetime) as its 17-digit integer, or raise ValueError."""
     if isinstance(priority, dt.datetime):
         return datetime_to_priority(priority)
     if (
@@ -300,8 +290,8 @@ class Status(int):
 
         """
         state = State.get(state)
-        priority = _check_priority(priority)
-        attempts = _check_attempts(attempts)
+        priority = check_priority(priority)
+        attempts = check_attempts(attempts)
         return cls(state * STATE_OFFSET + priority * 10 + attempts)
 
     def parse(self, datetime=True):
@@ -401,9 +391,8 @@ class Status(int):
     def tally(cls, queryset, field):
         """Return mapping of state to count from `field` in `queryset`.
 
-        One range count per state, each answered from the status index
-        (measured faster than one conditional aggregate, which reads every
-        row). For example::
+        One range count per state on the status index (see
+        :func:`modelqueue.ranges.tally`, which this calls). For example::
 
             Status.tally(Task.objects.all(), 'status')
 
@@ -412,11 +401,9 @@ class Status(int):
         :returns: mapping of state names to counts
 
         """
-        queryset = queryset.order_by()
-        return {
-            state.name: queryset.filter(**cls.filter(field, state)).count()
-            for state in cls.states
-        }
+        from .ranges import tally  # noqa: PLC0415 (ranges imports this module)
+
+        return tally(queryset, field)
 
 
 def _make_constructor(state):

@@ -21,7 +21,8 @@ import time
 
 from django.db import connections, transaction
 
-from .status import MAX_ATTEMPTS, State, Status, now, priority_to_datetime
+from . import ranges
+from .status import State, Status, now, priority_to_datetime
 
 logger = logging.getLogger('modelqueue.worker')
 
@@ -32,9 +33,7 @@ TRIGGER_LOCK_TIMEOUT = '5s'
 def channel_name(model, field):
     """Return the PostgreSQL channel that `model`'s `field` queue notifies.
 
-    >>> from tests.testapp.models import Task
-    >>> channel_name(Task, 'status')
-    'modelqueue_testapp_task_status'
+    ``modelqueue_<table>_<column>``, shortened with a hash past 50 characters.
     """
     column = model._meta.get_field(field).column
     name = re.sub(r'[^a-z0-9_]', '_', f'modelqueue_{model._meta.db_table}_{column}'.lower())
@@ -178,12 +177,7 @@ class PollingWaiter:
         """Return `seconds`, or less if a scheduled row comes due sooner."""
         attname = self.attname
         upcoming = (
-            self.queryset.filter(
-                **{
-                    attname + '__gt': Status.waiting(now(), MAX_ATTEMPTS),
-                    attname + '__lte': Status.maximum(State.waiting),
-                }
-            )
+            self.queryset.filter(ranges.scheduled(attname, now()))
             .order_by(attname)
             .values_list(attname, flat=True)[:1]
         )
@@ -305,10 +299,6 @@ def waiter_for(queryset, field, listen=True, wakeup_fd=None):
 
     A :class:`ListeningWaiter` on PostgreSQL when `listen` is true, else a
     :class:`PollingWaiter`.
-
-    >>> from tests.testapp.models import Task
-    >>> waiter_for(Task.objects.all(), 'status', listen=False).describe(1)
-    'polling every 1s'
     """
     if listen and connections[queryset.db].vendor == 'postgresql':
         return ListeningWaiter(queryset, field, wakeup_fd)

@@ -11,7 +11,6 @@ logged, the connection closed, and the worker backs off and continues.
 """
 
 import logging
-import math
 import multiprocessing
 import os
 import random
@@ -22,8 +21,9 @@ import time
 from django.db import Error as DatabaseError
 from django.db import close_old_connections, connections
 
-from .queue import Abort, Cancel, Retry, _check_arguments, run
+from .queue import Abort, Cancel, Retry, check_run_arguments, run
 from .status import ONE_HOUR, ZERO_SECS, Status
+from .validation import check_count, check_seconds
 from .wakeup import install_trigger, waiter_for
 
 logger = logging.getLogger('modelqueue.worker')
@@ -40,14 +40,12 @@ class Worker:
     due sooner, and on PostgreSQL it wakes on commit when `listen` is true).
     `burst` stops it when nothing is due; `max_tasks` after that many tasks.
 
-    >>> from tests.testapp.models import Task
-    >>> worker = Worker(Task.objects.all(), 'status', print, burst=True)
-    >>> worker.sleep, worker.processed
-    (1.0, 0)
-    >>> Worker(Task.objects.all(), 'status', print, sleep=-1)
-    Traceback (most recent call last):
-      ...
-    ValueError: invalid sleep -1: expected a number of seconds above 0, at most 3153600000
+    For example, to process every due task, then return::
+
+        Worker(Task.objects.all(), 'status', send, burst=True).run()
+
+    Arguments are checked as run() checks them; `sleep` must be a number of
+    seconds above 0.
     """
 
     def __init__(
@@ -63,7 +61,7 @@ class Worker:
         max_tasks=None,
         listen=True,
     ):
-        self.attname = _check_arguments(queryset, field, action, retry, timeout, delay)
+        self.attname = check_run_arguments(queryset, field, action, retry, timeout, delay)
         self.queryset = queryset
         self.field = field
         self.action = action
@@ -313,55 +311,6 @@ class TaskBudget:
         if self._left is not None:
             with self._left.get_lock():
                 self._left.value += 1
-
-
-# A hundred years: within run()'s timedelta limit and what select() can wait.
-MAX_SECONDS = 100 * 365 * 24 * 3600
-
-
-def check_seconds(name, value, above_zero=False):
-    """Return `value` as a float of seconds, or raise ValueError.
-
-    >>> check_seconds('delay', 2)
-    2.0
-    >>> check_seconds('delay', -1)
-    Traceback (most recent call last):
-      ...
-    ValueError: invalid delay -1: expected a number of seconds of 0 or more, at most 3153600000
-
-    """
-    number = float(value)
-    if (
-        not math.isfinite(number)
-        or number < 0
-        or (above_zero and number == 0)
-        or number > MAX_SECONDS
-    ):
-        expected = 'above 0' if above_zero else 'of 0 or more'
-        raise ValueError(
-            f'invalid {name} {value!r}: expected a number of seconds {expected},'
-            f' at most {MAX_SECONDS}'
-        )
-    return number
-
-
-def check_count(name, value, allow_none=False):
-    """Return `value` if it is a whole number of at least 1, or raise ValueError.
-
-    >>> check_count('concurrency', 4)
-    4
-    >>> check_count('max_tasks', 0)
-    Traceback (most recent call last):
-      ...
-    ValueError: invalid max_tasks 0: expected a whole number of 1 or more
-    """
-    if value is None and allow_none:
-        return value
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f'invalid {name} {value!r}: expected a whole number of 1 or more'
-        )
-    return value
 
 
 def serve(worker, concurrency=1):

@@ -11,7 +11,8 @@ from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.module_loading import import_string
 
-from ...worker import Worker, check_count, check_seconds, serve
+from ...validation import check_count, check_seconds
+from ...worker import Worker, serve
 
 LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO}
 

@@ -1,0 +1,179 @@
+"""A queue's claim as one SQL statement, compiled once and reused.
+
+On PostgreSQL and SQLite (3.35 or newer) ``run()`` claims a row with one
+autocommitted statement::
+
+    UPDATE <table> SET <status> = <working since now, attempts kept>
+    WHERE <pk> = (SELECT <pk> ... <due now> ORDER BY <status> LIMIT 1
+                  [FOR UPDATE SKIP LOCKED])
+    RETURNING <every column>, (SELECT <pk> ... <stalled> LIMIT 1)
+
+The last column says whether any row is stalled, so the timeout reclaim
+costs no statement while none is.
+
+Compiling this through the ORM costs more than running it, so it is compiled
+once per queue (model, database, status column and the queryset's filters)
+and kept in a small cache. Only three parameters depend on the time of the
+claim, and `claim_bounds` gives them: the working status written (before its
+attempts digit), the upper bound of *due* and the upper bound of *stalled*,
+exactly as :mod:`modelqueue.ranges` computes them. When the statement is
+compiled, the position of each among the parameters is found by value; a
+statement is cached only if each bound stands at exactly one position and no
+other parameter equals it, otherwise it is compiled again for every claim.
+The cache holds at most `KEPT` statements and is emptied whole when it is
+full (an application has a handful of queues; this only guards against a
+queryset that changes its filter values on every call).
+"""
+
+from django.db import connections
+from django.db.models.expressions import RawSQL
+from django.db.models.query import ModelIterable
+from django.db.models.sql.subqueries import UpdateQuery
+
+from . import ranges
+from .expressions import with_state_and_priority
+from .status import State, Status
+
+KEPT = 64
+_statements = {}
+
+
+def claims_in_one_statement(queryset):
+    """Whether `queryset` can be claimed by one UPDATE ... RETURNING.
+
+    PostgreSQL and SQLite >= 3.35 return the updated row; the model is built
+    from it as the queryset would, so the queryset must load plain rows of
+    one table (no select_related, annotations, deferred fields, values(),
+    prefetching or multi-table inheritance).
+    """
+    connection = connections[queryset.db]
+    query = queryset.query
+    return (
+        connection.vendor in ('postgresql', 'sqlite')
+        and connection.features.can_return_columns_from_insert
+        and queryset._iterable_class is ModelIterable
+        and not queryset._prefetch_related_lookups
+        and not (query.select_related or query.annotations or query.extra)
+        and not (query.distinct or query.combinator or query.group_by)
+        and query.deferred_loading == (frozenset(), True)
+        and not queryset.model._meta.parents
+    )
+
+
+def claim_bounds(at, timeout):
+    """The parameters of a claim statement that depend on the time `at`."""
+    return (
+        Status.working(at, 0),  # the claimed status, before its attempts digit
+        ranges.last_due(at),
+        ranges.last_stalled(at, timeout),
+    )
+
+
+def due_rows(queryset, attname, at):
+    """The due rows of `queryset`, first to run first."""
+    return queryset.filter(ranges.due(attname, at)).order_by(attname)
+
+
+class ClaimStatement:
+    """The SQL and parameters of one queue's claim, and how to read its row."""
+
+    def __init__(self, queryset, attname, timeout, at):
+        using = queryset.db
+        connection = connections[using]
+        model = queryset.model
+        qn = connection.ops.quote_name
+        table = qn(model._meta.db_table)
+
+        due_sql, due_params = (
+            due_rows(queryset, attname, at)
+            .values_list('pk')[:1]
+            .query.get_compiler(using)
+            .as_sql()
+        )
+        if connection.features.has_select_for_update_skip_locked:
+            of = (table,) if connection.features.has_select_for_update_of else ()
+            due_sql += ' ' + connection.ops.for_update_sql(skip_locked=True, of=of)
+        stalled_sql, stalled_params = (
+            model._base_manager.using(using)
+            .filter(ranges.stalled(attname, at, timeout))
+            .order_by()
+            .values_list('pk')[:1]
+            .query.get_compiler(using)
+            .as_sql()
+        )
+        update = UpdateQuery(model)
+        update.add_q(model._base_manager.filter(pk=RawSQL(due_sql, due_params)).query.where)
+        update.add_update_fields(
+            [
+                (
+                    model._meta.get_field(attname),
+                    None,
+                    with_state_and_priority(attname, State.working, at),
+                )
+            ]
+        )
+        update_sql, update_params = update.get_compiler(using).as_sql()
+        self.fields = model._meta.concrete_fields
+        columns = ', '.join(f'{table}.{qn(field.column)}' for field in self.fields)
+        self.sql = f'{update_sql} RETURNING {columns}, ({stalled_sql})'
+        self.params = [*update_params, *stalled_params]
+        self.positions = [
+            [index for index, param in enumerate(self.params) if param == bound]
+            for bound in claim_bounds(at, timeout)
+        ]
+        self.reusable = all(len(found) == 1 for found in self.positions)
+        self.attnames = [field.attname for field in self.fields]
+        self.converters = []
+        for field in self.fields:
+            column = field.get_col(model._meta.db_table)
+            self.converters.append(
+                (
+                    connection.ops.get_db_converters(column)
+                    + field.get_db_converters(connection),
+                    column,
+                )
+            )
+
+    def params_at(self, at, timeout):
+        """The parameters for a claim at time `at`."""
+        if not self.reusable:
+            return self.params
+        params = list(self.params)
+        for (index,), bound in zip(self.positions, claim_bounds(at, timeout)):
+            params[index] = bound
+        return params
+
+    def model_from_row(self, queryset, row):
+        """The model instance built from the columns the statement returned."""
+        connection = connections[queryset.db]
+        values = []
+        for (converters, column), value in zip(self.converters, row):
+            for convert in converters:
+                value = convert(value, column, connection)
+            values.append(value)
+        return queryset.model.from_db(queryset.db, self.attnames, values)
+
+
+def claim_statement(queryset, attname, timeout, at):
+    """The compiled claim of `queryset`'s queue `attname`, from the cache if kept."""
+    query = queryset.query
+    try:
+        key = (
+            queryset.model,
+            queryset.db,
+            attname,
+            tuple(query.alias_map),
+            query.where,
+            query.low_mark,
+            query.high_mark,
+        )
+        statement = _statements.get(key)
+    except TypeError:  # a filter value that cannot be hashed
+        return ClaimStatement(queryset, attname, timeout, at)
+    if statement is None:
+        statement = ClaimStatement(queryset, attname, timeout, at)
+        if statement.reusable:
+            if len(_statements) >= KEPT:
+                _statements.clear()
+            _statements[key] = statement
+    return statement

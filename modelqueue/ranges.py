@@ -1,0 +1,106 @@
+"""Every status range as a ``Q``: a state, due, scheduled, stalled, written.
+
+A status sorts by state, then priority, then attempts, so each range below
+is one ``BETWEEN`` on the status column, which the column's index answers.
+Claims, the timeout reclaim, the PostgreSQL waiter, the admin filter, the
+admin actions and the dashboard all select rows through these functions; no
+other module writes status bounds by hand.
+
+>>> import datetime as dt
+>>> at = dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+>>> due('status', at)
+<Q: (AND: ('status__gte', 2000000000000000000), ('status__lte', 2203001020304050009))>
+"""
+
+import datetime as dt
+
+from django.db.models import Q
+
+from .status import MAX_ATTEMPTS, State, Status, datetime_to_priority
+
+#: The smallest timestamp priority (0001-01-01 00:00): every priority below
+#: it is a plain integer and runs before every timestamped row.
+FIRST_TIMESTAMP = datetime_to_priority(dt.datetime(1, 1, 1))
+
+
+def between(field, low, high):
+    """Rows whose status in `field` is from `low` through `high`."""
+    return Q(**{f'{field}__gte': int(low), f'{field}__lte': int(high)})
+
+
+def in_states(field, *states):
+    """Rows of `field` in `states`, which must be consecutive (one range).
+
+    >>> in_states('status', 'created', 'waiting', 'working')
+    <Q: (AND: ('status__gte', 1000000000000000000), ('status__lte', 3999999999999999999))>
+    >>> in_states('status', 'created', 'finished')
+    Traceback (most recent call last):
+      ...
+    ValueError: invalid states ('created', 'finished'): expected consecutive states, such as created, waiting, working
+    """
+    found = [State.get(state) for state in states]
+    if not found or [int(state) for state in found] != list(
+        range(int(found[0]), int(found[0]) + len(found))
+    ):
+        raise ValueError(
+            f'invalid states {states!r}: expected consecutive states, such as'
+            ' created, waiting, working'
+        )
+    return between(field, Status.minimum(found[0]), Status.maximum(found[-1]))
+
+
+def last_due(at):
+    """The highest status that is due at `at`."""
+    return Status.waiting(at, MAX_ATTEMPTS)
+
+
+def last_stalled(at, timeout):
+    """The highest status that is stalled at `at` for `timeout`."""
+    return Status.working(at - timeout, MAX_ATTEMPTS)
+
+
+def due(field, at):
+    """Waiting rows whose priority is at or before `at` (plain integers too)."""
+    return between(field, Status.minimum(State.waiting), last_due(at))
+
+
+def due_with_timestamp(field, at):
+    """Due rows whose priority is a timestamp: the ones that have an age."""
+    return between(field, Status.waiting(FIRST_TIMESTAMP, 0), last_due(at))
+
+
+def scheduled(field, at):
+    """Waiting rows whose priority is after `at`."""
+    return between(field, last_due(at) + 1, Status.maximum(State.waiting))
+
+
+def stalled(field, at, timeout):
+    """Working rows claimed longer than `timeout` before `at`.
+
+    ``run()`` writes the time of the claim as a working row's priority.
+    """
+    return between(field, Status.minimum(State.working), last_stalled(at, timeout))
+
+
+def written(field, state, since, until):
+    """Rows moved to `state` (finished or canceled) from `since` through `until`.
+
+    ``run()`` and the operators' actions write the time of the change as the
+    priority of a finished or canceled row.
+    """
+    return between(
+        field, Status.combine(state, since, 0), Status.combine(state, until, MAX_ATTEMPTS)
+    )
+
+
+def tally(queryset, field):
+    """Return a mapping of state name to the number of rows of `queryset`.
+
+    One range count per state, each answered from the status index (measured
+    faster than one conditional aggregate, which reads every row).
+    """
+    queryset = queryset.order_by()
+    return {
+        state.name: queryset.filter(in_states(field, state)).count()
+        for state in Status.states
+    }
