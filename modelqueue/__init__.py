@@ -19,8 +19,6 @@ and process it with ``modelqueue.run(Task.objects.all(), 'status', action)``.
 
 from django.db.models import BigIntegerField as StatusField
 
-from .actions import admin_actions
-from .filters import admin_list_filter
 from .queue import Abort, Cancel, Retry, run
 from .status import ONE_HOUR, ZERO_SECS, State, Status, now
 
@@ -38,6 +36,26 @@ __all__ = [
     'now',
     'run',
 ]
+
+#: The admin helpers, loaded when first used (PEP 562), so that importing
+#: modelqueue loads nothing of django.contrib.admin.
+_ADMIN_NAMES = {
+    'admin_actions': 'modelqueue.admin.actions',
+    'admin_list_filter': 'modelqueue.admin.filters',
+}
+
+
+def __getattr__(name):
+    if name in _ADMIN_NAMES:
+        from importlib import import_module  # noqa: PLC0415
+
+        return getattr(import_module(_ADMIN_NAMES[name]), name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+def __dir__():
+    return sorted([*globals(), *_ADMIN_NAMES])
+
 
 __title__ = 'modelqueue'
 __version__ = '3.0.0'

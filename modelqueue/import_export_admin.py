@@ -62,14 +62,6 @@ class QueueImportExportMixin(ImportExportMixin):
     ``resource_classes`` the mixin makes a `modelqueue.resources.QueueResource`
     for them; give ``resource_classes`` (QueueResource subclasses) to choose
     fields or options yourself.
-
-    >>> from django.contrib import admin
-    >>> from modelqueue import admin_list_filter
-    >>> from tests.testapp.models import Task
-    >>> class TaskAdmin(QueueImportExportMixin, admin.ModelAdmin):
-    ...     list_filter = [admin_list_filter('status')]
-    >>> TaskAdmin(Task, admin.site).queue_resource_class().get_export_headers()
-    ['id', 'data', 'note', 'status', 'status_state', 'status_when', 'status_attempts']
     """
 
     queue_fields = ['status']

@@ -398,12 +398,11 @@ def queue_resource(model, *queue_fields, allow_working=False, **meta_options):
     """Return a `QueueResource` class for `model` with `queue_fields` decoded.
 
     Other keyword arguments are Meta options of django-import-export
-    (fields, exclude, import_id_fields, ...):
+    (fields, exclude, import_id_fields, ...)::
 
-    >>> from tests.testapp.models import Task
-    >>> TaskResource = queue_resource(Task, 'status', exclude=['note'])
-    >>> TaskResource().get_export_headers()
-    ['id', 'data', 'status', 'status_state', 'status_when', 'status_attempts']
+        TaskResource = queue_resource(Task, 'status', exclude=['note'])
+        TaskResource().get_export_headers()
+        # ['id', 'data', 'status', 'status_state', 'status_when', 'status_attempts']
 
     ``TaskResource().export()`` returns a tablib Dataset of every task, and
     ``TaskResource().import_data(dataset)`` imports one.

@@ -20,7 +20,7 @@ USE_TZ = True
 TIME_ZONE = 'UTC'
 
 INSTALLED_APPS = [
-    'django.contrib.admin',
+    'modelqueue.admin.apps.QueueAdminConfig',  # admin.site is a QueueAdminSite
     'django.contrib.auth',
     'django.contrib.contenttypes',
     'django.contrib.sessions',

@@ -8,13 +8,14 @@ import re
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Permission, User
-from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 import modelqueue
 from modelqueue import State, Status
-from modelqueue.admin import QueueAdminMixin
+from modelqueue.admin import QueueAdminMixin, QueueAdminSite
 from tests.testapp.models import Task, Upload
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.django_db
 CHANGELIST = '/admin/testapp/task/'
 DASHBOARD = '/admin/testapp/task/dashboard/'
 DATA = '/admin/testapp/task/dashboard/data/'
-OVERVIEW = '/admin/testapp/task/dashboard/overview/'
+OVERVIEW = '/admin/queues/'
 
 
 def staff(username, *codenames):
@@ -105,19 +106,64 @@ def test_two_queue_fields_get_columns_filters_and_actions_each(rf):
 
 
 @pytest.mark.parametrize(
-    ('fields', 'message'),
+    ('fields', 'check_id', 'message'),
     [
-        (['missing'], "names 'missing', but testapp.Task has no such field"),
-        (['data'], "names 'data', but it is a TextField"),
-        ('status', 'expected a non-empty list'),
+        (['missing'], 'modelqueue.E002', "names 'missing', but testapp.Task has no such field"),
+        (['data'], 'modelqueue.E003', "names 'data', but it is a TextField"),
+        ('status', 'modelqueue.E001', 'expected a non-empty list'),
+        ([], 'modelqueue.E001', 'expected a non-empty list'),
     ],
 )
-def test_misconfigured_queue_fields_are_named(fields, message):
+def test_misconfigured_queue_fields_are_reported_by_system_checks(fields, check_id, message):
     class BadAdmin(QueueAdminMixin, admin.ModelAdmin):
         queue_fields = fields
 
-    with pytest.raises(ImproperlyConfigured, match=re.escape(message)):
-        BadAdmin(Task, admin.AdminSite(name='bad'))
+    bad = BadAdmin(Task, QueueAdminSite(name='bad'))  # loads: the checks speak
+    errors = [error for error in bad.check() if error.id.startswith('modelqueue.')]
+    assert [error.id for error in errors] == [check_id]
+    assert message in errors[0].msg
+    assert errors[0].obj is BadAdmin
+
+
+def test_a_queue_admin_on_a_plain_site_is_warned_about_the_missing_overview():
+    class PlainSiteAdmin(QueueAdminMixin, admin.ModelAdmin):
+        pass
+
+    plain = PlainSiteAdmin(Task, admin.AdminSite(name='plain'))
+    assert [error.id for error in plain.check()] == ['modelqueue.W001']
+    assert PlainSiteAdmin(Task, QueueAdminSite(name='queues')).check() == []
+
+
+def test_manage_py_check_reports_a_misconfigured_queue_admin():
+    class BadAdmin(QueueAdminMixin, admin.ModelAdmin):
+        queue_fields = ['missing']
+
+    site = QueueAdminSite(name='checked')
+    site.register(Task, BadAdmin)
+    with pytest.raises(SystemCheckError, match=r'modelqueue\.E002'):
+        call_command('check')
+    site.unregister(Task)
+
+
+def test_queue_actions_follow_the_declared_ones_and_actions_none_turns_all_off(rf):
+    class TaskAdmin(QueueAdminMixin, admin.ModelAdmin):
+        actions = ['delete_selected']
+
+    request = rf.get('/')
+    request.user = User.objects.create(username='root', is_staff=True, is_superuser=True)
+    names = list(TaskAdmin(Task, QueueAdminSite(name='one')).get_actions(request))
+    assert names == [
+        'delete_selected',
+        'requeue_status',
+        'cancel_status',
+        'reprioritize_status',
+        'reset_status_attempts',
+    ]
+
+    class NoActionsAdmin(QueueAdminMixin, admin.ModelAdmin):
+        actions = None
+
+    assert NoActionsAdmin(Task, QueueAdminSite(name='two')).get_actions(request) == {}
 
 
 # Columns, filter and forms.

@@ -70,7 +70,7 @@ def test_filter_requeue_cancel_and_reprioritize(browser):
     log_in(browser)
     browser.screenshot('admin-index')
     submit(browser, browser.find_element(By.CSS_SELECTOR, '#modelqueue-queues caption a'))
-    assert '/dashboard/overview/' in browser.current_url
+    assert browser.current_url.endswith('/admin/queues/')
     stalled = browser.find_element(By.CSS_SELECTOR, 'tr[data-queue="tasks:status"] td.modelqueue-alert')
     assert stalled.text == '1'
     browser.screenshot('admin-overview')

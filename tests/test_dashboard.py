@@ -7,7 +7,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from modelqueue import Status
-from modelqueue.dashboard import THROUGHPUT_MINUTES, queue_figures
+from modelqueue.admin import figures
+from modelqueue.admin.figures import THROUGHPUT_MINUTES, queue_figures
 from tests.testapp.models import Task
 
 pytestmark = pytest.mark.django_db
@@ -121,3 +122,18 @@ def test_rows_written_while_the_figures_are_read_count_in_the_last_minute():
     assert figures['throughput']['finished'][-1] == 1
     assert figures['throughput']['canceled'][-1] == 1
     assert figures['finished_last_hour'] == 1
+
+
+def test_an_empty_queue_has_no_backlog_no_stall_and_sixty_empty_minutes():
+    current = dt.datetime(2030, 1, 1, 12, 0, 30, tzinfo=dt.timezone.utc)
+    nothing = Task.objects.none()
+    assert figures.backlog(nothing, 'status', current) == (0, None)
+    assert figures.stalled(nothing, 'status', current) == 0
+    minutes, finished, canceled = figures.throughput(nothing, 'status', current)
+    assert (minutes[0].isoformat(), minutes[-1].isoformat()) == (
+        '2030-01-01T11:01:00+00:00',
+        '2030-01-01T12:00:00+00:00',
+    )
+    assert finished == canceled == [0] * 60
+    empty = queue_figures(nothing, 'status', current=current)
+    assert (empty['due'], empty['stalled'], empty['oldest_due']) == (0, 0, None)

@@ -309,3 +309,17 @@ def test_queue_fields_are_required():
     model_admin = Forgetful(Task, import_export_admin.site)
     with pytest.raises(ImproperlyConfigured, match="queue_fields = \\['status'\\]"):
         model_admin.get_resource_classes(None)
+
+
+def test_the_mixin_makes_a_queue_resource_of_the_queue_fields():
+    from django.contrib import admin  # noqa: PLC0415
+
+    import modelqueue  # noqa: PLC0415
+
+    class TaskAdmin(QueueImportExportMixin, admin.ModelAdmin):
+        list_filter = [modelqueue.admin_list_filter('status')]
+
+    headers = TaskAdmin(Task, admin.site).queue_resource_class().get_export_headers()
+    assert headers == [
+        'id', 'data', 'note', 'status', 'status_state', 'status_when', 'status_attempts',
+    ]

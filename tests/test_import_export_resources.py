@@ -353,7 +353,7 @@ MISSING_MODULE = textwrap.dedent(
     sys.modules['import_export'] = None  # as if not installed
     import django
     django.setup()
-    import modelqueue, modelqueue.filters, modelqueue.actions
+    import modelqueue, modelqueue.admin.filters, modelqueue.admin.actions
     for module in ('modelqueue.resources', 'modelqueue.import_export_admin'):
         try:
             __import__(module)
@@ -380,3 +380,10 @@ def test_missing_import_export_says_what_to_install():
     for line in lines:
         assert 'needs django-import-export' in line
         assert 'pip install "modelqueue[import-export]"' in line
+
+
+def test_queue_resource_takes_meta_options_and_decodes_the_queue_field():
+    TaskResource = queue_resource(Task, 'status', exclude=['note'])
+    assert TaskResource().get_export_headers() == [
+        'id', 'data', 'status', 'status_state', 'status_when', 'status_attempts',
+    ]

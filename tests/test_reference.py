@@ -12,7 +12,8 @@ from pathlib import Path
 
 import modelqueue
 import pytest
-from modelqueue import actions, filters, queue, status
+from modelqueue import queue, status
+from modelqueue.admin import actions, filters
 
 REFERENCE = Path(__file__).resolve().parent.parent / 'docs' / 'api-reference.txt'
 

@@ -230,3 +230,8 @@ def test_polling_worker_picks_up_new_rows(spawn):
     child.terminate()
     status, log = finish(child)
     assert status == 0, log
+
+
+def test_channel_name_is_the_table_and_column_and_short_enough_for_postgresql():
+    assert channel_name(Task, 'status') == 'modelqueue_testapp_task_status'
+    assert waiter_for(Task.objects.all(), 'status', listen=False).describe(1) == 'polling every 1s'

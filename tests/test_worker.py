@@ -11,6 +11,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 
 from modelqueue import State, Status
+from modelqueue.worker import Worker
 from tests.testapp.models import Execution, Task
 
 ACTIONS = 'tests.testapp.actions.'
@@ -356,3 +357,11 @@ def test_bad_arguments_exit_with_the_message_and_change_nothing(spawn):
     assert status == 1
     assert 'CommandError: invalid delay -5' in log
     assert Task.objects.get(pk=task.pk).status == task.status
+
+
+def test_worker_defaults_and_a_sleep_of_zero_is_refused():
+    worker = Worker(Task.objects.all(), 'status', print, burst=True)
+    assert (worker.sleep, worker.processed) == (1.0, 0)
+    message = 'invalid sleep -1: expected a number of seconds above 0, at most 3153600000'
+    with pytest.raises(ValueError, match=message):
+        Worker(Task.objects.all(), 'status', print, sleep=-1)

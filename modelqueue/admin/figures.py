@@ -1,30 +1,20 @@
 """The queries behind the queue dashboard: tally, backlog, stalled, throughput.
 
-Every figure is a range query on the status column, so its index answers it
-(no Python loop over rows). Working rows carry the time they were claimed as
-their priority; finished and canceled rows carry the time ``run()`` wrote
-them; waiting rows carry the time they become due. A plain integer priority
-(smaller than every timestamp) counts as due, but has no age.
+Every figure is a range count on the status column (see
+:mod:`modelqueue.ranges`), so its index answers it, with no Python loop over
+rows. Working rows carry the time they were claimed as their priority;
+finished and canceled rows carry the time they were written; waiting rows
+carry the time they become due. A plain integer priority (smaller than every
+timestamp) counts as due, but has no age.
 """
 
 import datetime as dt
 
 from django.db.models import Count, Min, Q
 
-from .expressions import to_minute
-from .status import (
-    MAX_ATTEMPTS,
-    ONE_HOUR,
-    State,
-    Status,
-    datetime_to_priority,
-    now,
-    priority_to_datetime,
-)
-
-#: The smallest timestamp priority (0001-01-01 00:00): every priority below
-#: it is a plain integer and runs before every timestamped row.
-FIRST_TIMESTAMP = datetime_to_priority(dt.datetime(1, 1, 1))
+from .. import ranges
+from ..expressions import to_minute
+from ..status import ONE_HOUR, State, Status, datetime_to_priority, now, priority_to_datetime
 
 #: Minutes of throughput the dashboard shows.
 THROUGHPUT_MINUTES = 60
@@ -32,30 +22,15 @@ THROUGHPUT_MINUTES = 60
 LATE_WRITES = dt.timedelta(minutes=1)
 
 
-def _count(queryset, field, low, high):
-    return queryset.filter(**{f'{field}__gte': low, f'{field}__lte': high}).count()
-
-
 def backlog(queryset, field, current):
-    """Return waiting rows due at `current`, and the oldest timestamped one.
+    """Return the number of waiting rows due at `current`, and the oldest one.
 
-    ``due`` counts rows whose priority is at or before `current` (plain
-    integer priorities included); ``oldest_due`` is the earliest due
-    timestamp, or None when no timestamped row is due.
-
-    >>> from tests.testapp.models import Task
-    >>> backlog(Task.objects.none(), 'status', now())
-    (0, None)
+    The count includes plain integer priorities; the oldest is the earliest
+    due timestamp (an aware datetime), or None when no timestamped row is due.
     """
-    due_until = Status.waiting(current, MAX_ATTEMPTS)
-    due = _count(queryset, field, Status.minimum(State.waiting), due_until)
+    due = queryset.filter(ranges.due(field, current)).count()
     oldest = (
-        queryset.filter(
-            **{
-                f'{field}__gte': Status.waiting(FIRST_TIMESTAMP, 0),
-                f'{field}__lte': due_until,
-            }
-        )
+        queryset.filter(ranges.due_with_timestamp(field, current))
         .order_by()
         .aggregate(oldest=Min(field))['oldest']
     )
@@ -64,18 +39,8 @@ def backlog(queryset, field, current):
 
 
 def stalled(queryset, field, current, timeout=ONE_HOUR):
-    """Count working rows claimed longer than `timeout` before `current`.
-
-    >>> from tests.testapp.models import Task
-    >>> stalled(Task.objects.none(), 'status', now())
-    0
-    """
-    return _count(
-        queryset,
-        field,
-        Status.minimum(State.working),
-        Status.working(current - timeout, MAX_ATTEMPTS),
-    )
+    """Count working rows claimed longer than `timeout` before `current`."""
+    return queryset.filter(ranges.stalled(field, current, timeout)).count()
 
 
 def throughput(queryset, field, current, minutes=THROUGHPUT_MINUTES):
@@ -88,26 +53,15 @@ def throughput(queryset, field, current, minutes=THROUGHPUT_MINUTES):
     last minute, so throughput never lags the tally taken beside it.
 
     :returns: (list of minute datetimes, finished counts, canceled counts)
-
-    >>> from tests.testapp.models import Task
-    >>> current = dt.datetime(2030, 1, 1, 12, 0, 30, tzinfo=dt.timezone.utc)
-    >>> minutes, finished, canceled = throughput(Task.objects.none(), 'status', current)
-    >>> minutes[0].isoformat(), minutes[-1].isoformat(), sum(finished)
-    ('2030-01-01T11:01:00+00:00', '2030-01-01T12:00:00+00:00', 0)
     """
     last = current.replace(second=0, microsecond=0)
     first = last - dt.timedelta(minutes=minutes - 1)
     written = Q()
     for state in (State.finished, State.canceled):
-        written |= Q(
-            **{
-                f'{field}__gte': Status.combine(state, first, 0),
-                f'{field}__lte': Status.combine(state, current + LATE_WRITES, MAX_ATTEMPTS),
-            }
-        )
-    selection = queryset.filter(written)
+        written |= ranges.written(field, state, first, current + LATE_WRITES)
     rows = (
-        selection.order_by()
+        queryset.filter(written)
+        .order_by()
         .annotate(modelqueue_minute=to_minute(field))
         .values('modelqueue_minute')
         .annotate(rows=Count('pk'))
@@ -130,19 +84,13 @@ def queue_figures(queryset, field, timeout=ONE_HOUR, current=None):
 
     A JSON-ready mapping: ``tally`` (state name to count), ``due``,
     ``scheduled``, ``stalled``, ``oldest_due`` (ISO 8601 UTC or None),
-    ``latency_seconds`` (age of the oldest due row, or None) and
+    ``latency_seconds`` (age of the oldest due row, or None),
     ``throughput`` (``minutes``, ``finished``, ``canceled``: one entry per
-    minute of the last hour).
-
-    >>> from tests.testapp.models import Task
-    >>> figures = queue_figures(Task.objects.none(), 'status')
-    >>> figures['due'], figures['stalled'], figures['oldest_due']
-    (0, 0, None)
-    >>> len(figures['throughput']['finished'])
-    60
+    minute of the last hour), ``finished_last_hour`` and
+    ``canceled_last_hour``.
     """
     current = now() if current is None else current
-    counts = Status.tally(queryset, field)
+    counts = ranges.tally(queryset, field)
     due, oldest_due = backlog(queryset, field, current)
     minutes, finished, canceled = throughput(queryset, field, current)
     latency = None
@@ -154,10 +102,10 @@ def queue_figures(queryset, field, timeout=ONE_HOUR, current=None):
         'due': due,
         'scheduled': counts[State.waiting.name] - due,
         'stalled': stalled(queryset, field, current, timeout),
-        'oldest_due': None if oldest_due is None else _iso(oldest_due),
+        'oldest_due': None if oldest_due is None else iso(oldest_due),
         'latency_seconds': latency,
         'throughput': {
-            'minutes': [_iso(minute) for minute in minutes],
+            'minutes': [iso(minute) for minute in minutes],
             'finished': finished,
             'canceled': canceled,
         },
@@ -166,5 +114,10 @@ def queue_figures(queryset, field, timeout=ONE_HOUR, current=None):
     }
 
 
-def _iso(value):
+def iso(value):
+    """`value` as ISO 8601 in UTC, with a ``Z``.
+
+    >>> iso(dt.datetime(2030, 1, 1, 12, tzinfo=dt.timezone.utc))
+    '2030-01-01T12:00:00Z'
+    """
     return value.astimezone(dt.timezone.utc).isoformat().replace('+00:00', 'Z')

@@ -1,19 +1,17 @@
-"""The admin list filters that select queue rows by state."""
+"""The admin list filters that select queue rows by state.
+
+Both filters take the query parameter ``<field>_queue`` with a state name as
+its value, as in modelqueue 2.2.1 (``?status_queue=waiting``), and take
+their title from the field's ``verbose_name``.
+"""
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.utils.translation import gettext_lazy as _
 
-from .status import MAX_ATTEMPTS, ONE_HOUR, State, Status, now
-
-#: Translatable names of the states, for everything the admin shows.
-STATE_LABELS = {
-    State.created.name: _('created'),
-    State.waiting.name: _('waiting'),
-    State.working.name: _('working'),
-    State.finished.name: _('finished'),
-    State.canceled.name: _('canceled'),
-}
+from .. import ranges
+from ..status import ONE_HOUR, State, Status, now
+from .display import STATE_LABELS
 
 
 def admin_list_filter(field):
@@ -37,14 +35,16 @@ def admin_list_filter(field):
     :returns: Django admin model queue list filter
 
     """
-    display_name = field[:-6] if field.endswith('status') else field
-    display_name = display_name.replace('_', ' ').strip()
 
     class QueueFilter(admin.SimpleListFilter):
         """Django admin ModelQueue list filter."""
 
-        title = f'{display_name} queue status'.strip()
+        title = field.replace('_', ' ')
         parameter_name = f'{field}_queue'
+
+        def __init__(self, request, params, model, model_admin):
+            super().__init__(request, params, model, model_admin)
+            self.title = model._meta.get_field(field).verbose_name
 
         def lookups(self, request, model_admin):
             return [(state.name, state.name.capitalize()) for state in Status.states]
@@ -57,7 +57,7 @@ def admin_list_filter(field):
                 state = State.get(value)
             except ValueError as error:
                 raise IncorrectLookupParameters(str(error)) from None
-            return queryset.filter(**Status.filter(field, state))
+            return queryset.filter(ranges.in_states(field, state))
 
     QueueFilter.__name__ = QueueFilter.__qualname__ = f'{field.title()}QueueFilter'
     return QueueFilter
@@ -81,33 +81,14 @@ def queue_list_filter(field, timeout=ONE_HOUR):
     :param timedelta timeout: how long a row may stay working
     :returns: Django admin list filter
     """
-    base = admin_list_filter(field)
-
-    def due_until():
-        return Status.waiting(now(), MAX_ATTEMPTS)
-
     extra = {
-        'due': (
-            _('– due now'),
-            lambda: (Status.minimum(State.waiting), due_until()),
-        ),
-        'scheduled': (
-            _('– scheduled'),
-            lambda: (due_until() + 1, Status.maximum(State.waiting)),
-        ),
-        'stalled': (
-            _('– stalled'),
-            lambda: (
-                Status.minimum(State.working),
-                Status.working(now() - timeout, MAX_ATTEMPTS),
-            ),
-        ),
+        'due': (_('– due now'), lambda: ranges.due(field, now())),
+        'scheduled': (_('– scheduled'), lambda: ranges.scheduled(field, now())),
+        'stalled': (_('– stalled'), lambda: ranges.stalled(field, now(), timeout)),
     }
     after = {'waiting': ['due', 'scheduled'], 'working': ['stalled']}
 
-    class DetailedQueueFilter(base):
-        title = field.replace('_', ' ')
-
+    class DetailedQueueFilter(admin_list_filter(field)):
         def lookups(self, request, model_admin):
             choices = []
             for state in Status.states:
@@ -117,8 +98,7 @@ def queue_list_filter(field, timeout=ONE_HOUR):
 
         def queryset(self, request, queryset):
             if self.value() in extra:
-                low, high = extra[self.value()][1]()
-                return queryset.filter(**{f'{field}__gte': low, f'{field}__lte': high})
+                return queryset.filter(extra[self.value()][1]())
             return super().queryset(request, queryset)
 
     DetailedQueueFilter.__name__ = DetailedQueueFilter.__qualname__ = (

@@ -10,30 +10,39 @@ adds, for each queue field: a state filter (with due, scheduled and
 stalled), decoded columns (state, when, attempts), bulk actions (requeue,
 cancel, reprioritize, reset attempts), requeue and cancel buttons on the
 change form, and a dashboard page with its JSON endpoint. Everything the
-subclass declares (list_display, list_filter, actions, templates) is kept.
+subclass declares (list_display, list_filter, actions, templates) is kept,
+and ``actions = None`` turns every action off, the queue's included.
 """
 
 import copy
-import datetime as dt
 from functools import update_wrapper
 
 from django import forms
 from django.contrib import messages
 from django.contrib.admin import helpers
-from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.contrib.admin.options import IS_POPUP_VAR
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.template.loader import select_template
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
-from django.utils.text import format_lazy
-from django.utils.timesince import timesince, timeuntil
-from django.utils.translation import gettext as gettext_now
+from django.utils.text import capfirst
+from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
-from . import views
+from ..status import ONE_HOUR, Status, now
+from ..validation import status_field_problem
+from . import checks
 from .actions import queue_actions
-from .filters import STATE_LABELS, queue_list_filter
-from .status import ONE_HOUR, Status, now
+from .display import COLUMN_PARTS, STATE_LABELS, column_name, queue_columns
+from .figures import THROUGHPUT_MINUTES, iso, queue_figures
+from .filters import queue_list_filter
+from .operations import ROW_OPERATIONS, field_label
+from .templates import template_names
+
+#: The filter values of each queue field that the dashboard links to.
+FILTER_VALUES = [*(state.name for state in Status.states), 'due', 'scheduled', 'stalled']
 
 
 def _check_status(value):
@@ -43,51 +52,10 @@ def _check_status(value):
         raise ValidationError(str(error), code='invalid_status') from None
 
 
-def _natural_time(moment, current):
-    if abs(current - moment) < dt.timedelta(minutes=1):
-        return gettext_now('within a minute')
-    if moment <= current:
-        return gettext_now('%(delta)s ago') % {'delta': timesince(moment, current, depth=1)}
-    return gettext_now('in %(delta)s') % {'delta': timeuntil(moment, current, depth=1)}
-
-
-def status_when_html(status, current=None):
-    """Return HTML for the priority of `status`: natural time, exact UTC on hover.
-
-    >>> import datetime as dt
-    >>> current = dt.datetime(2030, 1, 1, 12, tzinfo=dt.timezone.utc)
-    >>> html = status_when_html(Status.waiting(current - dt.timedelta(minutes=3)), current)
-    >>> print(html.replace('\xa0', ' '))  # timesince uses no-break spaces
-    <time datetime="2030-01-01T11:57:00Z" title="2030-01-01 11:57:00.000 UTC">3 minutes ago</time>
-    >>> print(status_when_html(Status.waiting(123), current))
-    <span class="modelqueue-integer-priority" title="integer priority">priority 123</span>
-    """
-    current = now() if current is None else current
-    _state, priority, _attempts = Status(status).parse()
-    if not isinstance(priority, dt.datetime):
-        return format_html(
-            '<span class="modelqueue-integer-priority" title="{}">{}</span>',
-            _('integer priority'),
-            _('priority %(priority)s') % {'priority': priority},
-        )
-    return format_html(
-        '<time datetime="{}" title="{} UTC">{}</time>',
-        priority.strftime('%Y-%m-%dT%H:%M:%SZ'),
-        priority.strftime('%Y-%m-%d %H:%M:%S.') + f'{priority.microsecond // 1000:03d}',
-        _natural_time(priority, current),
-    )
-
-
-def status_state_html(status):
-    """Return the state of `status` as a coloured badge (translated name).
-
-    >>> print(status_state_html(Status.canceled(123)))
-    <span class="modelqueue-badge modelqueue-canceled">canceled</span>
-    """
-    name = Status(status).state.name
-    return format_html(
-        '<span class="modelqueue-badge modelqueue-{}">{}</span>', name, STATE_LABELS[name]
-    )
+def duration_text(delta):
+    """'1 hour', '2 days, 3 hours': a timedelta in words."""
+    current = now()
+    return timesince(current - delta, current, depth=2)
 
 
 class QueueAdminMixin:
@@ -99,196 +67,87 @@ class QueueAdminMixin:
     - ``queue_timeout``: how long a row may stay working before the
       dashboard and the filter call it stalled (default one hour, as run())
     - ``queue_refresh_seconds``: how often the dashboard refreshes (5)
+    - ``queue_dashboard_template``, ``queue_cancel_confirmation_template``,
+      ``queue_reprioritize_template``: a template name (or list) for a page;
+      by default ``modelqueue/<app>/<model>/<page>.html``, then
+      ``modelqueue/<app>/<page>.html``, then ``modelqueue/<page>.html``
 
     The query parameter of each state filter is ``<field>_queue``, as with
-    :func:`modelqueue.admin_list_filter`.
-
-    >>> from django.contrib import admin
-    >>> from tests.testapp.models import Task
-    >>> class TaskAdmin(QueueAdminMixin, admin.ModelAdmin):
-    ...     actions = ['delete_selected']
-    >>> task_admin = TaskAdmin(Task, admin.AdminSite(name='example'))
-    >>> task_admin.actions
-    ['delete_selected', <function requeue_status ...>, <function cancel_status ...>, <function reprioritize_status ...>, <function reset_status_attempts ...>]
+    :func:`modelqueue.admin_list_filter`. Misconfiguration is reported by
+    Django's system checks (ids ``modelqueue.E001`` to ``modelqueue.E003``).
     """
 
     queue_fields = ['status']
     queue_timeout = ONE_HOUR
     queue_refresh_seconds = 5
+    queue_dashboard_template = None
+    queue_cancel_confirmation_template = None
+    queue_reprioritize_template = None
 
     def __init__(self, model, admin_site):
         super().__init__(model, admin_site)
-        self._check_queue_fields()
-        several = len(self.queue_fields) > 1
-        declared = list(self.actions or ())
-        self.actions = [
-            *declared,
-            *(action for field in self.queue_fields for action in queue_actions(field, several)),
-        ]
-        for field in self.queue_fields:
-            for name, column in self._queue_columns(field).items():
+        several = len(self.valid_queue_fields) > 1
+        for field in self.valid_queue_fields:
+            for name, column in queue_columns(model, field, several).items():
                 setattr(self, name, column)
         self.queue_base_change_list_template = self.change_list_template
         self.change_list_template = 'modelqueue/change_list.html'
         self.queue_base_change_form_template = self.change_form_template
         self.change_form_template = 'modelqueue/change_form.html'
-        if admin_site.index_template is None:
-            admin_site.index_template = 'modelqueue/index.html'
-
-    def _check_queue_fields(self):
-        opts = self.model._meta
-        if isinstance(self.queue_fields, str) or not self.queue_fields:
-            raise ImproperlyConfigured(
-                f'{type(self).__name__}.queue_fields is {self.queue_fields!r}:'
-                ' expected a non-empty list of status field names'
-            )
-        for field in self.queue_fields:
-            try:
-                model_field = opts.get_field(field)
-            except Exception:
-                raise ImproperlyConfigured(
-                    f'{type(self).__name__}.queue_fields names {field!r}, but'
-                    f' {opts.label} has no such field'
-                ) from None
-            if model_field.get_internal_type() != 'BigIntegerField':
-                raise ImproperlyConfigured(
-                    f'{type(self).__name__}.queue_fields names {field!r}, but it is'
-                    f' a {type(model_field).__name__}: expected a'
-                    ' modelqueue.StatusField (BigIntegerField)'
-                )
-
-    # Columns and the change form.
-
-    def _queue_columns(self, field):
-        label = self.model._meta.get_field(field).verbose_name
-        several = len(self.queue_fields) > 1
-
-        def titled(text):
-            return format_lazy('{} {}', label, text) if several else text
-
-        def shown(render):
-            def column(obj):
-                value = getattr(obj, field, None)
-                try:
-                    status = Status(value)
-                except ValueError:  # not written by modelqueue: show it as it is
-                    return format_html(
-                        '<span class="modelqueue-invalid" title="{}">{}</span>',
-                        _('not a valid status'),
-                        value,
-                    )
-                return render(status)
-
-            return column
-
-        state = shown(status_state_html)
-        when = shown(status_when_html)
-        attempts = shown(lambda status: status.attempts)
-        decoded = shown(
-            lambda status: format_html(
-                '{} {} · {}',
-                status_state_html(status),
-                status_when_html(status),
-                ngettext('%(attempts)s attempt', '%(attempts)s attempts', status.attempts)
-                % {'attempts': status.attempts},
-            )
-        )
-        state.short_description = titled(_('state'))
-        state.admin_order_field = field
-        when.short_description = titled(_('when'))
-        when.admin_order_field = field
-        attempts.short_description = titled(_('attempts'))
-        decoded.short_description = format_lazy('{} ({})', label, _('decoded'))
-        return {
-            f'queue_{field}_state': state,
-            f'queue_{field}_when': when,
-            f'queue_{field}_attempts': attempts,
-            f'queue_{field}_decoded': decoded,
-        }
-
-    def get_list_display(self, request):
-        columns = [
-            f'queue_{field}_{part}'
-            for field in self.queue_fields
-            for part in ('state', 'when', 'attempts')
-        ]
-        declared = list(super().get_list_display(request))
-        return [*declared, *(column for column in columns if column not in declared)]
-
-    def get_list_filter(self, request):
-        filters = list(super().get_list_filter(request))
-        for field in self.queue_fields:
-            detailed = queue_list_filter(field, self.queue_timeout)
-            for index, declared in enumerate(filters):
-                if getattr(declared, 'parameter_name', None) == detailed.parameter_name:
-                    filters[index] = detailed  # the same filter, with more choices
-                    break
-            else:
-                filters.append(detailed)
-        return filters
-
-    def get_readonly_fields(self, request, obj=None):
-        declared = list(super().get_readonly_fields(request, obj))
-        decoded = [f'queue_{field}_decoded' for field in self.queue_fields]
-        return [*declared, *(name for name in decoded if name not in declared)]
-
-    def get_fields(self, request, obj=None):
-        fields = list(super().get_fields(request, obj))
-        if self.fields is None:
-            decoded = {f'queue_{field}_decoded' for field in self.queue_fields}
-            fields = [name for name in fields if name not in decoded]
-        return fields
-
-    def get_fieldsets(self, request, obj=None):
-        fieldsets = copy.deepcopy(list(super().get_fieldsets(request, obj)))
-        present = set()
-        for _name, options in fieldsets:
-            for entry in options.get('fields', ()):
-                present.update(entry if isinstance(entry, (list, tuple)) else [entry])
-        for _name, options in fieldsets:
-            fields = list(options.get('fields', ()))
-            for field in self.queue_fields:
-                decoded = f'queue_{field}_decoded'
-                if field in fields and decoded not in present:
-                    fields.insert(fields.index(field) + 1, decoded)
-                    present.add(decoded)
-            options['fields'] = fields
-        return fieldsets
-
-    def formfield_for_dbfield(self, db_field, request, **kwargs):
-        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
-        if db_field.name in self.queue_fields and formfield is not None:
-            formfield.validators.append(_check_status)
-            formfield.widget.attrs['class'] = 'modelqueue-status-input'
-            formfield.help_text = _(
-                '19 digits: the state (1 created, 2 waiting, 3 working, 4 finished,'
-                ' 5 canceled), the priority (a UTC timestamp yyyymmddHHMMSSmmm or an'
-                ' integer) and the attempts digit.'
-            )
-        return formfield
-
-    def get_changeform_initial_data(self, request):
-        initial = super().get_changeform_initial_data(request)
-        for field in self.queue_fields:
-            if field not in initial and not self.model._meta.get_field(field).has_default():
-                initial[field] = Status.waiting()
-        return initial
 
     @property
-    def media(self):
-        return super().media + forms.Media(css={'all': ['modelqueue/admin.css']})
+    def valid_queue_fields(self):
+        """The queue fields that are status fields of the model.
 
-    # Templates: ours extend whatever the subclass (or Django) would use.
-
-    def _admin_templates(self, declared, page):
-        if declared:
-            return [declared] if isinstance(declared, str) else list(declared)
-        opts = self.model._meta
+        The others are reported by ``check()``; they are left out here so
+        that a misconfigured admin still loads and the checks can speak.
+        """
+        if isinstance(self.queue_fields, str):
+            return []
         return [
-            f'admin/{opts.app_label}/{opts.model_name}/{page}.html',
-            f'admin/{opts.app_label}/{page}.html',
-            f'admin/{page}.html',
+            field
+            for field in self.queue_fields or ()
+            if isinstance(field, str) and status_field_problem(self.model, field) is None
         ]
+
+    def check(self, **kwargs):
+        """Django's admin checks, and those of the queue options."""
+        return [*super().check(**kwargs), *checks.check_queue_admin(self)]
+
+    # Actions.
+
+    def get_queue_actions(self, request):
+        """The queue actions of every queue field, before permissions."""
+        several = len(self.valid_queue_fields) > 1
+        return [
+            action
+            for field in self.valid_queue_fields
+            for action in queue_actions(field, several)
+        ]
+
+    def get_actions(self, request, action_location=None):
+        """The declared actions, then the queue actions the user may run.
+
+        Like Django's own, this returns no action at all when ``actions`` is
+        None or the page is a popup.
+        """
+        location = {} if action_location is None else {'action_location': action_location}
+        actions = super().get_actions(request, **location)
+        if self.actions is None or IS_POPUP_VAR in request.GET:
+            return actions
+        for action in self.get_queue_actions(request):
+            if not self._may_run(request, action):
+                continue
+            entry = self.get_action(action, *location.values())
+            if entry is not None:
+                actions.setdefault(getattr(entry, 'name', None) or entry[1], entry)
+        return actions
+
+    def _may_run(self, request, action):
+        permissions = getattr(action, 'allowed_permissions', ())
+        return not permissions or any(
+            getattr(self, f'has_{permission}_permission')(request) for permission in permissions
+        )
 
     def response_action(self, request, queryset, **kwargs):
         """Refuse a selection that holds no primary keys, with a message.
@@ -310,44 +169,120 @@ class QueueAdminMixin:
                 return None
         return super().response_action(request, queryset, **kwargs)
 
-    def changelist_view(self, request, extra_context=None):
+    # Columns, filters and the change form.
+
+    def get_list_display(self, request):
+        columns = [
+            column_name(field, part)
+            for field in self.valid_queue_fields
+            for part in COLUMN_PARTS
+        ]
+        declared = list(super().get_list_display(request))
+        return [*declared, *(column for column in columns if column not in declared)]
+
+    def get_list_filter(self, request):
+        filters = list(super().get_list_filter(request))
+        for field in self.valid_queue_fields:
+            detailed = queue_list_filter(field, self.queue_timeout)
+            for index, declared in enumerate(filters):
+                if getattr(declared, 'parameter_name', None) == detailed.parameter_name:
+                    filters[index] = detailed  # the same filter, with more choices
+                    break
+            else:
+                filters.append(detailed)
+        return filters
+
+    def get_readonly_fields(self, request, obj=None):
+        declared = list(super().get_readonly_fields(request, obj))
+        decoded = [column_name(field, 'decoded') for field in self.valid_queue_fields]
+        return [*declared, *(name for name in decoded if name not in declared)]
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        if self.fields is None:
+            decoded = {column_name(field, 'decoded') for field in self.valid_queue_fields}
+            fields = [name for name in fields if name not in decoded]
+        return fields
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = copy.deepcopy(list(super().get_fieldsets(request, obj)))
+        present = set()
+        for _name, options in fieldsets:
+            for entry in options.get('fields', ()):
+                present.update(entry if isinstance(entry, (list, tuple)) else [entry])
+        for _name, options in fieldsets:
+            fields = list(options.get('fields', ()))
+            for field in self.valid_queue_fields:
+                decoded = column_name(field, 'decoded')
+                if field in fields and decoded not in present:
+                    fields.insert(fields.index(field) + 1, decoded)
+                    present.add(decoded)
+            options['fields'] = fields
+        return fieldsets
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name in self.valid_queue_fields and formfield is not None:
+            formfield.validators.append(_check_status)
+            formfield.widget.attrs['class'] = 'modelqueue-status-input'
+            formfield.help_text = _(
+                '19 digits: the state (1 created, 2 waiting, 3 working, 4 finished,'
+                ' 5 canceled), the priority (a UTC timestamp yyyymmddHHMMSSmmm or an'
+                ' integer) and the attempts digit.'
+            )
+        return formfield
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        for field in self.valid_queue_fields:
+            if field not in initial and not self.model._meta.get_field(field).has_default():
+                initial[field] = Status.waiting()
+        return initial
+
+    @property
+    def media(self):
+        return super().media + forms.Media(css={'all': ['modelqueue/admin.css']})
+
+    # The changelist and change form: ours extend what the subclass (or
+    # Django) would use.
+
+    def _base_template(self, declared, page):
+        if declared:
+            return select_template([declared] if isinstance(declared, str) else declared)
         opts = self.model._meta
+        return select_template(
+            [
+                f'admin/{opts.app_label}/{opts.model_name}/{page}.html',
+                f'admin/{opts.app_label}/{page}.html',
+                f'admin/{page}.html',
+            ]
+        )
+
+    def changelist_view(self, request, extra_context=None):
         context = {
-            'modelqueue_base_template': select_template(
-                self._admin_templates(self.queue_base_change_list_template, 'change_list')
+            'modelqueue_base_template': self._base_template(
+                self.queue_base_change_list_template, 'change_list'
             ),
-            'modelqueue_dashboard_url': reverse(
-                f'admin:{opts.app_label}_{opts.model_name}_dashboard',
-                current_app=self.admin_site.name,
-            ),
+            'modelqueue_dashboard_url': self.queue_url('dashboard'),
             **(extra_context or {}),
         }
         return super().changelist_view(request, extra_context=context)
 
     def changeform_view(self, request, object_id=None, form_url='', extra_context=None):
         context = {
-            'modelqueue_base_template': select_template(
-                self._admin_templates(self.queue_base_change_form_template, 'change_form')
+            'modelqueue_base_template': self._base_template(
+                self.queue_base_change_form_template, 'change_form'
             ),
             **(extra_context or {}),
         }
         if object_id is not None:
-            opts = self.model._meta
             context['modelqueue_row_actions'] = [
                 {
-                    'label': str(opts.get_field(field).verbose_name),
-                    'requeue_url': reverse(
-                        f'admin:{opts.app_label}_{opts.model_name}_queue_row',
-                        args=[object_id, field, 'requeue'],
-                        current_app=self.admin_site.name,
-                    ),
-                    'cancel_url': reverse(
-                        f'admin:{opts.app_label}_{opts.model_name}_queue_row',
-                        args=[object_id, field, 'cancel'],
-                        current_app=self.admin_site.name,
-                    ),
+                    'label': field_label(self.model, field),
+                    'requeue_url': self.queue_url('queue_row', object_id, field, 'requeue'),
+                    'cancel_url': self.queue_url('queue_row', object_id, field, 'cancel'),
                 }
-                for field in self.queue_fields
+                for field in self.valid_queue_fields
             ]
         return super().changeform_view(request, object_id, form_url, context)
 
@@ -377,40 +312,109 @@ class QueueAdminMixin:
                 name=f'{name}_queue_row',
             ),
         ]
-        if self is self.first_queue_admin(self.admin_site):
-            urls.append(
-                path(
-                    'dashboard/overview/',
-                    self.admin_site.admin_view(self.overview_view),
-                    name='modelqueue_overview',
-                )
-            )
         return urls + super().get_urls()
 
-    @staticmethod
-    def queue_admins(admin_site):
-        """The model admins of `admin_site` that use QueueAdminMixin."""
-        return [
-            model_admin
-            for model_admin in admin_site._registry.values()
-            if isinstance(model_admin, QueueAdminMixin)
-        ]
+    def queue_url(self, page, *args):
+        """The URL of this model admin's `page` (changelist, dashboard, ...)."""
+        opts = self.model._meta
+        return reverse(
+            f'admin:{opts.app_label}_{opts.model_name}_{page}',
+            args=args,
+            current_app=self.admin_site.name,
+        )
 
-    @classmethod
-    def first_queue_admin(cls, admin_site):
-        """The model admin that serves the site's overview of every queue."""
-        admins = cls.queue_admins(admin_site)
-        return admins[0] if admins else None
+    def get_queue_figures(self, request, current=None):
+        """The figures of every queue field, over the rows `request` may see."""
+        queryset = self.get_queryset(request)
+        current = now() if current is None else current
+        changelist = self.queue_url('changelist')
+        queues = []
+        for field in self.valid_queue_fields:
+            figures = queue_figures(queryset, field, self.queue_timeout, current)
+            figures['label'] = field_label(self.model, field)
+            figures['filter_urls'] = {
+                value: f'{changelist}?{field}_queue={value}' for value in FILTER_VALUES
+            }
+            queues.append(figures)
+        return queues
 
     def dashboard_view(self, request):
-        return views.dashboard(request, self)
+        """The queue dashboard of this model: figures, charts, live refresh."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        if request.method not in ('GET', 'HEAD'):
+            return HttpResponseNotAllowed(['GET', 'HEAD'])
+        opts = self.model._meta
+        queues = self.get_queue_figures(request)
+        config = {
+            'dataUrl': self.queue_url('dashboard_data'),
+            'refreshSeconds': self.queue_refresh_seconds,
+            'queues': queues,
+            'stateLabels': {name: str(label) for name, label in STATE_LABELS.items()},
+            'texts': {
+                'finished': str(_('finished')),
+                'canceled': str(_('canceled')),
+                'rows': str(_('rows')),
+                'none': str(_('none')),
+                'updated': str(_('Updated')),
+                'failed': str(_('Refresh failed; retrying')),
+            },
+        }
+        context = {
+            **self.admin_site.each_context(request),
+            'title': _('Queue dashboard: %(name)s') % {'name': capfirst(opts.verbose_name_plural)},
+            'subtitle': None,
+            'opts': opts,
+            'queues': [
+                {
+                    **figures,
+                    'tally_rows': [
+                        {
+                            'name': name,
+                            'label': STATE_LABELS[name],
+                            'count': count,
+                            'url': figures['filter_urls'][name],
+                        }
+                        for name, count in figures['tally'].items()
+                    ],
+                }
+                for figures in queues
+            ],
+            'config': config,
+            'minutes': THROUGHPUT_MINUTES,
+            'timeout': duration_text(self.queue_timeout),
+            'changelist_url': self.queue_url('changelist'),
+        }
+        request.current_app = self.admin_site.name
+        templates = template_names(opts, self.queue_dashboard_template, 'dashboard')
+        return TemplateResponse(request, templates, context)
 
     def dashboard_data_view(self, request):
-        return views.dashboard_data(request, self)
+        """The dashboard's figures as JSON; query parameters are ignored."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        if request.method not in ('GET', 'HEAD'):
+            return HttpResponseNotAllowed(['GET', 'HEAD'])
+        current = now()
+        return JsonResponse(
+            {'generated': iso(current), 'queues': self.get_queue_figures(request, current)}
+        )
 
     def queue_row_view(self, request, object_id, field, operation):
-        return views.queue_row(request, self, object_id, field, operation)
-
-    def overview_view(self, request):
-        return views.overview(request, self.admin_site, self.queue_admins(self.admin_site))
-
+        """Requeue or cancel one row from its change form (POST only)."""
+        if request.method != 'POST':
+            return HttpResponseNotAllowed(['POST'])
+        if field not in self.valid_queue_fields or operation not in ROW_OPERATIONS:
+            raise Http404(f'no queue operation {operation!r} on field {field!r}')
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404(f'no {self.model._meta.verbose_name} with id {object_id!r}')
+        if not self.has_change_permission(request, obj):
+            raise PermissionDenied
+        chosen = ROW_OPERATIONS[operation]
+        row = self.get_queryset(request).filter(pk=obj.pk)
+        before, changed = chosen.apply(row, field)
+        chosen.report(self, request, self.model, field, before, changed)
+        if changed:
+            self.log_change(request, obj, [{'changed': {'fields': [field_label(self.model, field)]}}])
+        return HttpResponseRedirect(self.queue_url('change', obj.pk))

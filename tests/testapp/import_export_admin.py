@@ -3,12 +3,12 @@
 from django.contrib import admin
 
 import modelqueue
-from modelqueue.admin import QueueAdminMixin
+from modelqueue.admin import QueueAdminMixin, QueueAdminSite
 from modelqueue.import_export_admin import QueueImportExportMixin
 
 from .models import Task, Upload
 
-site = admin.AdminSite(name='ie_admin')
+site = QueueAdminSite(name='ie_admin')
 
 
 @admin.register(Task, site=site)

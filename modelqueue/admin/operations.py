@@ -1,0 +1,121 @@
+"""What an operator can do to queue rows: requeue, cancel, reprioritize, reset.
+
+Each operation is defined once, here, and used by the bulk actions of the
+changelist and by the buttons of the change form. An operation rewrites the
+status of the selected rows that are in its states with one UPDATE (rows in
+other states are left as they are), after counting the selection by state in
+the same transaction, so the operator is told exactly what changed.
+
+>>> [operation.name for operation in OPERATIONS.values()]
+['requeue', 'cancel', 'reprioritize', 'reset_attempts']
+>>> [state.name for state in CANCEL.states]
+['created', 'waiting', 'working']
+"""
+
+from django.contrib import messages
+from django.contrib.admin.utils import model_ngettext
+from django.db import transaction
+from django.utils.translation import gettext_lazy as _
+
+from .. import ranges
+from ..expressions import with_attempts, with_priority, with_state_and_priority
+from ..status import State, Status, now
+from .display import STATE_LABELS
+
+
+class Operation:
+    """A rewrite of the status of rows in `states` to what `new_status` gives.
+
+    `new_status(field, **options)` returns the value or expression written
+    to `field`; `done` is the message reported after it, with the
+    placeholders ``%(count)s``, ``%(items)s``, ``%(field)s`` and
+    ``%(states)s``.
+    """
+
+    def __init__(self, name, states, new_status, done):
+        self.name = name
+        self.states = tuple(states)
+        self.new_status = new_status
+        self.done = done
+
+    def apply(self, queryset, field, **options):
+        """Rewrite the rows of `queryset` in this operation's states.
+
+        :returns: (tally of the selection before, number of rows changed)
+        """
+        with transaction.atomic(using=queryset.db):
+            before = ranges.tally(queryset, field)
+            changed = queryset.filter(ranges.in_states(field, *self.states)).update(
+                **{field: self.new_status(field, **options)}
+            )
+        return before, changed
+
+    def report(self, model_admin, request, model, field, before, changed):
+        """Tell the user how many rows changed, by their previous state.
+
+        Rows in other states were left as they were, which is reported too.
+        """
+        names = {state.name for state in self.states}
+        label = field_label(model, field)
+        changed_by_state = {name: n for name, n in before.items() if name in names}
+        left = {name: n for name, n in before.items() if name not in names and n}
+        message = self.done % {
+            'count': changed,
+            'items': model_ngettext(model, changed),
+            'states': states_text(changed_by_state) or '0',
+            'field': label,
+        }
+        model_admin.message_user(request, message, messages.SUCCESS)
+        if left:
+            model_admin.message_user(
+                request,
+                _('Left as they were (%(field)s): %(states)s.')
+                % {'field': label, 'states': states_text(left)},
+                messages.WARNING,
+            )
+
+
+def field_label(model, field):
+    """The verbose name of `field`, as text."""
+    return str(model._meta.get_field(field).verbose_name)
+
+
+def states_text(counts):
+    """'3 waiting, 1 working': the non-zero counts of a tally, translated."""
+    return ', '.join(
+        f'{number} {STATE_LABELS[name]}' for name, number in counts.items() if number
+    )
+
+
+REQUEUE = Operation(
+    'requeue',
+    Status.states,
+    lambda field: Status.waiting(now(), 0),
+    _('Requeued %(count)s %(items)s (%(field)s), previously %(states)s.'),
+)
+CANCEL = Operation(
+    'cancel',
+    (State.created, State.waiting, State.working),
+    lambda field: with_state_and_priority(field, State.canceled, now()),
+    _('Canceled %(count)s %(items)s (%(field)s), previously %(states)s.'),
+)
+REPRIORITIZE = Operation(
+    'reprioritize',
+    (State.created, State.waiting),
+    lambda field, priority: with_priority(field, priority),
+    _('Reprioritized %(count)s %(items)s (%(field)s), previously %(states)s.'),
+)
+RESET_ATTEMPTS = Operation(
+    'reset_attempts',
+    Status.states,
+    lambda field: with_attempts(field, 0),
+    _('Reset the attempts of %(count)s %(items)s (%(field)s), previously %(states)s.'),
+)
+
+#: Every operation by name.
+OPERATIONS = {
+    operation.name: operation for operation in (REQUEUE, CANCEL, REPRIORITIZE, RESET_ATTEMPTS)
+}
+
+#: The operations of the change form's buttons: one click, no form.
+ROW_OPERATIONS = {operation.name: operation for operation in (REQUEUE, CANCEL)}

@@ -1,0 +1,103 @@
+"""The site-level pages of the queue admin: the overview and the index links.
+
+A page about every queue belongs to the admin site, not to one model admin::
+
+    from django.contrib import admin
+    from modelqueue.admin import QueueAdminSiteMixin
+
+    class SiteAdmin(QueueAdminSiteMixin, admin.AdminSite):
+        pass
+
+or ``modelqueue.admin.QueueAdminSite`` as it is. For Django's default site,
+put ``'modelqueue.admin.apps.QueueAdminConfig'`` in ``INSTALLED_APPS`` in
+place of ``'django.contrib.admin'`` (Django's way of replacing the default
+site). The site then serves ``queues/`` (URL name ``admin:modelqueue_overview``)
+and its index lists the dashboards of the queues the user may view.
+"""
+
+from django.contrib.admin import AdminSite
+from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils.translation import gettext_lazy as _
+
+from ..status import Status, now
+from .display import STATE_LABELS
+from .options import QueueAdminMixin, duration_text
+
+
+class QueueAdminSiteMixin:
+    """An AdminSite with an overview of every queue and links on its index.
+
+    ``queue_overview_template`` names the overview's template (default
+    ``modelqueue/overview.html``). The index template becomes
+    ``modelqueue/index.html`` unless the site names its own; a custom index
+    can show the links with
+    ``{% include "modelqueue/includes/queue_links.html" %}``.
+    """
+
+    index_template = 'modelqueue/index.html'
+    queue_overview_template = 'modelqueue/overview.html'
+
+    def get_urls(self):
+        return [
+            path('queues/', self.admin_view(self.queue_overview_view), name='modelqueue_overview'),
+            *super().get_urls(),
+        ]
+
+    def queue_admins(self):
+        """The registered model admins that use QueueAdminMixin."""
+        return [
+            model_admin
+            for model_admin in self._registry.values()
+            if isinstance(model_admin, QueueAdminMixin)
+        ]
+
+    def visible_queue_admins(self, request):
+        """The queue admins whose rows `request`'s user may view."""
+        return [
+            model_admin
+            for model_admin in self.queue_admins()
+            if model_admin.has_view_permission(request)
+        ]
+
+    def index(self, request, extra_context=None):
+        queues = [
+            {
+                'name': model_admin.model._meta.verbose_name_plural,
+                'url': model_admin.queue_url('dashboard'),
+            }
+            for model_admin in self.visible_queue_admins(request)
+        ]
+        context = {'modelqueue_queues': queues, **(extra_context or {})}
+        return super().index(request, extra_context=context)
+
+    def queue_overview_view(self, request):
+        """Every queue of the site the user may view, with a link to its dashboard."""
+        visible = self.visible_queue_admins(request)
+        if not visible:
+            raise PermissionDenied
+        current = now()
+        models = [
+            {
+                'name': model_admin.model._meta.verbose_name_plural,
+                'dashboard_url': model_admin.queue_url('dashboard'),
+                'changelist_url': model_admin.queue_url('changelist'),
+                'queues': model_admin.get_queue_figures(request, current),
+            }
+            for model_admin in visible
+        ]
+        context = {
+            **self.each_context(request),
+            'title': _('Queues'),
+            'subtitle': None,
+            'models': models,
+            'states': [STATE_LABELS[state.name] for state in Status.states],
+            'timeout': duration_text(visible[0].queue_timeout),
+        }
+        request.current_app = self.name
+        return TemplateResponse(request, self.queue_overview_template, context)
+
+
+class QueueAdminSite(QueueAdminSiteMixin, AdminSite):
+    """Django's AdminSite with the queue overview and index links."""
