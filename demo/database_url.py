@@ -34,10 +34,11 @@ def parse(url):
 
     >>> parse('mysql://root:s%40cret@db.internal/queue')['PASSWORD']
     's@cret'
-    >>> parse('redis://localhost/0')
+    >>> parse('redis://localhost/0')  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    django.core.exceptions.ImproperlyConfigured: invalid DATABASE_URL 'redis://localhost/0': expected a URL starting with postgres://, postgresql://, mysql:// or mariadb://
+    django.core.exceptions.ImproperlyConfigured: invalid DATABASE_URL 'redis://localhost/0':
+    expected a URL starting with postgres://, postgresql://, mysql:// or mariadb://
     """
     shown = _without_password(url)
     parts = urlsplit(url)

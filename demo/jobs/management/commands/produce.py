@@ -15,8 +15,8 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
-from demo.jobs.models import Email, Image
 from demo.jobs.management.commands.seed import NAMES, SIZE_WEIGHTS, SIZES
+from demo.jobs.models import Email, Image
 from modelqueue import State, Status, now
 
 NEWSLETTER_SECONDS = 60
