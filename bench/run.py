@@ -134,7 +134,7 @@ class Driver:
         self.impl, self.database, self.python = impl, database, python
         slug = re.sub(r'\W', '_', impl)
         if database == 'sqlite':
-            folder = RESULTS / 'db'
+            folder = RESULTS / 'scratch' / 'db'
             folder.mkdir(parents=True, exist_ok=True)
             name = str(folder / f'{slug}.sqlite3')
         else:
