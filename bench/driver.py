@@ -2,8 +2,8 @@
 
 ``python -m bench.driver COMMAND [options]`` with MQBENCH_IMPL, MQBENCH_DB
 and MQBENCH_DB_NAME set (see bench/settings.py). Each command prints one
-JSON object on its last line of output. bench/run.py calls it; it is not
-meant to be run by hand, though it can be.
+JSON object on its last line of output. ``python -m bench throughput``
+runs it; it is not meant to be run by hand, though it can be.
 
 Implementations: ``modelqueue`` (this checkout) and ``modelqueue-2.2.1``
 share one API, so one adapter serves both; ``django-tasks-db`` is driven
@@ -21,6 +21,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+from bench.timing import median_ms
 
 os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'bench.settings')
 IMPL = os.environ.get('MQBENCH_IMPL', 'modelqueue')
@@ -505,15 +507,6 @@ def cmd_table(args):
             lambda: dashboard(impl.model.objects.all(), 'status'), args.repeat
         )
     emit(figures)
-
-
-def median_ms(function, repeat):
-    timings = []
-    for _ in range(repeat):
-        before = time.perf_counter()
-        function()
-        timings.append(time.perf_counter() - before)
-    return 1000 * statistics.median(timings)
 
 
 def dashboard_figures():
