@@ -14,7 +14,8 @@ warm-up:
 
 - the JSON endpoint (``admin:testapp_task_dashboard_data``; test client,
   logged-in superuser, the whole request),
-- ``modelqueue.dashboard.queue_figures`` alone,
+- ``queue_figures`` alone (the library's figures module, named only in
+  bench/figures.py),
 - ``Status.tally`` of this checkout and of modelqueue 2.2.1 (five range
   counts each; 2.2.1 is imported from MODELQUEUE_221, or from a copy pip
   fetches once into bench/.peers/),
@@ -28,6 +29,7 @@ import os
 import random
 import time
 
+from .figures import library_figures
 from .peers import import_221
 from .results import log, scratch_database
 from .timing import median_ms
@@ -149,9 +151,9 @@ def main(args):
     from django.urls import reverse  # noqa: PLC0415
 
     import modelqueue  # noqa: PLC0415
-    from modelqueue.dashboard import queue_figures, throughput  # noqa: PLC0415
     from tests.testapp.models import Task  # noqa: PLC0415
 
+    figures = library_figures()
     fill(Task, args.rows)
     setup_test_environment()
     user, _created = User.objects.get_or_create(
@@ -167,17 +169,17 @@ def main(args):
         response = client.get(url)
         assert response.status_code == 200, response.status_code
 
-    figures = queue_figures(tasks, 'status')
-    log(f'bench: {connection.vendor}, {Task.objects.count():,} rows: tally {figures["tally"]},'
-        f' due {figures["due"]}, stalled {figures["stalled"]},'
-        f' finished last hour {figures["finished_last_hour"]}')
+    contents = figures.queue_figures(tasks, 'status')
+    log(f'bench: {connection.vendor}, {Task.objects.count():,} rows: tally {contents["tally"]},'
+        f' due {contents["due"]}, stalled {contents["stalled"]},'
+        f' finished last hour {contents["finished_last_hour"]}')
     print(f'median of {args.repeat}:')
     for name, function in [
         ('dashboard JSON endpoint', endpoint),
-        ('queue_figures()', lambda: queue_figures(tasks, 'status')),
+        ('queue_figures()', lambda: figures.queue_figures(tasks, 'status')),
         ('Status.tally (this checkout)', lambda: modelqueue.Status.tally(tasks, 'status')),
         ('Status.tally (2.2.1, five counts)', lambda: old.Status.tally(tasks, 'status')),
-        ('throughput, one GROUP BY (used)', lambda: throughput(tasks, 'status', modelqueue.now())),
+        ('throughput, one GROUP BY (used)', lambda: figures.throughput(tasks, 'status', modelqueue.now())),
         ('throughput as 120 range counts', lambda: throughput_by_range_counts(tasks, modelqueue.now())),
     ]:
         print(f'  {name:38} {median_ms(function, args.repeat, warm=True):9.1f} ms')

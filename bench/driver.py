@@ -22,6 +22,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench.figures import library_figures
 from bench.timing import median_ms
 
 os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'bench.settings')
@@ -510,14 +511,13 @@ def cmd_table(args):
 
 
 def dashboard_figures():
-    """The dashboard's figures function of this checkout (modelqueue.dashboard)."""
+    """The dashboard's figures function of this checkout (see bench/figures.py)."""
     if IMPL != 'modelqueue':
         return None
     try:
-        from modelqueue.dashboard import queue_figures
+        return library_figures().queue_figures
     except ImportError:
         return None
-    return queue_figures
 
 
 def cmd_cost(args):
