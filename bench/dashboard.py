@@ -22,17 +22,22 @@ warm-up:
 - throughput as the dashboard computes it (one GROUP BY over the last
   hour's finished and canceled rows) and as 120 range counts (60 minutes x
   finished/canceled), the alternative.
+
+Prints the table and writes it as JSON to
+bench/results/dashboard-<date>-<vendor>.json; a run at another size than
+1,000,000 rows goes to bench/results/scratch/ (--out picks the file).
 """
 
 import datetime as dt
 import os
 import random
+import statistics
 import time
 
 from .figures import library_figures
 from .peers import import_221
-from .results import log, scratch_database
-from .timing import median_ms
+from .results import default_path, header, log, scratch_database, write
+from .timing import timings_ms
 
 ROWS = 1_000_000
 # Share of rows per state; finished and canceled spread over the last week.
@@ -43,6 +48,10 @@ def add_arguments(parser):
     parser.add_argument('vendor', choices=['sqlite', 'postgresql'])
     parser.add_argument('--rows', type=int, default=ROWS, help=f'{ROWS:,} by default')
     parser.add_argument('--repeat', type=int, default=5, help='timed runs per figure (median)')
+    parser.add_argument(
+        '--out', help='JSON file (default bench/results/dashboard-<date>-<vendor>.json;'
+        f' scratch/ at other than {ROWS:,} rows)'
+    )
 
 
 def configure(vendor):
@@ -141,7 +150,16 @@ def throughput_by_range_counts(queryset, current):
     return counts
 
 
+def database_version(connection):
+    if connection.vendor == 'sqlite':
+        return connection.Database.sqlite_version
+    major, minor = divmod(connection.pg_version, 10000)
+    return f'{major}.{minor}'
+
+
 def main(args):
+    started = time.time()
+    results = header(vars(args))
     configure(args.vendor)
 
     from django.contrib.auth.models import User  # noqa: PLC0415
@@ -154,7 +172,7 @@ def main(args):
     from tests.testapp.models import Task  # noqa: PLC0415
 
     figures = library_figures()
-    fill(Task, args.rows)
+    filled = fill(Task, args.rows)
     setup_test_environment()
     user, _created = User.objects.get_or_create(
         username='bench', defaults={'is_staff': True, 'is_superuser': True}
@@ -173,6 +191,17 @@ def main(args):
     log(f'bench: {connection.vendor}, {Task.objects.count():,} rows: tally {contents["tally"]},'
         f' due {contents["due"]}, stalled {contents["stalled"]},'
         f' finished last hour {contents["finished_last_hour"]}')
+    results.update(
+        database={'vendor': connection.vendor, 'version': database_version(connection)},
+        implementations={
+            'modelqueue': modelqueue.__version__,
+            'modelqueue-2.2.1': getattr(old, '__version__', None),
+        },
+        rows=Task.objects.count(),
+        filled=filled,
+        tally=contents['tally'],
+        timings={},
+    )
     print(f'median of {args.repeat}:')
     for name, function in [
         ('dashboard JSON endpoint', endpoint),
@@ -182,5 +211,11 @@ def main(args):
         ('throughput, one GROUP BY (used)', lambda: figures.throughput(tasks, 'status', modelqueue.now())),
         ('throughput as 120 range counts', lambda: throughput_by_range_counts(tasks, modelqueue.now())),
     ]:
-        print(f'  {name:38} {median_ms(function, args.repeat, warm=True):9.1f} ms')
+        timings = timings_ms(function, args.repeat, warm=True)
+        results['timings'][name] = {'median_ms': statistics.median(timings), 'runs_ms': timings}
+        print(f'  {name:38} {statistics.median(timings):9.1f} ms')
+    results['machine']['load_average_at_end'] = os.getloadavg()
+    results['seconds'] = time.time() - started
+    label = args.vendor if args.rows == ROWS else f'{args.vendor}-{args.rows}-rows'
+    write(results, args.out or default_path('dashboard', label, args.rows != ROWS))
     return 0
