@@ -2,8 +2,8 @@
 
 ``python -m bench.driver COMMAND [options]`` with MQBENCH_IMPL, MQBENCH_DB
 and MQBENCH_DB_NAME set (see bench/settings.py). Each command prints one
-JSON object on its last line of output. bench/run.py calls it; it is not
-meant to be run by hand, though it can be.
+JSON object on its last line of output. ``python -m bench throughput``
+runs it; it is not meant to be run by hand, though it can be.
 
 Implementations: ``modelqueue`` (this checkout) and ``modelqueue-2.2.1``
 share one API, so one adapter serves both; ``django-tasks-db`` is driven
@@ -21,6 +21,9 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+from bench.figures import library_figures
+from bench.timing import median_ms
 
 os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'bench.settings')
 IMPL = os.environ.get('MQBENCH_IMPL', 'modelqueue')
@@ -507,24 +510,14 @@ def cmd_table(args):
     emit(figures)
 
 
-def median_ms(function, repeat):
-    timings = []
-    for _ in range(repeat):
-        before = time.perf_counter()
-        function()
-        timings.append(time.perf_counter() - before)
-    return 1000 * statistics.median(timings)
-
-
 def dashboard_figures():
-    """The dashboard's figures function of this checkout (modelqueue.dashboard)."""
+    """The dashboard's figures function of this checkout (see bench/figures.py)."""
     if IMPL != 'modelqueue':
         return None
     try:
-        from modelqueue.dashboard import queue_figures
+        return library_figures().queue_figures
     except ImportError:
         return None
-    return queue_figures
 
 
 def cmd_cost(args):

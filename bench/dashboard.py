@@ -1,38 +1,57 @@
-"""Time the queue dashboard's JSON endpoint on a table of 1,000,000 rows.
+"""The admin dashboard's JSON endpoint on a table of 1,000,000 rows.
 
-    python -m bench.dashboard_scale sqlite
-    python -m bench.dashboard_scale postgresql [--rows 1000000] [--repeat 5]
+    python -m bench dashboard sqlite
+    python -m bench dashboard postgresql [--rows 1000000] [--repeat 5]
+    python -m bench dashboard sqlite --rows 20000 --repeat 3   # a smoke run
 
-Builds its own database (a file under /tmp for SQLite, a database named
-modelqueue_dashboard_bench for PostgreSQL; both kept between runs and refilled
-only when the row count differs), fills testapp's Task table with a realistic
-mix of states, then prints the median time of:
+Runs in this Python, which must import this checkout, Django and, for
+PostgreSQL, psycopg (.venv/py3.11 from ./runtests does). Fills the test
+app's Task table with a realistic mix of states in a database of its own (a
+file in bench/results/scratch/db/ for SQLite, a database named after this
+checkout for PostgreSQL; both kept between runs and refilled only when the
+row count differs), then times, as the median of --repeat runs after one
+warm-up:
 
-- the JSON endpoint ``/admin/testapp/task/dashboard/data/`` (test client,
+- the JSON endpoint (``admin:testapp_task_dashboard_data``; test client,
   logged-in superuser, the whole request),
-- ``modelqueue.dashboard.queue_figures`` alone,
-- ``Status.tally`` of modelqueue 3 (five range counts in one call),
-- ``Status.tally`` of modelqueue 2.2.1 (five range counts), imported from
-  MODELQUEUE_221 (by default pip fetches it once into bench/.peers/),
+- ``queue_figures`` alone (the library's figures module, named only in
+  bench/figures.py),
+- ``Status.tally`` of this checkout and of modelqueue 2.2.1 (five range
+  counts each; 2.2.1 is imported from MODELQUEUE_221, or from a copy pip
+  fetches once into bench/.peers/),
 - throughput as the dashboard computes it (one GROUP BY over the last
   hour's finished and canceled rows) and as 120 range counts (60 minutes x
   finished/canceled), the alternative.
+
+Prints the table and writes it as JSON to
+bench/results/dashboard-<date>-<vendor>.json; a run at another size than
+1,000,000 rows goes to bench/results/scratch/ (--out picks the file).
 """
 
-import argparse
 import datetime as dt
-import importlib.util
 import os
 import random
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
+
+from .figures import library_figures
+from .peers import import_221
+from .results import default_path, header, log, scratch_database, write
+from .timing import timings_ms
 
 ROWS = 1_000_000
 # Share of rows per state; finished and canceled spread over the last week.
 MIX = [('finished', 0.90), ('canceled', 0.02), ('waiting', 0.06), ('created', 0.015), ('working', 0.005)]
+
+
+def add_arguments(parser):
+    parser.add_argument('vendor', choices=['sqlite', 'postgresql'])
+    parser.add_argument('--rows', type=int, default=ROWS, help=f'{ROWS:,} by default')
+    parser.add_argument('--repeat', type=int, default=5, help='timed runs per figure (median)')
+    parser.add_argument(
+        '--out', help='JSON file (default bench/results/dashboard-<date>-<vendor>.json;'
+        f' scratch/ at other than {ROWS:,} rows)'
+    )
 
 
 def configure(vendor):
@@ -41,10 +60,8 @@ def configure(vendor):
     from django.conf import settings  # noqa: PLC0415
 
     database = settings.DATABASES['default']
-    if vendor == 'sqlite':
-        database['NAME'] = '/tmp/modelqueue-dashboard-bench.sqlite3'
-    else:
-        database['NAME'] = 'modelqueue_dashboard_bench'
+    database['NAME'] = scratch_database(vendor, 'dashboard')
+    if vendor == 'postgresql':
         create_postgresql_database(database)
     import django  # noqa: PLC0415
 
@@ -85,18 +102,18 @@ def statuses(rows, current):
             yield getattr(Status, state)(moment, attempts)
 
 
-def fill(rows):
+def fill(model, rows):
+    """Fill the table with `rows` rows of the mix unless it has that many."""
     from django.core.management import call_command  # noqa: PLC0415
     from django.db import connection  # noqa: PLC0415
 
     import modelqueue  # noqa: PLC0415
-    from tests.testapp.models import Task  # noqa: PLC0415
 
     call_command('migrate', run_syncdb=True, verbosity=0)
-    if Task.objects.count() == rows:
+    if model.objects.count() == rows:
         return False
-    Task.objects.all().delete()
-    table = Task._meta.db_table
+    model.objects.all().delete()
+    table = model._meta.db_table
     values = ((f'task {number}', '', status) for number, status in enumerate(statuses(rows, modelqueue.now())))
     started = time.perf_counter()
     with connection.cursor() as cursor:
@@ -112,39 +129,8 @@ def fill(rows):
             cursor.execute(f'VACUUM ANALYZE {table}')
         else:
             cursor.execute('ANALYZE')
-    print(f'filled {rows:,} rows in {time.perf_counter() - started:.1f}s')
+    log(f'bench: filled {rows:,} rows in {time.perf_counter() - started:.1f}s')
     return True
-
-
-def median_ms(function, repeat):
-    function()  # warm the caches once
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
-
-
-# Beside, not inside, the virtual environment bench/run.py makes for 2.2.1.
-PEER_221 = Path(__file__).resolve().parent / '.peers' / 'modelqueue-2.2.1-module'
-
-
-def load_221():
-    """Import modelqueue 2.2.1 under another name, fetching it with pip once."""
-    path = os.environ.get('MODELQUEUE_221')
-    if path is None:
-        path = PEER_221 / 'modelqueue' / '__init__.py'
-        if not path.exists():
-            subprocess.run(
-                [sys.executable, '-m', 'pip', 'install', '-q', '--no-deps',
-                 '--target', str(PEER_221), 'modelqueue==2.2.1'],
-                check=True,
-            )
-    spec = importlib.util.spec_from_file_location('modelqueue_221', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def throughput_by_range_counts(queryset, current):
@@ -164,52 +150,72 @@ def throughput_by_range_counts(queryset, current):
     return counts
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('vendor', choices=['sqlite', 'postgresql'])
-    parser.add_argument('--rows', type=int, default=ROWS)
-    parser.add_argument('--repeat', type=int, default=5)
-    arguments = parser.parse_args()
-    configure(arguments.vendor)
+def database_version(connection):
+    if connection.vendor == 'sqlite':
+        return connection.Database.sqlite_version
+    major, minor = divmod(connection.pg_version, 10000)
+    return f'{major}.{minor}'
+
+
+def main(args):
+    started = time.time()
+    results = header(vars(args))
+    configure(args.vendor)
 
     from django.contrib.auth.models import User  # noqa: PLC0415
     from django.db import connection  # noqa: PLC0415
     from django.test import Client  # noqa: PLC0415
     from django.test.utils import setup_test_environment  # noqa: PLC0415
+    from django.urls import reverse  # noqa: PLC0415
 
     import modelqueue  # noqa: PLC0415
-    from modelqueue.dashboard import queue_figures, throughput  # noqa: PLC0415
     from tests.testapp.models import Task  # noqa: PLC0415
 
-    fill(arguments.rows)
+    figures = library_figures()
+    filled = fill(Task, args.rows)
     setup_test_environment()
     user, _created = User.objects.get_or_create(
         username='bench', defaults={'is_staff': True, 'is_superuser': True}
     )
     client = Client()
     client.force_login(user)
-    old = load_221()
+    old = import_221()
     tasks = Task.objects.all()
+    url = reverse('admin:testapp_task_dashboard_data')
 
     def endpoint():
-        response = client.get('/admin/testapp/task/dashboard/data/')
+        response = client.get(url)
         assert response.status_code == 200, response.status_code
 
-    figures = queue_figures(tasks, 'status')
-    print(f'{connection.vendor}, {Task.objects.count():,} rows: tally {figures["tally"]},'
-          f' due {figures["due"]}, stalled {figures["stalled"]},'
-          f' finished last hour {figures["finished_last_hour"]}')
-    print(f'median of {arguments.repeat}:')
+    contents = figures.queue_figures(tasks, 'status')
+    log(f'bench: {connection.vendor}, {Task.objects.count():,} rows: tally {contents["tally"]},'
+        f' due {contents["due"]}, stalled {contents["stalled"]},'
+        f' finished last hour {contents["finished_last_hour"]}')
+    results.update(
+        database={'vendor': connection.vendor, 'version': database_version(connection)},
+        implementations={
+            'modelqueue': modelqueue.__version__,
+            'modelqueue-2.2.1': getattr(old, '__version__', None),
+        },
+        rows=Task.objects.count(),
+        filled=filled,
+        tally=contents['tally'],
+        timings={},
+    )
+    print(f'median of {args.repeat}:')
     for name, function in [
         ('dashboard JSON endpoint', endpoint),
-        ('queue_figures()', lambda: queue_figures(tasks, 'status')),
-        ('Status.tally (3.0)', lambda: modelqueue.Status.tally(tasks, 'status')),
+        ('queue_figures()', lambda: figures.queue_figures(tasks, 'status')),
+        ('Status.tally (this checkout)', lambda: modelqueue.Status.tally(tasks, 'status')),
         ('Status.tally (2.2.1, five counts)', lambda: old.Status.tally(tasks, 'status')),
-        ('throughput, one GROUP BY (used)', lambda: throughput(tasks, 'status', modelqueue.now())),
+        ('throughput, one GROUP BY (used)', lambda: figures.throughput(tasks, 'status', modelqueue.now())),
         ('throughput as 120 range counts', lambda: throughput_by_range_counts(tasks, modelqueue.now())),
     ]:
-        print(f'  {name:38} {median_ms(function, arguments.repeat):9.1f} ms')
-
-
-if __name__ == '__main__':
-    sys.exit(main())
+        timings = timings_ms(function, args.repeat, warm=True)
+        results['timings'][name] = {'median_ms': statistics.median(timings), 'runs_ms': timings}
+        print(f'  {name:38} {statistics.median(timings):9.1f} ms')
+    results['machine']['load_average_at_end'] = os.getloadavg()
+    results['seconds'] = time.time() - started
+    label = args.vendor if args.rows == ROWS else f'{args.vendor}-{args.rows}-rows'
+    write(results, args.out or default_path('dashboard', label, args.rows != ROWS))
+    return 0

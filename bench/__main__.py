@@ -1,0 +1,43 @@
+"""The benchmark harness: ``python -m bench <subcommand> [options]``.
+
+    python -m bench throughput              # this checkout beside 2.2.1 and django-tasks-db
+    python -m bench throughput --quick      # a smoke run; CI runs it after the tests
+    python -m bench dashboard sqlite        # the admin dashboard at 1,000,000 rows
+    python -m bench <subcommand> --help
+
+Run it from the checkout's root with a Python that imports this checkout
+(.venv/py3.11/bin/python after ./runtests). Published results are written
+to bench/results/ and committed there; smoke runs go to
+bench/results/scratch/, which git ignores (bench/results.py).
+"""
+
+import argparse
+import sys
+
+from . import dashboard, throughput
+
+SUBCOMMANDS = {'throughput': throughput, 'dashboard': dashboard}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog='python -m bench',
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    subcommands = parser.add_subparsers(dest='subcommand', required=True, metavar='subcommand')
+    for name, module in SUBCOMMANDS.items():
+        module.add_arguments(
+            subcommands.add_parser(
+                name,
+                help=module.__doc__.split('\n\n')[0].replace('\n', ' '),
+                description=module.__doc__,
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
+        )
+    args = parser.parse_args(argv)
+    return SUBCOMMANDS[args.subcommand].main(args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""The throughput run's targets (the issue's) and its printed table.
+
+Not run by itself: ``python -m bench throughput`` prints `report(results)`
+and stores `targets(results)` in its results file.
+"""
+
+LABELS = {
+    'modelqueue': 'modelqueue (this)',
+    'modelqueue-2.2.1': 'modelqueue 2.2.1',
+    'django-tasks-db': 'django-tasks-db',
+}
+
+
+def find(items, **match):
+    for row in items:
+        if all(row.get(k) == v for k, v in match.items()):
+            return row
+    return None
+
+
+def targets(results):
+    """The issue's targets, each with the figures it was judged on."""
+    checks = []
+    tp, limits = results['throughput'], results['dblimit']
+
+    def add(name, ok, detail):
+        checks.append({'target': name, 'met': ok, 'detail': detail})
+
+    ours = find(tp, database='postgresql', impl='modelqueue', workers=1, delay_ms=0.0)
+    old = find(tp, database='postgresql', impl='modelqueue-2.2.1', workers=1, delay_ms=0.0)
+    limit1 = find(limits, database='postgresql', connections=1)
+    if ours and old:
+        ratio = ours['tasks_per_second'] / old['tasks_per_second']
+        add('PostgreSQL W=1 0 ms: >= 1.5x modelqueue 2.2.1', ratio >= 1.5, f'{ratio:.2f}x')
+    if ours and limit1:
+        share = ours['tasks_per_second'] / (limit1['commits_per_second'] / 2)
+        add(
+            'PostgreSQL W=1 0 ms: >= 30% of the single-connection limit for two commits per task',
+            share >= 0.3,
+            f'{100 * share:.0f}% of {limit1["commits_per_second"] / 2:.0f} tasks/s',
+        )
+    ours = find(tp, database='postgresql', impl='modelqueue', workers=8, delay_ms=5.0)
+    limit8 = find(limits, database='postgresql', connections=8)
+    if ours:
+        ideal = 1600.0
+        if limit8:
+            ideal = min(ideal, limit8['commits_per_second'] / 2)
+        share = ours['tasks_per_second'] / ideal
+        peers = [
+            find(tp, database='postgresql', impl=impl, workers=8, delay_ms=5.0)
+            for impl in ('modelqueue-2.2.1', 'django-tasks-db')
+        ]
+        ahead = all(p is None or ours['tasks_per_second'] > p['tasks_per_second'] for p in peers)
+        clean = not (ours['duplicates'] or ours['never_finished'])
+        add(
+            'PostgreSQL W=8 5 ms: >= 70% of ideal, no duplicates or losses, ahead of both peers',
+            share >= 0.7 and clean and ahead,
+            f'{100 * share:.0f}% of {ideal:.0f} tasks/s; duplicates {ours["duplicates"]},'
+            f' lost {ours["never_finished"]}; ahead of peers: {ahead}',
+        )
+    for delay in (0.0, 5.0):
+        ours = find(tp, database='sqlite', impl='modelqueue', workers=4, delay_ms=delay)
+        old = find(tp, database='sqlite', impl='modelqueue-2.2.1', workers=4, delay_ms=delay)
+        if ours:
+            clean = not (ours['errors'] or ours['never_finished'] or ours['duplicates'])
+            ahead = old is None or ours['tasks_per_second'] > old['tasks_per_second']
+            add(
+                f'SQLite W=4 {delay:g} ms: no errors, no losses, ahead of 2.2.1',
+                clean and ahead,
+                f'errors {ours["errors"]}, lost {ours["never_finished"]},'
+                f' {ours["tasks_per_second"]:.0f} vs'
+                f' {old["tasks_per_second"] if old else float("nan"):.0f} tasks/s',
+            )
+    for database in dict.fromkeys(r['database'] for r in results['table']):
+        sizes = sorted(
+            r['rows'] for r in results['table'] if r['database'] == database and r['impl'] == 'modelqueue'
+        )
+        if len(sizes) >= 2:
+            small = find(results['table'], database=database, impl='modelqueue', rows=sizes[0])
+            big = find(results['table'], database=database, impl='modelqueue', rows=sizes[-1])
+            ratio = big['claim_p50_ms'] / small['claim_p50_ms']
+            add(
+                f'{database}: claim p50 at {sizes[-1]:,} rows within 2x of {sizes[0]:,}',
+                ratio <= 2,
+                f'{big["claim_p50_ms"]:.2f} vs {small["claim_p50_ms"]:.2f} ms ({ratio:.2f}x)',
+            )
+    pickup = find(results['pickup'], database='postgresql', impl='modelqueue')
+    if pickup and pickup['p50_ms'] is not None:
+        add(
+            'PostgreSQL pickup: p50 <= 20 ms, p95 <= 50 ms (idle worker polling once a second)',
+            pickup['p50_ms'] <= 20 and pickup['p95_ms'] <= 50,
+            f'p50 {pickup["p50_ms"]:.0f} ms, p95 {pickup["p95_ms"]:.0f} ms ({pickup["mechanism"]})',
+        )
+    return checks
+
+
+def report(results):
+    lines = []
+    m = results['machine']
+    lines.append(
+        f'Machine: {m["cores"]} cores, {m["cpu"]}; load average {m["load_average_at_start"][0]:.1f}'
+        f' at start, {m["load_average_at_end"][0]:.1f} at end'
+        + (
+            f', {min(m["load_samples"]):.1f} to {max(m["load_samples"]):.1f} during throughput'
+            if m.get('load_samples') else ''
+        )
+    )
+    impls = list(results['implementations'])
+    for impl, per_db in results['implementations'].items():
+        info = next(iter(per_db.values()))
+        lines.append(
+            f'  {LABELS[impl]}: {info["version"]} (Python {info["python"]}, Django {info["django"]})'
+        )
+    databases = []
+    for per_db in results['implementations'].values():
+        for database, info in per_db.items():
+            if database not in databases:
+                databases.append(database)
+    width = 20
+    for database in databases:
+        info = results['implementations'][impls[0]][database]
+        lines.append('')
+        lines.append(f'== {info["database"]} ==')
+        for limit in results['dblimit']:
+            if limit['database'] == database:
+                lines.append(
+                    f'Database limit, {limit["connections"]} connection(s): '
+                    f'{limit["commits_per_second"]:,.0f} single-row UPDATE commits/s'
+                    f' (= {limit["commits_per_second"] / 2:,.0f} tasks/s at two commits per task)'
+                )
+        rows = [r for r in results['throughput'] if r['database'] == database]
+        if rows:
+            lines.append('')
+            lines.append(
+                f'Throughput, tasks/s (median of {rows[0]["runs"]} runs of {rows[0]["tasks"]} tasks);'
+                ' [duplicate executions / never finished / errors / empty claims while due]'
+            )
+            lines.append('W  action | ' + ' | '.join(LABELS[i].ljust(width) for i in impls))
+            for workers, delay in dict.fromkeys((r['workers'], r['delay_ms']) for r in rows):
+                cells = []
+                for impl in impls:
+                    r = find(rows, impl=impl, workers=workers, delay_ms=delay)
+                    cells.append(
+                        f'{r["tasks_per_second"]:6.0f} [{r["duplicates"]}/{r["never_finished"]}'
+                        f'/{r["errors"]}/{r["empty_while_due"]}]'.ljust(width)
+                        if r else '-'.ljust(width)
+                    )
+                lines.append(f'{workers:<2} {delay:4g} ms | ' + ' | '.join(cells))
+        rows = [r for r in results['table'] if r['database'] == database]
+        if rows:
+            lines.append('')
+            lines.append('Claim latency p50 / p99 ms (most rows finished), and state counts (tally) ms')
+            lines.append('rows      | ' + ' | '.join(LABELS[i].ljust(width) for i in impls))
+            for size in dict.fromkeys(r['rows'] for r in rows):
+                cells = []
+                for impl in impls:
+                    r = find(rows, impl=impl, rows=size)
+                    cells.append(
+                        f'{r["claim_p50_ms"]:.2f} / {r["claim_p99_ms"]:.2f}'.ljust(width) if r else '-'.ljust(width)
+                    )
+                lines.append(f'{size:<9,} | ' + ' | '.join(cells))
+            for size in dict.fromkeys(r['rows'] for r in rows):
+                cells = []
+                for impl in impls:
+                    r = find(rows, impl=impl, rows=size)
+                    value = r and r.get('tally_ms')
+                    text = f'{value:.1f}' if value is not None else '-'
+                    if r and r.get('dashboard_ms') is not None:
+                        text += f' (dashboard {r["dashboard_ms"]:.1f})'
+                    cells.append(text.ljust(width))
+                lines.append(f'tally {size:<9,} | ' + ' | '.join(cells))
+        rows = [r for r in results['cost'] if r['database'] == database]
+        if rows:
+            lines.append('')
+            lines.append('Cost per task, one worker: SQL statements sent / transactions (PostgreSQL counts) / CPU ms of the worker')
+            cells = []
+            for impl in impls:
+                r = find(rows, impl=impl)
+                commits = '-' if not r or r['commits_per_task'] is None else f'{r["commits_per_task"]:.1f}'
+                cells.append(
+                    f'{r["statements_per_task"]:.1f} / {commits} / {r["cpu_ms_per_task"]:.2f}'.ljust(width)
+                    if r else '-'.ljust(width)
+                )
+            lines.append('          | ' + ' | '.join(cells))
+        rows = [r for r in results['pickup'] if r['database'] == database]
+        if rows:
+            lines.append('')
+            lines.append('Pickup latency p50 / p95 ms, one idle worker, commit to action start')
+            cells = []
+            for impl in impls:
+                r = find(rows, impl=impl)
+                cells.append(
+                    f'{r["p50_ms"]:.0f} / {r["p95_ms"]:.0f} (n={r["samples"]})'.ljust(width)
+                    if r and r['p50_ms'] is not None else '-'.ljust(width)
+                )
+            lines.append('          | ' + ' | '.join(cells))
+            ours = find(rows, impl='modelqueue')
+            if ours:
+                lines.append(f'  modelqueue waits with: {ours["mechanism"]}')
+    if results['targets']:
+        lines.append('')
+        lines.append('Targets')
+        for check in results['targets']:
+            mark = 'MET    ' if check['met'] else 'MISSED '
+            lines.append(f'  {mark}{check["target"]}: {check["detail"]}')
+    return '\n'.join(lines)
+
