@@ -14,8 +14,7 @@ warm-up:
 
 - the JSON endpoint (``admin:testapp_task_dashboard_data``; test client,
   logged-in superuser, the whole request),
-- ``queue_figures`` alone (the library's figures module, named only in
-  bench/figures.py),
+- ``queue_figures`` alone (``modelqueue.admin.figures``),
 - ``Status.tally`` of this checkout and of modelqueue 2.2.1 (five range
   counts each; 2.2.1 is imported from MODELQUEUE_221, or from a copy pip
   fetches once into bench/.peers/),
@@ -34,7 +33,6 @@ import random
 import statistics
 import time
 
-from .figures import library_figures
 from .peers import import_221
 from .results import default_path, header, log, scratch_database, write
 from .timing import timings_ms
@@ -171,7 +169,7 @@ def main(args):
     import modelqueue  # noqa: PLC0415
     from tests.testapp.models import Task  # noqa: PLC0415
 
-    figures = library_figures()
+    from modelqueue.admin import figures  # noqa: PLC0415
     filled = fill(Task, args.rows)
     setup_test_environment()
     user, _created = User.objects.get_or_create(

@@ -22,7 +22,6 @@ import threading
 import time
 from pathlib import Path
 
-from bench.figures import library_figures
 from bench.timing import median_ms
 
 os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'bench.settings')
@@ -511,13 +510,12 @@ def cmd_table(args):
 
 
 def dashboard_figures():
-    """The dashboard's figures function of this checkout (see bench/figures.py)."""
+    """The dashboard's figures function of this checkout."""
     if IMPL != 'modelqueue':
         return None
-    try:
-        return library_figures().queue_figures
-    except ImportError:
-        return None
+    from modelqueue.admin.figures import queue_figures  # noqa: PLC0415 (after django.setup())
+
+    return queue_figures
 
 
 def cmd_cost(args):
