@@ -167,9 +167,8 @@ def main(args):
     from django.urls import reverse  # noqa: PLC0415
 
     import modelqueue  # noqa: PLC0415
-    from tests.testapp.models import Task  # noqa: PLC0415
-
     from modelqueue.admin import figures  # noqa: PLC0415
+    from tests.testapp.models import Task  # noqa: PLC0415
     filled = fill(Task, args.rows)
     setup_test_environment()
     user, _created = User.objects.get_or_create(

@@ -101,7 +101,6 @@ class ModelQueueImpl:
 
     def __init__(self):
         import modelqueue
-
         from bench.queueapp.models import Task
 
         self.mq = modelqueue
@@ -248,7 +247,6 @@ class TasksDbImpl:
         """db_worker --batch until no due row is left (each return while rows
         were still due counts as an empty claim)."""
         from django.core.management import call_command
-
         from django_tasks_db.compat import task_finished
 
         def finished(sender, task_result, **kwargs):

@@ -58,7 +58,9 @@ def add_arguments(parser):
     parser.add_argument('--workers', type=listed(int), help='worker processes; 1,4,8, quick 2')
     parser.add_argument('--delays', type=listed(float), help='action times in ms; 0,5, quick 0')
     parser.add_argument(
-        '--table-sizes', type=listed(int), help='rows for claim latency and tally; 10000,100000,1000000, quick 1000,5000'
+        '--table-sizes',
+        type=listed(int),
+        help='rows for claim latency and tally; 10000,100000,1000000, quick 1000,5000',
     )
     parser.add_argument('--pickup-samples', type=int, help='20, quick 2')
     parser.add_argument('--skip', type=listed(known=PARTS), default='', help='of ' + ','.join(PARTS))

@@ -113,7 +113,7 @@ def report(results):
         )
     databases = []
     for per_db in results['implementations'].values():
-        for database, info in per_db.items():
+        for database in per_db:
             if database not in databases:
                 databases.append(database)
     width = 20
@@ -172,7 +172,10 @@ def report(results):
         rows = [r for r in results['cost'] if r['database'] == database]
         if rows:
             lines.append('')
-            lines.append('Cost per task, one worker: SQL statements sent / transactions (PostgreSQL counts) / CPU ms of the worker')
+            lines.append(
+                'Cost per task, one worker: SQL statements sent / transactions'
+                ' (PostgreSQL counts) / CPU ms of the worker'
+            )
             cells = []
             for impl in impls:
                 r = find(rows, impl=impl)

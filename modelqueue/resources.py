@@ -39,7 +39,7 @@ import datetime as dt
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext as _
 
-from .status import State, Status, now, priority_to_datetime
+from .status import State, Status, now
 
 MISSING_IMPORT_EXPORT = (
     'modelqueue.resources needs django-import-export 4, which is not'

@@ -195,7 +195,8 @@ class Status(int):
     >>> Status(6000000000000000000)
     Traceback (most recent call last):
       ...
-    ValueError: invalid status 6000000000000000000: expected a 19-digit integer whose first digit (the state) is 1 through 5
+    ValueError: invalid status 6000000000000000000: expected a 19-digit integer
+    whose first digit (the state) is 1 through 5
 
     """
 
@@ -282,7 +283,8 @@ class Status(int):
         >>> Status.combine('waiting', -1, 0)
         Traceback (most recent call last):
           ...
-        ValueError: invalid priority -1: expected a datetime or an integer from 0 through 99999999999999999 (at most 17 digits)
+        ValueError: invalid priority -1: expected a datetime or an integer from 0
+        through 99999999999999999 (at most 17 digits)
         >>> Status.combine('waiting', 0, 10)
         Traceback (most recent call last):
           ...

@@ -36,10 +36,11 @@ def check_integer(name, value, maximum):
 def check_timedelta(name, value, allow_none=False):
     """Return `value` if it is a timedelta from zero through `MAX_TIMEDELTA`.
 
-    >>> check_timedelta('delay', dt.timedelta(seconds=-1))
+    >>> check_timedelta('delay', dt.timedelta(days=-1))
     Traceback (most recent call last):
       ...
-    ValueError: invalid delay datetime.timedelta(days=-1, seconds=86399): expected a datetime.timedelta of zero or more, at most 365000 days
+    ValueError: invalid delay datetime.timedelta(days=-1): expected a datetime.timedelta
+    of zero or more, at most 365000 days
     """
     if value is None and allow_none:
         return value
