@@ -18,6 +18,15 @@ MAX_TIMEDELTA = dt.timedelta(days=1000 * 365)
 MAX_SECONDS = 100 * 365 * 24 * 3600
 
 
+def invalid(name, value, expected):
+    """The ValueError of every check: the argument, the value, what was expected.
+
+    >>> invalid('retry', 9, 'an integer from 0 through 8')
+    ValueError('invalid retry 9: expected an integer from 0 through 8')
+    """
+    return ValueError(f'invalid {name} {value!r}: expected {expected}')
+
+
 def check_integer(name, value, maximum):
     """Return `value` if it is an integer from 0 through `maximum`.
 
@@ -27,9 +36,7 @@ def check_integer(name, value, maximum):
     ValueError: invalid retry 9: expected an integer from 0 through 8
     """
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
-        raise ValueError(
-            f'invalid {name} {value!r}: expected an integer from 0 through {maximum}'
-        )
+        raise invalid(name, value, f'an integer from 0 through {maximum}')
     return value
 
 
@@ -45,9 +52,8 @@ def check_timedelta(name, value, allow_none=False):
     if value is None and allow_none:
         return value
     if not isinstance(value, dt.timedelta) or not dt.timedelta(0) <= value <= MAX_TIMEDELTA:
-        raise ValueError(
-            f'invalid {name} {value!r}: expected a datetime.timedelta of zero'
-            f' or more, at most {MAX_TIMEDELTA.days} days'
+        raise invalid(
+            name, value, f'a datetime.timedelta of zero or more, at most {MAX_TIMEDELTA.days} days'
         )
     return value
 
@@ -69,11 +75,8 @@ def check_seconds(name, value, above_zero=False):
         or (above_zero and number == 0)
         or number > MAX_SECONDS
     ):
-        expected = 'above 0' if above_zero else 'of 0 or more'
-        raise ValueError(
-            f'invalid {name} {value!r}: expected a number of seconds {expected},'
-            f' at most {MAX_SECONDS}'
-        )
+        least = 'above 0' if above_zero else 'of 0 or more'
+        raise invalid(name, value, f'a number of seconds {least}, at most {MAX_SECONDS}')
     return number
 
 
@@ -90,9 +93,7 @@ def check_count(name, value, allow_none=False):
     if value is None and allow_none:
         return value
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f'invalid {name} {value!r}: expected a whole number of 1 or more'
-        )
+        raise invalid(name, value, 'a whole number of 1 or more')
     return value
 
 
@@ -105,7 +106,7 @@ def check_callable(name, value):
     ValueError: invalid action 'send': expected a callable
     """
     if not callable(value):
-        raise ValueError(f'invalid {name} {value!r}: expected a callable')
+        raise invalid(name, value, 'a callable')
     return value
 
 

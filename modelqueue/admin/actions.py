@@ -123,13 +123,10 @@ def queue_actions(field, several=False):
         if request.POST.get('post') == 'yes':
             apply(CANCEL, modeladmin, request, queryset)
             return None
-        context = selection_context(modeladmin, request, queryset, field, _('Cancel queue rows'), CANCEL)
-        templates = template_names(
-            modeladmin.model._meta,
-            getattr(modeladmin, 'queue_cancel_confirmation_template', None),
+        return selection_page(
+            modeladmin, request, queryset, field, CANCEL, _('Cancel queue rows'),
             'cancel_confirmation',
         )
-        return TemplateResponse(request, templates, context)
 
     @action(f'reprioritize_{field}', _('Reprioritize selected %(verbose_name_plural)s'))
     def reprioritize(modeladmin, request, queryset):
@@ -140,22 +137,27 @@ def queue_actions(field, several=False):
                 return None
         else:
             form = ReprioritizeForm(prefix='reprioritize')
-        context = selection_context(
-            modeladmin, request, queryset, field, _('Reprioritize queue rows'), REPRIORITIZE
+        return selection_page(
+            modeladmin, request, queryset, field, REPRIORITIZE, _('Reprioritize queue rows'),
+            'reprioritize', form=form,
         )
-        context['form'] = form
-        templates = template_names(
-            modeladmin.model._meta,
-            getattr(modeladmin, 'queue_reprioritize_template', None),
-            'reprioritize',
-        )
-        return TemplateResponse(request, templates, context)
 
     @action(f'reset_{field}_attempts', _('Reset attempts of selected %(verbose_name_plural)s to 0'))
     def reset_attempts(modeladmin, request, queryset):
         apply(RESET_ATTEMPTS, modeladmin, request, queryset)
 
     return [requeue, cancel, reprioritize, reset_attempts]
+
+
+def selection_page(modeladmin, request, queryset, field, operation, title, page, **extra):
+    """A page that asks about `operation` on the selection, counted by state.
+
+    Its template is the model admin's ``queue_<page>_template``, or the
+    first found of the model's, the app's and ours (see `template_names`).
+    """
+    context = {**selection_context(modeladmin, request, queryset, field, title, operation), **extra}
+    declared = getattr(modeladmin, f'queue_{page}_template', None)
+    return TemplateResponse(request, template_names(modeladmin.model._meta, declared, page), context)
 
 
 def selection_context(modeladmin, request, queryset, field, title, operation):
