@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 
 # Scripts that tests start in child processes, not test modules.
-collect_ignore = ["check_database.py", "queue_worker.py"]
+collect_ignore = ["support/check_database.py", "support/queue_worker.py"]
 
 ROOT = Path(__file__).resolve().parent.parent
 

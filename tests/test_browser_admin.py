@@ -164,7 +164,7 @@ def test_dashboard_follows_a_worker_without_reload(browser, spawn, monkeypatch):
     browser.screenshot('admin-dashboard-before')
     browser.execute_script('window.modelqueueNoReload = true;')
 
-    worker = spawn('-m', 'tests.queue_worker', 'tests.testapp.actions.record')
+    worker = spawn('-m', 'tests.support.queue_worker', 'tests.testapp.actions.record')
     out, err = worker.communicate(timeout=60)
     assert worker.returncode == 0, err
     assert json.loads(out)['processed'] == 6

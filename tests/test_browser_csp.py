@@ -1,7 +1,7 @@
 """The dashboard in headless Chromium under a strict Content-Security-Policy.
 
 Issue 3 promises a dashboard that works offline and with no inline script.
-Here the pages are served with tests.csp.POLICY: the charts must still draw
+Here the pages are served with tests.support.csp.POLICY: the charts must still draw
 the database's figures, the JSON refresh must still update them, and the
 browser must report no violation. Each page ends with a deliberately blocked
 inline script (the canary): its report proves that reporting works and that
@@ -21,7 +21,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 import modelqueue
 from modelqueue import Status
-from tests import csp
+from tests.support import csp
 from tests.test_browser_admin import chart_data, log_in
 from tests.testapp.models import Task
 
@@ -34,7 +34,7 @@ CANARY = 'window.modelqueueCspCanary = true;'
 
 @pytest.fixture
 def strict_csp(settings, live_server, chromium_driver):
-    """Serve every page of the live server with tests.csp.POLICY.
+    """Serve every page of the live server with tests.support.csp.POLICY.
 
     The live server built its handlers, and their middleware chains, when it
     started: changing MIDDLEWARE alone reaches only the test client. So the
@@ -42,7 +42,7 @@ def strict_csp(settings, live_server, chromium_driver):
     the changed settings, and its own back afterwards.
     """
     chromium_driver.get('about:blank')  # no page of an earlier test keeps polling
-    settings.MIDDLEWARE = [*settings.MIDDLEWARE, 'tests.csp.StrictContentSecurityPolicy']
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, 'tests.support.csp.StrictContentSecurityPolicy']
     server = live_server.thread.httpd
     started_with = server.get_app()
     server.set_app(live_server.thread.static_handler(_MediaFilesHandler(WSGIHandler())))

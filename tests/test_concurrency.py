@@ -1,6 +1,6 @@
 """Several worker processes on one queue, on the selected database.
 
-Real processes (tests/queue_worker.py) drain a queue of due rows: every task
+Real processes (tests/support/queue_worker.py) drain a queue of due rows: every task
 runs exactly once, no worker crashes, and no worker's run() comes back empty
 while a due row is left unclaimed.
 """
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def drain(spawn, action, workers=WORKERS, env=None):
     started = time.monotonic()
-    children = [spawn('-m', 'tests.queue_worker', action, env=env) for _ in range(workers)]
+    children = [spawn('-m', 'tests.support.queue_worker', action, env=env) for _ in range(workers)]
     reports = []
     for child in children:
         out, err = child.communicate(timeout=TIMEOUT)
@@ -64,7 +64,7 @@ def start_on_one_task(spawn, action_seconds):
     task = Task.objects.create(data='original', status=Status.waiting(now(), 0))
     worker = spawn(
         '-m',
-        'tests.queue_worker',
+        'tests.support.queue_worker',
         'tests.testapp.actions.record_and_note',
         env={'MODELQUEUE_TEST_ACTION_SECONDS': str(action_seconds)},
     )

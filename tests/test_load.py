@@ -20,7 +20,7 @@ from django.test import Client
 from django.urls import reverse
 
 from modelqueue import Status, now
-from tests.faults import Fleet
+from tests.support.fleet import Fleet
 from tests.testapp.models import Task
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -11,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from modelqueue import Status, now
-from tests.faults import WORKER_COMMAND, wait_until
+from tests.support.fleet import WORKER_COMMAND, wait_until
 from tests.testapp.models import Execution, Task
 
 ACTION = 'tests.testapp.actions.record'

@@ -1,7 +1,7 @@
 """Helpers for the fault tests: bounded waits, worker fleets, database sessions.
 
 Also the actions the fault tests hand to worker processes, and a plain
-``run()`` loop (``python -m tests.faults loop ...``) standing for a user's
+``run()`` loop (``python -m tests.support.fleet loop ...``) standing for a user's
 own worker code.
 """
 
@@ -237,5 +237,5 @@ def loop(action_path, seconds):
 if __name__ == '__main__':
     command, *arguments = sys.argv[1:]
     if command != 'loop' or len(arguments) != 2:
-        sys.exit('usage: python -m tests.faults loop dotted.action seconds')
+        sys.exit('usage: python -m tests.support.fleet loop dotted.action seconds')
     loop(arguments[0], float(arguments[1]))

@@ -1,6 +1,6 @@
 """Fail clearly when the selected database cannot be reached.
 
-Run as ``python -m tests.check_database`` with MODELQUEUE_DB set; the test
+Run as ``python -m tests.support.check_database`` with MODELQUEUE_DB set; the test
 command calls it before pytest, so an unreachable server is one clear line
 instead of an error per test.
 """

@@ -1,6 +1,6 @@
 """A worker process for concurrency tests: drain the queue, then report.
 
-Run as ``python -m tests.queue_worker dotted.action`` with MODELQUEUE_DB and
+Run as ``python -m tests.support.queue_worker dotted.action`` with MODELQUEUE_DB and
 MODELQUEUE_DB_NAME set by the test. It calls run() until it returns None and
 prints one JSON line: tasks processed, and how many due rows nobody held at
 the moment run() came back empty (must be 0).

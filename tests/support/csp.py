@@ -1,7 +1,7 @@
 """A strict Content-Security-Policy for browser tests, and the reports of what it blocked.
 
 The middleware is not in the test settings: a test that wants the policy adds
-it to MIDDLEWARE (see tests/test_browser_csp.py). The policy names a report
+it to MIDDLEWARE (see the strict_csp fixture of tests/test_browser_csp.py). The policy names a report
 view, so every violation the browser sees, even one during page load, reaches
 ``reports`` over HTTP.
 """

@@ -1,0 +1,1 @@
+"""What the tests share: helpers, and scripts run as child processes."""
