@@ -27,7 +27,7 @@ from demo import database_url
 from tests.settings import CHECKOUT_TAG, DATABASE_VENDOR, DATABASES
 
 from .conftest import ROOT
-from tests.support.fleet import wait_until
+from tests.support.waits import wait_until
 
 SETUP_TIMEOUT = 300
 START_TIMEOUT = 60

@@ -18,7 +18,9 @@ import pytest
 from django.db import connection
 
 from modelqueue import State, Status, now
-from tests.support.fleet import Fleet, cut_sessions, kill_workers_mid_task, wait_until
+from tests.support.connections import cut_sessions
+from tests.support.fleet import Fleet, kill_workers_mid_task
+from tests.support.waits import wait_until
 from tests.testapp.models import Execution, Task
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -134,7 +136,7 @@ def test_sqlite_workers_and_user_loops_never_see_database_is_locked(spawn, tmp_p
     fleet = Fleet(spawn, tmp_path, 'tests.testapp.actions.record_slowly', '--sleep', '0.1', env=env)
     fleet.start(3)
     loops = [
-        spawn('-m', 'tests.support.fleet', 'loop', 'tests.testapp.actions.record_slowly', '4', env=env)
+        spawn('-m', 'tests.support.run_loop', 'tests.testapp.actions.record_slowly', '4', env=env)
         for _ in range(3)
     ]
     # An operator writing at the same time, as the admin's bulk actions do.
@@ -171,7 +173,7 @@ def test_sqlite_lock_contention_never_reaches_run_callers(spawn, tmp_path):
     log = tmp_path / 'executions.log'
     env = {'MODELQUEUE_TEST_LOG': str(log), 'MODELQUEUE_TEST_SQLITE_TIMEOUT': '0.001'}
     loops = [
-        spawn('-m', 'tests.support.fleet', 'loop', 'tests.support.fleet.append_to_log', '4', env=env)
+        spawn('-m', 'tests.support.run_loop', 'tests.testapp.actions.append_to_log', '4', env=env)
         for _ in range(4)
     ]
     reports = []

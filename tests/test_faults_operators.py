@@ -16,7 +16,8 @@ from django.db.models import Max
 from django.urls import reverse
 
 from modelqueue import State, Status, now
-from tests.support.fleet import Fleet, wait_until
+from tests.support.fleet import Fleet
+from tests.support.waits import wait_until
 from tests.testapp.models import Execution, Task
 
 pytestmark = pytest.mark.django_db(transaction=True)

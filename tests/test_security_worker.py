@@ -11,7 +11,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from modelqueue import Status, now
-from tests.support.fleet import WORKER_COMMAND, wait_until
+from tests.support.fleet import WORKER_COMMAND
+from tests.support.waits import wait_until
 from tests.testapp.models import Execution, Task
 
 ACTION = 'tests.testapp.actions.record'

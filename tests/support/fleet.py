@@ -1,31 +1,17 @@
-"""Helpers for the fault tests: bounded waits, worker fleets, database sessions.
+"""Fleets of worker command processes, and killing them in the middle of a task.
 
-Also the actions the fault tests hand to worker processes, and a plain
-``run()`` loop (``python -m tests.support.fleet loop ...``) standing for a user's
-own worker code.
+For the tests of faults that production brings: workers SIGKILLed mid-task,
+replaced, and stopped at the end with their logs.
 """
 
-import json
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 
+from tests.support.waits import wait_until
+
 WORKER_COMMAND = ('-m', 'django', 'modelqueue_worker', 'testapp.Task', 'status')
-
-
-def wait_until(predicate, timeout, what):
-    """Poll `predicate` until it returns something true; fail after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f'timed out after {timeout}s waiting for {what}')
-        time.sleep(0.05)
 
 
 class Fleet:
@@ -138,104 +124,3 @@ def kill_workers_mid_task(fleet, kills, pause, timeout):
         victims.append(pid)
         time.sleep(pause * random.uniform(0.5, 1.5))
     return victims
-
-
-def server_sessions(connection):
-    """Ids of the other sessions on this test database (the workers').
-
-    PostgreSQL: backend pids from pg_stat_activity; MariaDB: connection ids
-    from the process list. The test's own session is left out.
-    """
-    with connection.cursor() as cursor:
-        if connection.vendor == 'postgresql':
-            cursor.execute(
-                'SELECT pid FROM pg_stat_activity'
-                ' WHERE datname = current_database() AND pid <> pg_backend_pid()'
-            )
-        elif connection.vendor == 'mysql':
-            cursor.execute(
-                'SELECT id FROM information_schema.processlist'
-                ' WHERE db = DATABASE() AND id <> CONNECTION_ID()'
-            )
-        else:
-            raise ValueError(f'no server sessions on {connection.vendor}')
-        return [row[0] for row in cursor.fetchall()]
-
-
-def cut_sessions(connection):
-    """Terminate every other session on the test database; return how many."""
-    cut = 0
-    with connection.cursor() as cursor:
-        for session in server_sessions(connection):
-            try:
-                if connection.vendor == 'postgresql':
-                    cursor.execute('SELECT pg_terminate_backend(%s)', [session])
-                else:
-                    cursor.execute(f'KILL CONNECTION {int(session)}')
-                cut += 1
-            except Exception as error:  # noqa: BLE001 (the session ended by itself)
-                if 'Unknown thread id' not in str(error):
-                    raise
-    return cut
-
-
-def record_and_stamp(task):
-    """Count one execution and note when the action started (UTC, ISO)."""
-    from modelqueue import now  # noqa: PLC0415
-    from tests.testapp.actions import record  # noqa: PLC0415
-
-    started = now()
-    record(task)
-    task.note = started.isoformat()
-    time.sleep(float(os.environ.get('MODELQUEUE_TEST_ACTION_SECONDS', '0')))
-
-
-def append_to_log(task):
-    """Count one execution in a file, without touching the database."""
-    with open(os.environ['MODELQUEUE_TEST_LOG'], 'a') as log:
-        log.write(f'{task.pk} {os.getpid()}\n')
-    time.sleep(float(os.environ.get('MODELQUEUE_TEST_ACTION_SECONDS', '0')))
-
-
-def loop(action_path, seconds):
-    """Call run() for `seconds`, as user code would; print a JSON report.
-
-    Any exception escaping run() is reported, not raised, so the test sees
-    what reached "user code". MODELQUEUE_TEST_SQLITE_TIMEOUT sets SQLite's
-    busy timeout (seconds), to provoke "database is locked".
-    """
-    os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'tests.settings')
-    if os.environ.get('MODELQUEUE_TEST_SQLITE_TIMEOUT'):
-        from tests import settings  # noqa: PLC0415
-
-        options = settings.DATABASES['default']['OPTIONS']
-        options['timeout'] = float(os.environ['MODELQUEUE_TEST_SQLITE_TIMEOUT'])
-    import django  # noqa: PLC0415
-
-    django.setup()
-    from django.utils.module_loading import import_string  # noqa: PLC0415
-
-    import modelqueue  # noqa: PLC0415
-    from tests.testapp.models import Task  # noqa: PLC0415
-
-    action = import_string(action_path)
-    processed, errors = 0, []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            task = modelqueue.run(Task.objects.all(), 'status', action)
-        except Exception as error:  # noqa: BLE001 (reported to the test)
-            errors.append(f'{type(error).__name__}: {error}')
-            continue
-        if task is None:
-            time.sleep(0.02)
-        else:
-            processed += 1
-    print(json.dumps({'processed': processed, 'errors': errors}))
-
-
-if __name__ == '__main__':
-    command, *arguments = sys.argv[1:]
-    if command != 'loop' or len(arguments) != 2:
-        sys.exit('usage: python -m tests.support.fleet loop dotted.action seconds')
-    loop(arguments[0], float(arguments[1]))
