@@ -25,8 +25,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from demo import database_url
 from tests.settings import CHECKOUT_TAG, DATABASE_VENDOR, DATABASES
-
-from .conftest import ROOT
+from tests.support import ROOT
 from tests.support.waits import wait_until
 
 SETUP_TIMEOUT = 300

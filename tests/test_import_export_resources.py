@@ -13,7 +13,7 @@ from import_export.formats.base_formats import CSV, JSON, XLSX
 
 from modelqueue import State, Status
 from modelqueue.resources import QueueResource, queue_resource
-from tests.conftest import ROOT
+from tests.support import ROOT
 from tests.testapp.models import Task, Upload
 
 FORMATS = [CSV, JSON, XLSX]

@@ -8,13 +8,13 @@ reference, so each reference example is executed and its output checked.
 
 import doctest
 import re
-from pathlib import Path
 
 import modelqueue
 import pytest
 from modelqueue import actions, filters, queue, status
+from tests.support import ROOT
 
-REFERENCE = Path(__file__).resolve().parent.parent / 'docs' / 'api-reference.txt'
+REFERENCE = ROOT / 'docs' / 'api-reference.txt'
 
 
 def flatten(text):
