@@ -5,7 +5,6 @@ import json
 
 import pytest
 from django.contrib import admin
-from django.contrib.auth.models import User
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
@@ -15,23 +14,14 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 import modelqueue
 from modelqueue import State, Status
+from tests.support.browser import WAIT_SECONDS, chart_data, log_in
 from tests.testapp.models import Task, Upload
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-WAIT_SECONDS = 20
-
 
 def states():
     return {task.data: Status(task.status).state.name for task in Task.objects.all()}
-
-
-def log_in(browser):
-    User.objects.create_superuser('operator', 'op@example.com', 'secret-password')
-    browser.login('operator', 'secret-password')
-    WebDriverWait(browser, WAIT_SECONDS).until(  # shown only once logged in
-        EC.presence_of_element_located((By.ID, 'user-tools'))
-    )
 
 
 def messages(browser):
@@ -129,17 +119,6 @@ def test_filter_requeue_cancel_and_reprioritize(browser):
     assert any('Reprioritized 1 task' in text for text in messages(browser))
     status = Status(Task.objects.get(data='later').status)
     assert (status.state, status.priority) == (State.waiting, 7)
-
-
-def chart_data(browser, field, chart):
-    return browser.execute_script(
-        'const section = Array.from(document.querySelectorAll(".modelqueue-queue"))'
-        '.find((s) => s.dataset.field === arguments[0]);'
-        'const canvas = section.querySelector(`canvas[data-chart="${arguments[1]}"]`);'
-        'return Chart.getChart(canvas).data.datasets.map((d) => d.data);',
-        field,
-        chart,
-    )
 
 
 def test_dashboard_follows_a_worker_without_reload(browser, spawn, monkeypatch):

@@ -22,12 +22,10 @@ from selenium.webdriver.support.ui import WebDriverWait
 import modelqueue
 from modelqueue import Status
 from tests.support import csp
-from tests.test_browser_admin import chart_data, log_in
+from tests.support.browser import WAIT_SECONDS, chart_data, log_in
 from tests.testapp.models import Task
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-WAIT_SECONDS = 20
 STATES = ['created', 'waiting', 'working', 'finished', 'canceled']
 CANARY = 'window.modelqueueCspCanary = true;'
 

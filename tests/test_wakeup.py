@@ -16,8 +16,9 @@ from modelqueue.wakeup import (
     uninstall_trigger,
     waiter_for,
 )
+from tests.support.processes import finish, start_worker
+from tests.support.waits import wait_until
 from tests.testapp.models import Execution, Task, Upload
-from tests.test_worker import finish, start_worker, wait_for
 
 postgresql_only = pytest.mark.vendors('postgresql')  # LISTEN/NOTIFY
 
@@ -185,24 +186,24 @@ def executed(count):
 @postgresql_only
 def test_idle_worker_wakes_for_rows_made_due_by_any_path(spawn):
     child = start_worker(spawn, '--sleep=30')
-    wait_for(listening, 'the worker to LISTEN', child=child)
+    wait_until(listening, 20, 'the worker to LISTEN', child=child)
     time.sleep(0.2)  # past the check a fresh LISTEN makes
     Task.objects.create(data='saved')
-    wait_for(executed(1), 'a saved row', timeout=BOUND, child=child)
+    wait_until(executed(1), BOUND, 'a saved row', child=child)
     Task.objects.bulk_create([Task(data='bulk 1'), Task(data='bulk 2')])
-    wait_for(executed(3), 'bulk-created rows', timeout=BOUND, child=child)
+    wait_until(executed(3), BOUND, 'bulk-created rows', child=child)
     finished = Task.objects.get(data='saved')
     Task.objects.filter(pk=finished.pk).update(status=with_state('status', 'waiting'))
-    wait_for(executed(4), 'a requeued row', timeout=BOUND, child=child)
+    wait_until(executed(4), BOUND, 'a requeued row', child=child)
     with connection.cursor() as cursor:
         cursor.execute(
             'UPDATE testapp_task SET status = %s WHERE id = %s',
             [Status.waiting(), finished.pk],
         )
-    wait_for(executed(5), 'a row made due by raw SQL', timeout=BOUND, child=child)
+    wait_until(executed(5), BOUND, 'a row made due by raw SQL', child=child)
     due = now() + dt.timedelta(seconds=1)
     scheduled = Task.objects.create(data='scheduled', status=Status.waiting(due))
-    wait_for(executed(6), 'a scheduled row coming due', timeout=BOUND, child=child)
+    wait_until(executed(6), BOUND, 'a scheduled row coming due', child=child)
     child.terminate()
     status, log = finish(child)
     assert status == 0, log
@@ -215,7 +216,7 @@ def test_idle_worker_polls_and_wakes_for_a_scheduled_row(spawn):
     due = now() + dt.timedelta(seconds=1)
     Task.objects.create(data='scheduled', status=Status.waiting(due))
     child = start_worker(spawn, '--sleep=30', '--no-listen')
-    wait_for(executed(1), 'a scheduled row coming due', timeout=BOUND, child=child)
+    wait_until(executed(1), BOUND, 'a scheduled row coming due', child=child)
     child.terminate()
     status, log = finish(child)
     assert status == 0, log
@@ -226,7 +227,7 @@ def test_polling_worker_picks_up_new_rows(spawn):
     child = start_worker(spawn, '--sleep=0.1', '--no-listen')
     time.sleep(0.3)
     Task.objects.create(data='new')
-    wait_for(executed(1), 'the new row', timeout=BOUND, child=child)
+    wait_until(executed(1), BOUND, 'the new row', child=child)
     child.terminate()
     status, log = finish(child)
     assert status == 0, log

@@ -11,47 +11,11 @@ from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 
 from modelqueue import State, Status
+from tests.support.processes import ACTIONS, finish, start_worker
+from tests.support.waits import wait_until
 from tests.testapp.models import Execution, Task
 
-ACTIONS = 'tests.testapp.actions.'
-
-
-def start_worker(spawn, *options, action='record', env=None, **popen_kwargs):
-    """Start ``modelqueue_worker testapp.Task status <action>`` with log lines on."""
-    return spawn(
-        '-m',
-        'django',
-        'modelqueue_worker',
-        'testapp.Task',
-        'status',
-        ACTIONS + action,
-        '--verbosity=2',
-        *options,
-        env={'DJANGO_SETTINGS_MODULE': 'tests.settings', **(env or {})},
-        **popen_kwargs,
-    )
-
-
-def finish(child, timeout=60):
-    """Wait for `child` to exit; return its exit status and its log (stderr)."""
-    try:
-        _, log = child.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        _, log = child.communicate()
-        pytest.fail(f'the worker did not exit within {timeout}s; its log:\n{log}')
-    return child.returncode, log
-
-
-def wait_for(condition, what, timeout=20, child=None):
-    """Poll `condition` until it is true; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if child is not None and child.poll() is not None:
-            pytest.fail(f'the worker exited while waiting for {what}: {finish(child)}')
-        if time.monotonic() > deadline:
-            pytest.fail(f'timed out after {timeout}s waiting for {what}')
-        time.sleep(0.02)
+WAIT_SECONDS = 20  # for a worker to get somewhere
 
 
 def make_tasks(count, data='task'):
@@ -150,7 +114,7 @@ LONG_ACTION = {'MODELQUEUE_TEST_ACTION_SECONDS': '2'}
 def test_signal_finishes_the_task_in_hand_and_exits_0(spawn, sent):
     first, second = make_tasks(2)
     child = start_worker(spawn, action='record_slowly', env=LONG_ACTION)
-    wait_for(started(), 'the first action to start', child=child)
+    wait_until(started(), WAIT_SECONDS, 'the first action to start', child=child)
     child.send_signal(sent)
     status, log = finish(child)
     assert status == 0, log
@@ -162,7 +126,7 @@ def test_signal_finishes_the_task_in_hand_and_exits_0(spawn, sent):
 def test_signal_wakes_an_idle_worker_at_once(spawn):
     make_tasks(1)
     child = start_worker(spawn, '--sleep=30')
-    wait_for(started(), 'the worker to run a task', child=child)
+    wait_until(started(), WAIT_SECONDS, 'the worker to run a task', child=child)
     time.sleep(0.3)  # into its 30 s wait
     child.send_signal(signal.SIGTERM)
     status, log = finish(child, timeout=10)
@@ -175,7 +139,7 @@ def test_second_signal_stops_at_once(spawn):
     child = start_worker(
         spawn, action='record_slowly', env={'MODELQUEUE_TEST_ACTION_SECONDS': '60'}
     )
-    wait_for(started(), 'the action to start', child=child)
+    wait_until(started(), WAIT_SECONDS, 'the action to start', child=child)
     child.send_signal(signal.SIGTERM)
     time.sleep(0.2)
     child.send_signal(signal.SIGTERM)
@@ -194,7 +158,7 @@ def test_concurrent_workers_finish_their_tasks_on_a_signal_to_the_group(spawn):
         env=LONG_ACTION,
         start_new_session=True,
     )
-    wait_for(started(2), 'both workers to start an action', child=child)
+    wait_until(started(2), WAIT_SECONDS, 'both workers to start an action', child=child)
     # As a terminal's Ctrl-C does: every process of the group gets SIGINT.
     os.killpg(child.pid, signal.SIGINT)
     status, log = finish(child)
@@ -211,7 +175,7 @@ def test_second_signal_to_the_parent_kills_the_workers(spawn):
         action='record_slowly',
         env={'MODELQUEUE_TEST_ACTION_SECONDS': '60'},
     )
-    wait_for(started(2), 'both workers to start an action', child=child)
+    wait_until(started(2), WAIT_SECONDS, 'both workers to start an action', child=child)
     child.send_signal(signal.SIGTERM)
     time.sleep(0.2)
     child.send_signal(signal.SIGTERM)
@@ -241,11 +205,13 @@ def children_of(pid):
 
 def test_workers_stop_when_their_parent_dies(spawn):
     child = start_worker(spawn, '--concurrency=2', '--sleep=0.1')
-    wait_for(lambda: len(children_of(child.pid)) == 2, 'two workers', child=child)
+    wait_until(
+        lambda: len(children_of(child.pid)) == 2, WAIT_SECONDS, 'two workers', child=child
+    )
     workers = children_of(child.pid)
     child.kill()
     child.wait(timeout=10)
-    wait_for(lambda: not any(map(alive, workers)), 'the orphaned workers to stop')
+    wait_until(lambda: not any(map(alive, workers)), WAIT_SECONDS, 'the orphaned workers to stop')
 
 
 def terminate_other_connections():
@@ -271,10 +237,10 @@ def terminate_other_connections():
 def test_worker_survives_its_connection_being_terminated(spawn):
     first = make_tasks(1)[0]
     child = start_worker(spawn, '--sleep=0.1')
-    wait_for(lambda: states() == {'finished': 1}, 'the first task', child=child)
+    wait_until(lambda: states() == {'finished': 1}, WAIT_SECONDS, 'the first task', child=child)
     assert terminate_other_connections() >= 1
     second = make_tasks(1)[0]
-    wait_for(lambda: states() == {'finished': 2}, 'the second task', child=child)
+    wait_until(lambda: states() == {'finished': 2}, WAIT_SECONDS, 'the second task', child=child)
     assert child.poll() is None
     child.send_signal(signal.SIGTERM)
     status, log = finish(child)
@@ -303,12 +269,15 @@ def test_worker_survives_lock_timeouts(spawn):
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute('LOCK TABLE testapp_task IN ACCESS EXCLUSIVE MODE')
             child = start_worker(spawn, '--sleep=0.1', '--no-listen')
-            wait_for(worker_waiting_on_a_lock, 'the worker to wait on the lock', child=child)
+            wait_until(
+                worker_waiting_on_a_lock, WAIT_SECONDS, 'the worker to wait on the lock',
+                child=child,
+            )
             time.sleep(0.3)  # past its lock timeout
     finally:
         with connection.cursor() as cursor:
             cursor.execute(f'ALTER DATABASE {database} RESET lock_timeout')
-    wait_for(lambda: states() == {'finished': 1}, 'the task', child=child)
+    wait_until(lambda: states() == {'finished': 1}, WAIT_SECONDS, 'the task', child=child)
     child.send_signal(signal.SIGTERM)
     status, log = finish(child)
     assert status == 0, log

@@ -10,12 +10,14 @@ import os
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import User
 
 from tests.support import ROOT
 
 ARTIFACTS = ROOT / 'test-artifacts'
 CHROMIUM = Path('/usr/bin/chromium')
 CHROMEDRIVER = Path('/usr/bin/chromedriver')
+WAIT_SECONDS = 20  # for a page to change
 
 
 def browser_missing(reason):
@@ -91,3 +93,28 @@ def for_live_server(driver, live_server):
     driver.login = login
     driver.screenshot = screenshot
     return driver
+
+
+def log_in(browser):
+    """Create a superuser and sign `browser` in as them, through the login form."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    User.objects.create_superuser('operator', 'op@example.com', 'secret-password')
+    browser.login('operator', 'secret-password')
+    WebDriverWait(browser, WAIT_SECONDS).until(  # shown only once logged in
+        EC.presence_of_element_located((By.ID, 'user-tools'))
+    )
+
+
+def chart_data(browser, field, chart):
+    """The datasets' data of the dashboard chart `chart` of the queue `field`."""
+    return browser.execute_script(
+        'const section = Array.from(document.querySelectorAll(".modelqueue-queue"))'
+        '.find((s) => s.dataset.field === arguments[0]);'
+        'const canvas = section.querySelector(`canvas[data-chart="${arguments[1]}"]`);'
+        'return Chart.getChart(canvas).data.datasets.map((d) => d.data);',
+        field,
+        chart,
+    )

@@ -9,9 +9,8 @@ import signal
 import subprocess
 import time
 
+from tests.support.processes import WORKER_COMMAND
 from tests.support.waits import wait_until
-
-WORKER_COMMAND = ('-m', 'django', 'modelqueue_worker', 'testapp.Task', 'status')
 
 
 class Fleet:

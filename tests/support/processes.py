@@ -10,9 +10,14 @@ import os
 import subprocess
 import sys
 
+import pytest
 from django.db import connection
 
 from tests.support import ROOT
+
+# The worker command on the test app's Task queue; the action comes next.
+WORKER_COMMAND = ('-m', 'django', 'modelqueue_worker', 'testapp.Task', 'status')
+ACTIONS = 'tests.testapp.actions.'
 
 
 class Children:
@@ -44,3 +49,33 @@ class Children:
             if child.poll() is None:
                 child.kill()
             child.wait(timeout=30)
+
+
+def start_worker(spawn, *options, action='record', env=None, **popen_kwargs):
+    """Start ``modelqueue_worker testapp.Task status`` with log lines on (verbosity 2).
+
+    `action` names a function of tests.testapp.actions; `spawn` is the
+    fixture. Returns the Popen.
+    """
+    return spawn(
+        *WORKER_COMMAND,
+        ACTIONS + action,
+        '--verbosity=2',
+        *options,
+        env={'DJANGO_SETTINGS_MODULE': 'tests.settings', **(env or {})},
+        **popen_kwargs,
+    )
+
+
+def finish(child, timeout=60):
+    """Wait for `child` to exit; return its exit status and its log (stderr).
+
+    A child still running after `timeout` seconds is killed, and the test fails.
+    """
+    try:
+        _, log = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        _, log = child.communicate()
+        pytest.fail(f'the child process did not exit within {timeout}s; its log:\n{log}')
+    return child.returncode, log
