@@ -1,7 +1,11 @@
-import pytest
 from django.db import connection
 
-from tests.support.fixtures import browser, chromium_driver, spawn  # noqa: F401 (fixtures)
+from tests.support.fixtures import (  # noqa: F401 (registered as fixtures)
+    browser,
+    chromium_driver,
+    spawn,
+    superuser_client,
+)
 
 # Scripts that tests start in child processes, not test modules.
 collect_ignore = ["support/check_database.py", "support/queue_worker.py"]

@@ -7,7 +7,7 @@ import re
 
 import pytest
 from django.contrib import admin
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 import modelqueue
 from modelqueue import State, Status
 from modelqueue.admin import QueueAdminMixin
+from tests.support.users import create_user
 from tests.testapp.models import Task, Upload
 
 pytestmark = pytest.mark.django_db
@@ -25,21 +26,9 @@ DATA = '/admin/testapp/task/dashboard/data/'
 OVERVIEW = '/admin/testapp/task/dashboard/overview/'
 
 
-def staff(username, *codenames):
-    user = User.objects.create(username=username, is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
-    return user
-
-
-@pytest.fixture
-def superuser_client(client):
-    client.force_login(User.objects.create(username='root', is_staff=True, is_superuser=True))
-    return client
-
-
 @pytest.fixture
 def viewer_client(client):
-    client.force_login(staff('viewer', 'view_task'))
+    client.force_login(create_user('viewer', 'view_task'))
     return client
 
 
@@ -416,12 +405,12 @@ def test_pages_need_a_staff_login(client, url):
 
 @pytest.mark.parametrize('url', [DASHBOARD, DATA, OVERVIEW])
 def test_pages_need_the_view_permission(client, url):
-    client.force_login(staff('nobody'))
+    client.force_login(create_user('nobody'))
     assert client.get(url).status_code == 403
 
 
 def test_overview_and_index_list_the_queues_the_user_may_view(client):
-    client.force_login(staff('tasks-only', 'view_task'))
+    client.force_login(create_user('tasks-only', 'view_task'))
     make('w', Status.waiting(ago(minutes=2)))
     index = client.get('/admin/').content.decode()
     assert f'href="{OVERVIEW}"' in index and f'href="{DASHBOARD}"' in index
@@ -432,7 +421,7 @@ def test_overview_and_index_list_the_queues_the_user_may_view(client):
 
 
 def test_index_has_no_queue_links_without_permission(client):
-    client.force_login(staff('nobody'))
+    client.force_login(create_user('nobody'))
     assert 'modelqueue-queues' not in client.get('/admin/').content.decode()
 
 

@@ -15,6 +15,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 import modelqueue
 from modelqueue import State, Status
 from tests.support.browser import WAIT_SECONDS, chart_data, log_in
+from tests.support.processes import json_report
 from tests.testapp.models import Task, Upload
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -144,9 +145,8 @@ def test_dashboard_follows_a_worker_without_reload(browser, spawn, monkeypatch):
     browser.execute_script('window.modelqueueNoReload = true;')
 
     worker = spawn('-m', 'tests.support.queue_worker', 'tests.testapp.actions.record')
-    out, err = worker.communicate(timeout=60)
-    assert worker.returncode == 0, err
-    assert json.loads(out)['processed'] == 6
+    report, _ = json_report(worker)
+    assert report['processed'] == 6
 
     try:
         WebDriverWait(browser, WAIT_SECONDS).until(

@@ -5,14 +5,15 @@ runs exactly once, no worker crashes, and no worker's run() comes back empty
 while a due row is left unclaimed.
 """
 
-import json
 import time
-from collections import Counter
 
 import pytest
 from django.db import connection
 
 from modelqueue import State, Status, now
+from tests.support.processes import finish, json_report
+from tests.support.tasks import executions_per_task, waiting_tasks
+from tests.support.waits import wait_until
 from tests.testapp.models import Execution, Task
 
 WORKERS = 4
@@ -27,25 +28,21 @@ def drain(spawn, action, workers=WORKERS, env=None):
     children = [spawn('-m', 'tests.support.queue_worker', action, env=env) for _ in range(workers)]
     reports = []
     for child in children:
-        out, err = child.communicate(timeout=TIMEOUT)
-        assert child.returncode == 0, err
-        assert 'database is locked' not in err, err
-        reports.append(json.loads(out.strip().splitlines()[-1]))
+        report, log = json_report(child, timeout=TIMEOUT)
+        assert 'database is locked' not in log, log
+        reports.append(report)
     return reports, time.monotonic() - started
 
 
 def test_every_task_runs_exactly_once(spawn, capsys):
-    Task.objects.bulk_create(
-        Task(data=f'task {number}', status=Status.waiting(now(), 0))
-        for number in range(TASKS)
-    )
+    waiting_tasks(TASKS)
     reports, seconds = drain(
         spawn,
         'tests.testapp.actions.record_slowly',
         env={'MODELQUEUE_TEST_ACTION_SECONDS': '0.01'},
     )
 
-    runs = Counter(Execution.objects.values_list('task_id', flat=True))
+    runs = executions_per_task()
     assert len(runs) == TASKS
     assert set(runs.values()) == {1}
     assert Status.tally(Task.objects.all(), 'status')['finished'] == TASKS
@@ -68,17 +65,13 @@ def start_on_one_task(spawn, action_seconds):
         'tests.testapp.actions.record_and_note',
         env={'MODELQUEUE_TEST_ACTION_SECONDS': str(action_seconds)},
     )
-    deadline = time.monotonic() + 30
-    while not Execution.objects.filter(task=task).exists():
-        assert time.monotonic() < deadline, 'the worker never started the task'
-        time.sleep(0.05)
+    wait_until(
+        lambda: Execution.objects.filter(task=task).exists(),
+        30,
+        'the worker to start the task',
+        child=worker,
+    )
     return task, worker
-
-
-def finish(worker):
-    out, err = worker.communicate(timeout=60)
-    assert worker.returncode == 0, err
-    return err
 
 
 def test_operator_cancel_while_action_runs_is_kept(spawn):
@@ -87,7 +80,9 @@ def test_operator_cancel_while_action_runs_is_kept(spawn):
     canceled = Status.canceled(now(), 0)
     Task.objects.filter(pk=task.pk).update(status=canceled, data='edited meanwhile')
 
-    assert 'changed while its action ran' in finish(worker)
+    status, log = finish(worker)
+    assert status == 0, log
+    assert 'changed while its action ran' in log
     saved = Task.objects.get(pk=task.pk)
     assert saved.status == canceled
     assert saved.data == 'edited meanwhile'
@@ -97,7 +92,8 @@ def test_edit_while_action_runs_survives_completion(spawn):
     task, worker = start_on_one_task(spawn, action_seconds=1)
     Task.objects.filter(pk=task.pk).update(data='edited meanwhile')
 
-    finish(worker)
+    status, log = finish(worker)
+    assert status == 0, log
     saved = Task.objects.get(pk=task.pk)
     assert Status(saved.status).state == State.finished
     assert saved.data == 'edited meanwhile'

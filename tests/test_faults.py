@@ -10,7 +10,6 @@
   code that calls run(), nor stops a worker.
 """
 
-import json
 import time
 from collections import Counter, defaultdict
 
@@ -20,6 +19,8 @@ from django.db import connection
 from modelqueue import State, Status, now
 from tests.support.connections import cut_sessions
 from tests.support.fleet import Fleet, kill_workers_mid_task
+from tests.support.processes import json_report
+from tests.support.tasks import executions_per_task, waiting_tasks
 from tests.support.waits import wait_until
 from tests.testapp.models import Execution, Task
 
@@ -41,13 +42,11 @@ def unsettled():
 
 def test_killed_workers_lose_nothing_and_only_their_rows_rerun(spawn, tmp_path, capsys):
     rows, workers, kills = 50, 3, 5
-    Task.objects.bulk_create(
-        Task(data=f'task {number}', status=Status.waiting(now(), 0)) for number in range(rows)
-    )
+    waiting_tasks(rows)
     fleet = Fleet(
         spawn,
         tmp_path,
-        'tests.testapp.actions.record_slowly',
+        'record_slowly',
         '--timeout', '3', '--retry', RETRY, '--sleep', '0.2', '--no-listen',
         env={'MODELQUEUE_TEST_ACTION_SECONDS': '0.4'},
     )
@@ -88,13 +87,11 @@ def test_killed_workers_lose_nothing_and_only_their_rows_rerun(spawn, tmp_path, 
 @pytest.mark.vendors('postgresql', 'mysql')  # SQLite has no server sessions to cut
 def test_lost_connections_workers_reconnect_and_finish(spawn, tmp_path, capsys):
     rows, workers, cuts = 60, 3, 3
-    Task.objects.bulk_create(
-        Task(data=f'task {number}', status=Status.waiting(now(), 0)) for number in range(rows)
-    )
+    waiting_tasks(rows)
     fleet = Fleet(
         spawn,
         tmp_path,
-        'tests.testapp.actions.record_slowly',
+        'record_slowly',
         '--timeout', '3', '--retry', 8, '--sleep', '0.2',
         env={'MODELQUEUE_TEST_ACTION_SECONDS': '0.1'},
     )
@@ -113,7 +110,7 @@ def test_lost_connections_workers_reconnect_and_finish(spawn, tmp_path, capsys):
     assert logged >= 1, 'no worker logged a lost connection'
     tally = Status.tally(Task.objects.all(), 'status')
     assert tally['finished'] == rows, tally
-    runs = Counter(Execution.objects.values_list('task_id', flat=True))
+    runs = executions_per_task()
     assert len(runs) == rows
     report(
         capsys,
@@ -129,11 +126,9 @@ sqlite_only = pytest.mark.vendors('sqlite')  # about SQLite's single writer
 def test_sqlite_workers_and_user_loops_never_see_database_is_locked(spawn, tmp_path):
     """Worker commands and plain run() loops side by side, with the recommended settings."""
     rows = 150
-    Task.objects.bulk_create(
-        Task(data=f'task {number}', status=Status.waiting(now(), 0)) for number in range(rows)
-    )
+    waiting_tasks(rows)
     env = {'MODELQUEUE_TEST_ACTION_SECONDS': '0.005'}
-    fleet = Fleet(spawn, tmp_path, 'tests.testapp.actions.record_slowly', '--sleep', '0.1', env=env)
+    fleet = Fleet(spawn, tmp_path, 'record_slowly', '--sleep', '0.1', env=env)
     fleet.start(3)
     loops = [
         spawn('-m', 'tests.support.run_loop', 'tests.testapp.actions.record_slowly', '4', env=env)
@@ -146,17 +141,16 @@ def test_sqlite_workers_and_user_loops_never_see_database_is_locked(spawn, tmp_p
         time.sleep(0.02)
     reports = []
     for loop in loops:
-        out, err = loop.communicate(timeout=60)
-        assert loop.returncode == 0, err
-        assert 'locked' not in err, err
-        reports.append(json.loads(out.strip().splitlines()[-1]))
+        report, log = json_report(loop)
+        assert 'locked' not in log, log
+        reports.append(report)
     assert [report['errors'] for report in reports] == [[], [], []]
     assert fleet.exited() == []
     for code, err in fleet.stop():
         assert code == 0, err
         assert 'locked' not in err, err
     assert Status.tally(Task.objects.all(), 'status')['finished'] == rows
-    assert set(Counter(Execution.objects.values_list('task_id', flat=True)).values()) == {1}
+    assert set(executions_per_task().values()) == {1}
 
 
 @sqlite_only
@@ -167,20 +161,14 @@ def test_sqlite_lock_contention_never_reaches_run_callers(spawn, tmp_path):
     "database is locked" seen by the loops came from run().
     """
     rows = 200
-    Task.objects.bulk_create(
-        Task(data=f'task {number}', status=Status.waiting(now(), 0)) for number in range(rows)
-    )
+    waiting_tasks(rows)
     log = tmp_path / 'executions.log'
     env = {'MODELQUEUE_TEST_LOG': str(log), 'MODELQUEUE_TEST_SQLITE_TIMEOUT': '0.001'}
     loops = [
         spawn('-m', 'tests.support.run_loop', 'tests.testapp.actions.append_to_log', '4', env=env)
         for _ in range(4)
     ]
-    reports = []
-    for loop in loops:
-        out, err = loop.communicate(timeout=60)
-        assert loop.returncode == 0, err
-        reports.append(json.loads(out.strip().splitlines()[-1]))
+    reports = [json_report(loop)[0] for loop in loops]
     assert [report['errors'] for report in reports] == [[]] * 4
     runs = Counter(line.split()[0] for line in log.read_text().splitlines())
     assert len(runs) == rows and set(runs.values()) == {1}

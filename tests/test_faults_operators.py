@@ -10,13 +10,13 @@ import random
 import time
 
 import pytest
-from django.contrib.auth.models import User
 from django.db import connection
 from django.db.models import Max
 from django.urls import reverse
 
-from modelqueue import State, Status, now
+from modelqueue import State, Status
 from tests.support.fleet import Fleet
+from tests.support.tasks import waiting_tasks
 from tests.support.waits import wait_until
 from tests.testapp.models import Execution, Task
 
@@ -31,17 +31,17 @@ def latest_execution():
     return Execution.objects.aggregate(last=Max('pk'))['last'] or 0
 
 
-def test_operator_cancel_and_requeue_win_over_workers(spawn, tmp_path, client, capsys):
+def test_operator_cancel_and_requeue_win_over_workers(
+    spawn, tmp_path, superuser_client, capsys
+):
     rows, workers = 60, 3
-    Task.objects.bulk_create(
-        Task(data=f'task {number}', status=Status.waiting(now(), 0)) for number in range(rows)
-    )
-    client.force_login(User.objects.create_superuser('operator', 'op@example.com', 'pw'))
+    waiting_tasks(rows)
+    client = superuser_client
     changelist = reverse('admin:testapp_task_changelist')
     fleet = Fleet(
         spawn,
         tmp_path,
-        'tests.testapp.actions.record_slowly',
+        'record_slowly',
         '--sleep', '0.1', '--timeout', '60',
         env={'MODELQUEUE_TEST_ACTION_SECONDS': '0.15'},
     )

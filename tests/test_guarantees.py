@@ -40,7 +40,7 @@ def test_scheduled_rows_are_not_run_early_in_any_time_zone(spawn, tmp_path):
         task = Task.objects.create(data=f'scheduled {zone}', status=Status.waiting(when, 0))
         scheduled[task.pk] = when
     early = Task.objects.create(data='due now', status=Status.waiting(start, 0))
-    fleet = Fleet(spawn, tmp_path, 'tests.testapp.actions.record_and_stamp', '--sleep', '0.1', '--no-listen')
+    fleet = Fleet(spawn, tmp_path, 'record_and_stamp', '--sleep', '0.1', '--no-listen')
     fleet.start(2)
 
     wait_until(
@@ -87,7 +87,7 @@ def test_reclaim_never_takes_a_row_within_its_timeout(spawn, tmp_path):
     fleet = Fleet(
         spawn,
         tmp_path,
-        'tests.testapp.actions.record_and_stamp',
+        'record_and_stamp',
         '--timeout', '6', '--sleep', '0.1', '--no-listen',
         env={'MODELQUEUE_TEST_ACTION_SECONDS': '2'},
     )
@@ -112,7 +112,7 @@ def test_a_dead_workers_row_comes_back_only_after_its_timeout(spawn, tmp_path):
     fleet = Fleet(
         spawn,
         tmp_path,
-        'tests.testapp.actions.record_and_stamp',
+        'record_and_stamp',
         '--timeout', '2', '--no-listen',
         env={'MODELQUEUE_TEST_ACTION_SECONDS': '30'},
     )

@@ -8,7 +8,6 @@ import io
 
 import pytest
 import pytz
-from django.contrib.auth.models import Permission, User
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
@@ -16,6 +15,7 @@ from django.urls import reverse
 from modelqueue import Status
 from modelqueue import import_export_admin as import_export_admin_module
 from modelqueue.import_export_admin import QueueImportExportMixin
+from tests.support.users import create_user
 from tests.testapp import import_export_admin
 from tests.testapp.models import Task, Upload
 
@@ -36,14 +36,6 @@ def format_index(title, model_admin=TASK_ADMIN, import_=True):
 
 
 @pytest.fixture
-def superuser_client(client, db):
-    client.force_login(
-        User.objects.create(username='admin', is_staff=True, is_superuser=True)
-    )
-    return client
-
-
-@pytest.fixture
 def tasks(db):
     return {
         state.name: Task.objects.create(
@@ -54,9 +46,7 @@ def tasks(db):
 
 
 def staff_client(client, *codenames):
-    user = User.objects.create(username='staff', is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
-    client.force_login(user)
+    client.force_login(create_user('staff', *codenames))
     return client
 
 

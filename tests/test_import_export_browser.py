@@ -2,37 +2,28 @@
 
 import csv
 import datetime as dt
-import time
 
 import pytest
 import pytz
-from django.contrib.auth.models import User
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from modelqueue import State, Status
+from tests.support.browser import log_in
+from tests.support.waits import wait_until
 from tests.testapp.models import Task
 
 WHEN = dt.datetime(2018, 1, 2, 3, 4, 56, 789000, tzinfo=pytz.utc)
 TIMEOUT = 30
 
 
-def wait_for_file(directory, pattern, timeout=TIMEOUT):
-    """Return the one finished download in `directory` matching `pattern`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done = [
-            p for p in directory.glob(pattern) if not p.name.endswith('.crdownload')
-        ]
-        if done:
-            return done[0]
-        time.sleep(0.1)
-    raise AssertionError(f'no download matching {pattern} in {timeout}s')
+def downloaded(directory, pattern):
+    """The finished downloads in `directory` matching `pattern`."""
+    return [p for p in directory.glob(pattern) if not p.name.endswith('.crdownload')]
 
 
 @pytest.mark.django_db(transaction=True)
 def test_export_filtered_then_import_with_confirmation(browser, tmp_path):
-    User.objects.create_superuser('admin', 'admin@example.com', 'secret-password')
     canceled = [
         Task.objects.create(data=f'failed {n}', status=Status.canceled(WHEN, 3))
         for n in range(2)
@@ -46,13 +37,15 @@ def test_export_filtered_then_import_with_confirmation(browser, tmp_path):
     )
     wait = WebDriverWait(browser, TIMEOUT)
 
-    browser.login('admin', 'secret-password')
+    log_in(browser)
     browser.go('/ie-admin/testapp/task/?status_queue=canceled')
     browser.find_element(By.CLASS_NAME, 'export_link').click()
     wait.until(lambda driver: driver.find_elements(By.NAME, 'format'))
     Select(browser.find_element(By.NAME, 'format')).select_by_visible_text('csv')
     browser.find_element(By.CSS_SELECTOR, '#content input.default[type=submit]').click()
-    exported = wait_for_file(downloads, '*.csv')
+    exported = wait_until(
+        lambda: downloaded(downloads, '*.csv'), TIMEOUT, 'the CSV file to download'
+    )[0]
 
     with exported.open(encoding='utf-8-sig', newline='') as file:
         rows = list(csv.DictReader(file))

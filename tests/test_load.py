@@ -14,13 +14,12 @@ import urllib.error
 import urllib.request
 
 import pytest
-from django.contrib.auth.models import User
 from django.db import connection
-from django.test import Client
 from django.urls import reverse
 
-from modelqueue import Status, now
+from modelqueue import Status
 from tests.support.fleet import Fleet
+from tests.support.tasks import waiting_tasks
 from tests.testapp.models import Task
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -46,22 +45,18 @@ def poll(url, cookie, deadline, latencies, errors):
 
 
 def test_dashboard_data_under_concurrent_clients_while_workers_run(
-    live_server, spawn, tmp_path, capsys
+    live_server, spawn, tmp_path, superuser_client, capsys
 ):
-    Task.objects.bulk_create(
-        Task(data=f'task {number}', status=Status.waiting(now(), 0)) for number in range(3000)
-    )
+    waiting_tasks(3000)
     fleet = Fleet(
         spawn,
         tmp_path,
-        'tests.testapp.actions.record_slowly',
+        'record_slowly',
         '--sleep', '0.5',
         env={'MODELQUEUE_TEST_ACTION_SECONDS': '0.02'},
     )
     fleet.start(WORKERS)
-    browser = Client()
-    browser.force_login(User.objects.create(username='root', is_staff=True, is_superuser=True))
-    cookie = f'sessionid={browser.cookies["sessionid"].value}'
+    cookie = f'sessionid={superuser_client.cookies["sessionid"].value}'
     url = live_server.url + reverse('admin:testapp_task_dashboard_data')
 
     latencies, errors = [], []

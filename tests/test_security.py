@@ -15,11 +15,11 @@ import datetime as dt
 import json
 
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.test import Client, override_settings
 from django.urls import reverse
 
 from modelqueue import State, Status, now
+from tests.support.users import create_superuser, create_user
 from tests.testapp.models import Task, Upload
 
 pytestmark = pytest.mark.django_db
@@ -29,19 +29,13 @@ PAYLOAD = '<script>alert("xss")</script><img src=x onerror=alert(1)>'
 ESCAPED = '&lt;script&gt;alert(&quot;xss&quot;)&lt;/script&gt;'
 
 
-def user(name, *codenames, staff=True, active=True):
-    account = User.objects.create(username=name, is_staff=staff, is_active=active)
-    account.user_permissions.set(Permission.objects.filter(codename__in=codenames))
-    return account
-
-
 ROLES = {
     'anonymous': None,
-    'active non-staff': lambda: user('outsider', 'view_task', 'change_task', staff=False),
-    'inactive staff': lambda: user('former', 'view_task', 'change_task', active=False),
-    'staff without permission': lambda: user('nobody'),
-    'view-only staff': lambda: user('viewer', 'view_task', 'view_upload'),
-    'change staff': lambda: user('operator', 'view_task', 'change_task'),
+    'active non-staff': lambda: create_user('outsider', 'view_task', 'change_task', staff=False),
+    'inactive staff': lambda: create_user('former', 'view_task', 'change_task', active=False),
+    'staff without permission': lambda: create_user('nobody'),
+    'view-only staff': lambda: create_user('viewer', 'view_task', 'view_upload'),
+    'change staff': lambda: create_user('operator', 'view_task', 'change_task'),
 }
 LOGIN = {'anonymous', 'active non-staff', 'inactive staff'}
 
@@ -241,7 +235,7 @@ def test_payloads_are_escaped_on_every_page(rows):
 def test_dashboard_json_carries_no_markup_and_is_json(rows):
     Upload.objects.create(name=PAYLOAD)
     client = client_as('change staff')
-    client.force_login(User.objects.create(username='root', is_staff=True, is_superuser=True))
+    client.force_login(create_superuser())
     for url in (
         reverse('admin:testapp_task_dashboard_data'),
         reverse('admin:testapp_upload_dashboard_data'),

@@ -11,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from modelqueue import Status, now
-from tests.support.fleet import WORKER_COMMAND
+from tests.support.processes import finish, start_worker
 from tests.support.waits import wait_until
 from tests.testapp.models import Execution, Task
 
@@ -45,13 +45,10 @@ def test_out_of_range_numbers_are_command_errors_naming_them(option, value):
 @pytest.mark.django_db(transaction=True)
 def test_the_longest_sleep_keeps_an_idle_worker_waiting(spawn):
     """The largest accepted --sleep keeps the idle worker waiting, and SIGTERM stops it."""
-    worker = spawn(
-        *WORKER_COMMAND, ACTION, '--sleep', '3153600000', '--no-listen', '--verbosity', '2',
-        env={'DJANGO_SETTINGS_MODULE': 'tests.settings'},
-    )
+    worker = start_worker(spawn, '--sleep', '3153600000', '--no-listen')
     with pytest.raises(AssertionError, match='timed out'):
         wait_until(lambda: worker.poll() is not None, 3, 'the idle worker to exit')
     worker.send_signal(signal.SIGTERM)
-    _, err = worker.communicate(timeout=30)
-    assert worker.returncode == 0, err
-    assert 'Traceback' not in err, err
+    status, log = finish(worker, timeout=30)
+    assert status == 0, log
+    assert 'Traceback' not in log, log

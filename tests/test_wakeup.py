@@ -17,8 +17,9 @@ from modelqueue.wakeup import (
     waiter_for,
 )
 from tests.support.processes import finish, start_worker
+from tests.support.tasks import executed
 from tests.support.waits import wait_until
-from tests.testapp.models import Execution, Task, Upload
+from tests.testapp.models import Task, Upload
 
 postgresql_only = pytest.mark.vendors('postgresql')  # LISTEN/NOTIFY
 
@@ -177,10 +178,6 @@ def listening():
             " AND state = 'idle' AND datname = current_database()"
         )
         return cursor.fetchone()[0] > 0
-
-
-def executed(count):
-    return lambda: Execution.objects.count() >= count
 
 
 @postgresql_only

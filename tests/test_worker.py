@@ -11,17 +11,13 @@ from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 
 from modelqueue import State, Status
+from tests.support.connections import cut_sessions
 from tests.support.processes import ACTIONS, finish, start_worker
+from tests.support.tasks import executed, executions_per_task, waiting_tasks
 from tests.support.waits import wait_until
 from tests.testapp.models import Execution, Task
 
 WAIT_SECONDS = 20  # for a worker to get somewhere
-
-
-def make_tasks(count, data='task'):
-    return Task.objects.bulk_create(
-        Task(data=f'{data}', status=Status.waiting()) for _ in range(count)
-    )
 
 
 def states():
@@ -30,12 +26,8 @@ def states():
     )
 
 
-def executions_per_task():
-    return collections.Counter(Execution.objects.values_list('task_id', flat=True))
-
-
 def test_burst_processes_the_queue_and_exits_0(spawn):
-    tasks = make_tasks(5)
+    tasks = waiting_tasks(5)
     status, log = finish(start_worker(spawn, '--burst'))
     assert status == 0, log
     assert states() == {'finished': 5}
@@ -71,7 +63,7 @@ def test_each_outcome_is_logged_once_per_task(spawn):
 
 
 def test_concurrency_processes_each_row_exactly_once(spawn):
-    tasks = make_tasks(30)
+    tasks = waiting_tasks(30)
     child = start_worker(
         spawn,
         '--burst',
@@ -89,22 +81,18 @@ def test_concurrency_processes_each_row_exactly_once(spawn):
 
 
 def test_max_tasks_stops_after_that_many(spawn):
-    make_tasks(5)
+    waiting_tasks(5)
     status, log = finish(start_worker(spawn, '--max-tasks=2'))
     assert status == 0, log
     assert states() == {'finished': 2, 'waiting': 3}
 
 
 def test_max_tasks_counts_all_processes_together(spawn):
-    make_tasks(8)
+    waiting_tasks(8)
     status, log = finish(start_worker(spawn, '--max-tasks=3', '--concurrency=2'))
     assert status == 0, log
     assert states() == {'finished': 3, 'waiting': 5}
     assert Execution.objects.count() == 3
-
-
-def started(count=1):
-    return lambda: Execution.objects.count() >= count
 
 
 LONG_ACTION = {'MODELQUEUE_TEST_ACTION_SECONDS': '2'}
@@ -112,9 +100,9 @@ LONG_ACTION = {'MODELQUEUE_TEST_ACTION_SECONDS': '2'}
 
 @pytest.mark.parametrize('sent', [signal.SIGTERM, signal.SIGINT])
 def test_signal_finishes_the_task_in_hand_and_exits_0(spawn, sent):
-    first, second = make_tasks(2)
+    first, second = waiting_tasks(2)
     child = start_worker(spawn, action='record_slowly', env=LONG_ACTION)
-    wait_until(started(), WAIT_SECONDS, 'the first action to start', child=child)
+    wait_until(executed(1), WAIT_SECONDS, 'the first action to start', child=child)
     child.send_signal(sent)
     status, log = finish(child)
     assert status == 0, log
@@ -124,9 +112,9 @@ def test_signal_finishes_the_task_in_hand_and_exits_0(spawn, sent):
 
 
 def test_signal_wakes_an_idle_worker_at_once(spawn):
-    make_tasks(1)
+    waiting_tasks(1)
     child = start_worker(spawn, '--sleep=30')
-    wait_until(started(), WAIT_SECONDS, 'the worker to run a task', child=child)
+    wait_until(executed(1), WAIT_SECONDS, 'the worker to run a task', child=child)
     time.sleep(0.3)  # into its 30 s wait
     child.send_signal(signal.SIGTERM)
     status, log = finish(child, timeout=10)
@@ -135,11 +123,11 @@ def test_signal_wakes_an_idle_worker_at_once(spawn):
 
 
 def test_second_signal_stops_at_once(spawn):
-    make_tasks(1)
+    waiting_tasks(1)
     child = start_worker(
         spawn, action='record_slowly', env={'MODELQUEUE_TEST_ACTION_SECONDS': '60'}
     )
-    wait_until(started(), WAIT_SECONDS, 'the action to start', child=child)
+    wait_until(executed(1), WAIT_SECONDS, 'the action to start', child=child)
     child.send_signal(signal.SIGTERM)
     time.sleep(0.2)
     child.send_signal(signal.SIGTERM)
@@ -150,7 +138,7 @@ def test_second_signal_stops_at_once(spawn):
 
 
 def test_concurrent_workers_finish_their_tasks_on_a_signal_to_the_group(spawn):
-    make_tasks(3)
+    waiting_tasks(3)
     child = start_worker(
         spawn,
         '--concurrency=2',
@@ -158,7 +146,7 @@ def test_concurrent_workers_finish_their_tasks_on_a_signal_to_the_group(spawn):
         env=LONG_ACTION,
         start_new_session=True,
     )
-    wait_until(started(2), WAIT_SECONDS, 'both workers to start an action', child=child)
+    wait_until(executed(2), WAIT_SECONDS, 'both workers to start an action', child=child)
     # As a terminal's Ctrl-C does: every process of the group gets SIGINT.
     os.killpg(child.pid, signal.SIGINT)
     status, log = finish(child)
@@ -168,14 +156,14 @@ def test_concurrent_workers_finish_their_tasks_on_a_signal_to_the_group(spawn):
 
 
 def test_second_signal_to_the_parent_kills_the_workers(spawn):
-    make_tasks(2)
+    waiting_tasks(2)
     child = start_worker(
         spawn,
         '--concurrency=2',
         action='record_slowly',
         env={'MODELQUEUE_TEST_ACTION_SECONDS': '60'},
     )
-    wait_until(started(2), WAIT_SECONDS, 'both workers to start an action', child=child)
+    wait_until(executed(2), WAIT_SECONDS, 'both workers to start an action', child=child)
     child.send_signal(signal.SIGTERM)
     time.sleep(0.2)
     child.send_signal(signal.SIGTERM)
@@ -214,32 +202,13 @@ def test_workers_stop_when_their_parent_dies(spawn):
     wait_until(lambda: not any(map(alive, workers)), WAIT_SECONDS, 'the orphaned workers to stop')
 
 
-def terminate_other_connections():
-    """End every other session on the test database, as a restart would."""
-    with connection.cursor() as cursor:
-        if connection.vendor == 'postgresql':
-            cursor.execute(
-                'SELECT pg_terminate_backend(pid) FROM pg_stat_activity'
-                ' WHERE datname = current_database() AND pid <> pg_backend_pid()'
-            )
-            return len(cursor.fetchall())
-        cursor.execute(
-            'SELECT id FROM information_schema.processlist'
-            ' WHERE db = DATABASE() AND id <> CONNECTION_ID()'
-        )
-        ids = [row[0] for row in cursor.fetchall()]
-        for session in ids:
-            cursor.execute(f'KILL {int(session)}')
-        return len(ids)
-
-
 @pytest.mark.vendors('postgresql', 'mysql')  # SQLite has no server sessions to end
 def test_worker_survives_its_connection_being_terminated(spawn):
-    first = make_tasks(1)[0]
+    first = waiting_tasks(1)[0]
     child = start_worker(spawn, '--sleep=0.1')
     wait_until(lambda: states() == {'finished': 1}, WAIT_SECONDS, 'the first task', child=child)
-    assert terminate_other_connections() >= 1
-    second = make_tasks(1)[0]
+    assert cut_sessions(connection) >= 1  # as a database restart would
+    second = waiting_tasks(1)[0]
     wait_until(lambda: states() == {'finished': 2}, WAIT_SECONDS, 'the second task', child=child)
     assert child.poll() is None
     child.send_signal(signal.SIGTERM)
@@ -261,7 +230,7 @@ def worker_waiting_on_a_lock():
 
 @pytest.mark.vendors('postgresql')
 def test_worker_survives_lock_timeouts(spawn):
-    task = make_tasks(1)[0]
+    task = waiting_tasks(1)[0]
     database = connection.ops.quote_name(connection.settings_dict['NAME'])
     with connection.cursor() as cursor:
         cursor.execute(f"ALTER DATABASE {database} SET lock_timeout = '100ms'")
@@ -310,17 +279,8 @@ def test_bad_arguments_are_rejected_with_a_clear_message(arguments, message):
 
 
 def test_bad_arguments_exit_with_the_message_and_change_nothing(spawn):
-    task = make_tasks(1)[0]
-    child = spawn(
-        '-m',
-        'django',
-        'modelqueue_worker',
-        'testapp.Task',
-        'status',
-        ACTIONS + 'record',
-        '--delay=-5',
-        env={'DJANGO_SETTINGS_MODULE': 'tests.settings'},
-    )
+    task = waiting_tasks(1)[0]
+    child = start_worker(spawn, '--delay=-5')
     status, log = finish(child)
     assert status == 1
     assert 'CommandError: invalid delay -5' in log

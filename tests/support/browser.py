@@ -10,9 +10,9 @@ import os
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import User
 
 from tests.support import ROOT
+from tests.support.users import PASSWORD, create_superuser
 
 ARTIFACTS = ROOT / 'test-artifacts'
 CHROMIUM = Path('/usr/bin/chromium')
@@ -96,13 +96,16 @@ def for_live_server(driver, live_server):
 
 
 def log_in(browser):
-    """Create a superuser and sign `browser` in as them, through the login form."""
+    """Create a superuser and sign `browser` in as them, through the login form.
+
+    Returns once the admin shows the user's tools.
+    """
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
-    User.objects.create_superuser('operator', 'op@example.com', 'secret-password')
-    browser.login('operator', 'secret-password')
+    user = create_superuser(password=PASSWORD)
+    browser.login(user.username, PASSWORD)
     WebDriverWait(browser, WAIT_SECONDS).until(  # shown only once logged in
         EC.presence_of_element_located((By.ID, 'user-tools'))
     )

@@ -4,6 +4,7 @@ import pytest
 
 from tests.support.browser import for_live_server, start_chromium
 from tests.support.processes import Children
+from tests.support.users import create_superuser
 
 
 @pytest.fixture
@@ -35,3 +36,10 @@ def browser(chromium_driver, live_server):
     ``browser.screenshot(name)`` saves test-artifacts/<name>.png.
     """
     return for_live_server(chromium_driver, live_server)
+
+
+@pytest.fixture
+def superuser_client(client, db):
+    """Django's test client, logged in as a superuser."""
+    client.force_login(create_superuser())
+    return client

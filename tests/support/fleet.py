@@ -9,7 +9,7 @@ import signal
 import subprocess
 import time
 
-from tests.support.processes import WORKER_COMMAND
+from tests.support.processes import start_worker
 from tests.support.waits import wait_until
 
 
@@ -20,6 +20,7 @@ class Fleet:
     returns once every new worker has logged that it started, so a signal
     never lands before the worker handles it. Remembers every pid it killed,
     so a test can tell the executions of killed workers from the others.
+    `action` names a function of tests.testapp.actions.
     """
 
     def __init__(self, spawn, log_dir, action, *options, env=None):
@@ -27,7 +28,7 @@ class Fleet:
         self.log_dir = log_dir
         self.action = action
         self.options = [str(option) for option in options]
-        self.env = {'DJANGO_SETTINGS_MODULE': 'tests.settings', **(env or {})}
+        self.env = env
         self.running = []
         self.killed = set()
         self.logs = {}
@@ -37,11 +38,10 @@ class Fleet:
         for _ in range(count):
             path = self.log_dir / f'worker-{len(self.logs)}.log'
             with open(path, 'w') as log:
-                process = self.spawn(
-                    *WORKER_COMMAND,
-                    self.action,
-                    '--verbosity', '2',
+                process = start_worker(
+                    self.spawn,
                     *self.options,
+                    action=self.action,
                     env=self.env,
                     stdout=subprocess.DEVNULL,
                     stderr=log,

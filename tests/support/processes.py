@@ -6,6 +6,7 @@ see the rows the test made (which is why tests that start children need
 the transactional_db fixture: they must commit them).
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -72,10 +73,25 @@ def finish(child, timeout=60):
 
     A child still running after `timeout` seconds is killed, and the test fails.
     """
+    returncode, _, log = _communicate(child, timeout)
+    return returncode, log
+
+
+def json_report(child, timeout=60):
+    """Wait for a script that ends by printing a JSON line; return it read, and the log.
+
+    The script must exit with 0. For tests.support.queue_worker and run_loop.
+    """
+    returncode, out, log = _communicate(child, timeout)
+    assert returncode == 0, log
+    return json.loads(out.strip().splitlines()[-1]), log
+
+
+def _communicate(child, timeout):
     try:
-        _, log = child.communicate(timeout=timeout)
+        out, log = child.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         child.kill()
         _, log = child.communicate()
         pytest.fail(f'the child process did not exit within {timeout}s; its log:\n{log}')
-    return child.returncode, log
+    return child.returncode, out, log
