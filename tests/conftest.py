@@ -1,3 +1,10 @@
+"""The whole suite's fixtures and markers; tests/README.md maps the tree.
+
+The fixtures' code is in tests/support: importing them here registers them
+for every test.
+"""
+
+import pytest
 from django.db import connection
 
 from tests.support.fixtures import (  # noqa: F401 (registered as fixtures)
@@ -7,11 +14,23 @@ from tests.support.fixtures import (  # noqa: F401 (registered as fixtures)
     superuser_client,
 )
 
-# Scripts that tests start in child processes, not test modules.
-collect_ignore = ["support/check_database.py", "support/queue_worker.py"]
+# Scripts that tests and ./runtests start in child processes, not modules to
+# import for doctests: they set Django up, or connect, when imported.
+collect_ignore = ['support/check_database.py', 'support/queue_worker.py']
+
+# Kinds of test, to choose with -m. None is skipped by default.
+KINDS = {
+    'browser': 'drives headless Chromium with Selenium (the browser fixture)',
+    'processes': 'starts real child processes: workers (the spawn fixture), scripts, demo/run',
+    'load': 'a load test: concurrent clients for MODELQUEUE_LOAD_SECONDS (30 by default)',
+}
+# A test that uses one of these fixtures must be marked with the kind named.
+KIND_OF_FIXTURE = {'browser': 'browser', 'chromium_driver': 'browser', 'spawn': 'processes'}
 
 
 def pytest_configure(config):
+    for kind, description in KINDS.items():
+        config.addinivalue_line('markers', f'{kind}: {description}')
     config.addinivalue_line(
         'markers',
         'vendors(*names): a test that applies only to these database vendors'
@@ -20,6 +39,30 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    require_kind_markers(items)
+    deselect_other_vendors(config, items)
+
+
+def require_kind_markers(items):
+    """Stop the run if a test uses a fixture of a kind without that kind's marker.
+
+    Otherwise ``-m "not processes"`` would quietly run a test that starts
+    workers, and a fast subset would not be fast.
+    """
+    unmarked = []
+    for item in items:
+        fixtures = [name for name in getattr(item, 'fixturenames', ()) if name in KIND_OF_FIXTURE]
+        for kind in sorted({KIND_OF_FIXTURE[name] for name in fixtures}):
+            if item.get_closest_marker(kind) is None:
+                unmarked.append(
+                    f'{item.nodeid} uses the fixtures {", ".join(fixtures)}: mark it'
+                    f' @pytest.mark.{kind}, or add that to its module\'s pytestmark'
+                )
+    if unmarked:
+        raise pytest.UsageError('\n'.join(unmarked))
+
+
+def deselect_other_vendors(config, items):
     """Deselect tests that do not apply to the selected database.
 
     A PostgreSQL-only test (LISTEN/NOTIFY, pg_terminate_backend) has nothing

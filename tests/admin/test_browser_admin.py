@@ -18,7 +18,7 @@ from tests.support.browser import WAIT_SECONDS, chart_data, log_in
 from tests.support.processes import json_report
 from tests.testapp.models import Task, Upload
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
 
 def states():
@@ -122,6 +122,7 @@ def test_filter_requeue_cancel_and_reprioritize(browser):
     assert (status.state, status.priority) == (State.waiting, 7)
 
 
+@pytest.mark.processes
 def test_dashboard_follows_a_worker_without_reload(browser, spawn, monkeypatch):
     monkeypatch.setattr(admin.site._registry[Task], 'queue_refresh_seconds', 1)
     current = modelqueue.now()

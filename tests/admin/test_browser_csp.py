@@ -25,7 +25,7 @@ from tests.support import csp
 from tests.support.browser import WAIT_SECONDS, chart_data, log_in
 from tests.testapp.models import Task
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 STATES = ['created', 'waiting', 'working', 'finished', 'canceled']
 CANARY = 'window.modelqueueCspCanary = true;'
 

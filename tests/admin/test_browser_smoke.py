@@ -5,6 +5,8 @@ from selenium.webdriver.common.by import By
 
 from tests.support.browser import log_in
 
+pytestmark = pytest.mark.browser
+
 
 @pytest.mark.django_db(transaction=True)
 def test_login_to_admin_index(browser):

@@ -20,7 +20,7 @@ from tests.support.tasks import waiting_tasks
 from tests.support.waits import wait_until
 from tests.testapp.models import Execution, Task
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.processes]
 
 
 def in_state(state):

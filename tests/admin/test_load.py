@@ -22,7 +22,11 @@ from tests.support.fleet import Fleet
 from tests.support.tasks import waiting_tasks
 from tests.testapp.models import Task
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.load,
+    pytest.mark.processes,
+]
 
 CLIENTS = 20
 WORKERS = 4

@@ -20,7 +20,7 @@ WORKERS = 4
 TASKS = 120
 TIMEOUT = 120
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.processes]
 
 
 def drain(spawn, action, workers=WORKERS, env=None):

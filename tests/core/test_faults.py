@@ -24,7 +24,7 @@ from tests.support.tasks import executions_per_task, waiting_tasks
 from tests.support.waits import wait_until
 from tests.testapp.models import Execution, Task
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.processes]
 
 RETRY = 3
 

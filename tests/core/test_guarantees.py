@@ -32,6 +32,7 @@ ZONES = [
 ]
 
 
+@pytest.mark.processes
 def test_scheduled_rows_are_not_run_early_in_any_time_zone(spawn, tmp_path):
     start = now()
     scheduled = {}
@@ -81,6 +82,7 @@ def test_statuses_from_any_time_zone_sort_and_run_by_utc_instant():
     assert ran == [instant.isoformat() for instant in by_instant]
 
 
+@pytest.mark.processes
 def test_reclaim_never_takes_a_row_within_its_timeout(spawn, tmp_path):
     """While one worker's action runs, another's run() finds nothing to steal."""
     task = Task.objects.create(data='slow', status=Status.waiting(now(), 0))
@@ -107,6 +109,7 @@ def test_reclaim_never_takes_a_row_within_its_timeout(spawn, tmp_path):
     assert Execution.objects.filter(task=task).count() == 1
 
 
+@pytest.mark.processes
 def test_a_dead_workers_row_comes_back_only_after_its_timeout(spawn, tmp_path):
     task = Task.objects.create(data='orphan', status=Status.waiting(now(), 0))
     fleet = Fleet(

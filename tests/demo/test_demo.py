@@ -167,6 +167,7 @@ def demo(tmp_path_factory):
     _drop_server_database()
 
 
+@pytest.mark.processes
 def test_setup_creates_the_superuser_and_seeds_once(demo):
     assert 'Created the superuser admin.' in demo.first_setup
     assert 'Log in as: admin / password: admin' in demo.first_setup
@@ -245,6 +246,7 @@ def _start(demo, port):
     return process, output
 
 
+@pytest.mark.processes
 def test_run_serves_the_admin_and_the_dashboards_move(demo):
     port = _free_port()
     process, output = _start(demo, port)
@@ -305,6 +307,7 @@ def test_run_serves_the_admin_and_the_dashboards_move(demo):
     assert any('demo/run: stopping' in line for line in output)
 
 
+@pytest.mark.processes
 def test_worker_burst_drains_what_is_due(demo):
     demo.manage('seed', '--reset')
     due, started, finished = demo.query(

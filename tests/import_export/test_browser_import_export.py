@@ -13,6 +13,8 @@ from tests.support.browser import log_in
 from tests.support.waits import wait_until
 from tests.testapp.models import Task
 
+pytestmark = pytest.mark.browser
+
 WHEN = dt.datetime(2018, 1, 2, 3, 4, 56, 789000, tzinfo=pytz.utc)
 TIMEOUT = 30
 

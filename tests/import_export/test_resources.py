@@ -365,6 +365,7 @@ MISSING_MODULE = textwrap.dedent(
 )
 
 
+@pytest.mark.processes  # a Python without django-import-export
 def test_missing_import_export_says_what_to_install():
     completed = subprocess.run(
         [sys.executable, '-c', MISSING_MODULE],

@@ -42,6 +42,7 @@ def test_out_of_range_numbers_are_command_errors_naming_them(option, value):
     assert not Execution.objects.exists()
 
 
+@pytest.mark.processes
 @pytest.mark.django_db(transaction=True)
 def test_the_longest_sleep_keeps_an_idle_worker_waiting(spawn):
     """The largest accepted --sleep keeps the idle worker waiting, and SIGTERM stops it."""

@@ -180,6 +180,7 @@ def listening():
         return cursor.fetchone()[0] > 0
 
 
+@pytest.mark.processes
 @postgresql_only
 def test_idle_worker_wakes_for_rows_made_due_by_any_path(spawn):
     child = start_worker(spawn, '--sleep=30')
@@ -209,6 +210,7 @@ def test_idle_worker_wakes_for_rows_made_due_by_any_path(spawn):
     assert 'listening on modelqueue_testapp_task_status' in log
 
 
+@pytest.mark.processes
 def test_idle_worker_polls_and_wakes_for_a_scheduled_row(spawn):
     due = now() + dt.timedelta(seconds=1)
     Task.objects.create(data='scheduled', status=Status.waiting(due))
@@ -220,6 +222,7 @@ def test_idle_worker_polls_and_wakes_for_a_scheduled_row(spawn):
     assert 'polling every 30s' in log
 
 
+@pytest.mark.processes
 def test_polling_worker_picks_up_new_rows(spawn):
     child = start_worker(spawn, '--sleep=0.1', '--no-listen')
     time.sleep(0.3)

@@ -26,6 +26,7 @@ def states():
     )
 
 
+@pytest.mark.processes
 def test_burst_processes_the_queue_and_exits_0(spawn):
     tasks = waiting_tasks(5)
     status, log = finish(start_worker(spawn, '--burst'))
@@ -36,6 +37,7 @@ def test_burst_processes_the_queue_and_exits_0(spawn):
         assert f'testapp.Task.status pk={task.pk} finished in ' in log
 
 
+@pytest.mark.processes
 def test_each_outcome_is_logged_once_per_task(spawn):
     tasks = {
         data: Task.objects.create(data=data, status=Status.waiting())
@@ -62,6 +64,7 @@ def test_each_outcome_is_logged_once_per_task(spawn):
     assert Status(Task.objects.get(pk=tasks['cancel'].pk).status).state == State.canceled
 
 
+@pytest.mark.processes
 def test_concurrency_processes_each_row_exactly_once(spawn):
     tasks = waiting_tasks(30)
     child = start_worker(
@@ -80,6 +83,7 @@ def test_concurrency_processes_each_row_exactly_once(spawn):
     assert 2 <= len(pids) <= 3, pids
 
 
+@pytest.mark.processes
 def test_max_tasks_stops_after_that_many(spawn):
     waiting_tasks(5)
     status, log = finish(start_worker(spawn, '--max-tasks=2'))
@@ -87,6 +91,7 @@ def test_max_tasks_stops_after_that_many(spawn):
     assert states() == {'finished': 2, 'waiting': 3}
 
 
+@pytest.mark.processes
 def test_max_tasks_counts_all_processes_together(spawn):
     waiting_tasks(8)
     status, log = finish(start_worker(spawn, '--max-tasks=3', '--concurrency=2'))
@@ -98,6 +103,7 @@ def test_max_tasks_counts_all_processes_together(spawn):
 LONG_ACTION = {'MODELQUEUE_TEST_ACTION_SECONDS': '2'}
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize('sent', [signal.SIGTERM, signal.SIGINT])
 def test_signal_finishes_the_task_in_hand_and_exits_0(spawn, sent):
     first, second = waiting_tasks(2)
@@ -111,6 +117,7 @@ def test_signal_finishes_the_task_in_hand_and_exits_0(spawn, sent):
     assert 'finishing the task in hand' in log
 
 
+@pytest.mark.processes
 def test_signal_wakes_an_idle_worker_at_once(spawn):
     waiting_tasks(1)
     child = start_worker(spawn, '--sleep=30')
@@ -122,6 +129,7 @@ def test_signal_wakes_an_idle_worker_at_once(spawn):
     assert 'stopped after 1 task' in log
 
 
+@pytest.mark.processes
 def test_second_signal_stops_at_once(spawn):
     waiting_tasks(1)
     child = start_worker(
@@ -137,6 +145,7 @@ def test_second_signal_stops_at_once(spawn):
     assert 'stopping now' in log
 
 
+@pytest.mark.processes
 def test_concurrent_workers_finish_their_tasks_on_a_signal_to_the_group(spawn):
     waiting_tasks(3)
     child = start_worker(
@@ -155,6 +164,7 @@ def test_concurrent_workers_finish_their_tasks_on_a_signal_to_the_group(spawn):
     assert Execution.objects.count() == 2
 
 
+@pytest.mark.processes
 def test_second_signal_to_the_parent_kills_the_workers(spawn):
     waiting_tasks(2)
     child = start_worker(
@@ -191,6 +201,7 @@ def children_of(pid):
     return [int(child) for child in listing.stdout.split()]
 
 
+@pytest.mark.processes
 def test_workers_stop_when_their_parent_dies(spawn):
     child = start_worker(spawn, '--concurrency=2', '--sleep=0.1')
     wait_until(
@@ -202,6 +213,7 @@ def test_workers_stop_when_their_parent_dies(spawn):
     wait_until(lambda: not any(map(alive, workers)), WAIT_SECONDS, 'the orphaned workers to stop')
 
 
+@pytest.mark.processes
 @pytest.mark.vendors('postgresql', 'mysql')  # SQLite has no server sessions to end
 def test_worker_survives_its_connection_being_terminated(spawn):
     first = waiting_tasks(1)[0]
@@ -228,6 +240,7 @@ def worker_waiting_on_a_lock():
         return cursor.fetchone()[0] > 0
 
 
+@pytest.mark.processes
 @pytest.mark.vendors('postgresql')
 def test_worker_survives_lock_timeouts(spawn):
     task = waiting_tasks(1)[0]
@@ -278,6 +291,7 @@ def test_bad_arguments_are_rejected_with_a_clear_message(arguments, message):
         call_command('modelqueue_worker', *arguments)
 
 
+@pytest.mark.processes
 def test_bad_arguments_exit_with_the_message_and_change_nothing(spawn):
     task = waiting_tasks(1)[0]
     child = start_worker(spawn, '--delay=-5')
