@@ -1,18 +1,36 @@
-import os
-import subprocess
-import sys
-from pathlib import Path
+"""The whole suite's fixtures and markers; tests/README.md maps the tree.
+
+The fixtures' code is in tests/support: importing them here registers them
+for every test.
+"""
 
 import pytest
 from django.db import connection
 
-# Scripts that tests start in child processes, not test modules.
-collect_ignore = ["check_database.py", "queue_worker.py"]
+from tests.support.fixtures import (  # noqa: F401 (registered as fixtures)
+    browser,
+    chromium_driver,
+    spawn,
+    superuser_client,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
+# Scripts that tests and ./runtests start in child processes, not modules to
+# import for doctests: they set Django up, or connect, when imported.
+collect_ignore = ['support/check_database.py', 'support/queue_worker.py']
+
+# Kinds of test, to choose with -m. None is skipped by default.
+KINDS = {
+    'browser': 'drives headless Chromium with Selenium (the browser fixture)',
+    'processes': 'starts real child processes: workers (the spawn fixture), scripts, demo/run',
+    'load': 'a load test: concurrent clients for MODELQUEUE_LOAD_SECONDS (30 by default)',
+}
+# A test that uses one of these fixtures must be marked with the kind named.
+KIND_OF_FIXTURE = {'browser': 'browser', 'chromium_driver': 'browser', 'spawn': 'processes'}
 
 
 def pytest_configure(config):
+    for kind, description in KINDS.items():
+        config.addinivalue_line('markers', f'{kind}: {description}')
     config.addinivalue_line(
         'markers',
         'vendors(*names): a test that applies only to these database vendors'
@@ -21,6 +39,30 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    require_kind_markers(items)
+    deselect_other_vendors(config, items)
+
+
+def require_kind_markers(items):
+    """Stop the run if a test uses a fixture of a kind without that kind's marker.
+
+    Otherwise ``-m "not processes"`` would quietly run a test that starts
+    workers, and a fast subset would not be fast.
+    """
+    unmarked = []
+    for item in items:
+        fixtures = [name for name in getattr(item, 'fixturenames', ()) if name in KIND_OF_FIXTURE]
+        for kind in sorted({KIND_OF_FIXTURE[name] for name in fixtures}):
+            if item.get_closest_marker(kind) is None:
+                unmarked.append(
+                    f'{item.nodeid} uses the fixtures {", ".join(fixtures)}: mark it'
+                    f' @pytest.mark.{kind}, or add that to its module\'s pytestmark'
+                )
+    if unmarked:
+        raise pytest.UsageError('\n'.join(unmarked))
+
+
+def deselect_other_vendors(config, items):
     """Deselect tests that do not apply to the selected database.
 
     A PostgreSQL-only test (LISTEN/NOTIFY, pg_terminate_backend) has nothing
@@ -37,120 +79,3 @@ def pytest_collection_modifyitems(config, items):
     if not_applicable:
         config.hook.pytest_deselected(items=not_applicable)
         items[:] = applicable
-
-
-@pytest.fixture
-def spawn(transactional_db):
-    """Start a Python module in a child process that shares the test database.
-
-    Returns a function taking the module's arguments and returning the
-    Popen; every child still running at the end of the test is killed.
-    """
-    children = []
-
-    def start(*args, env=None, **popen_kwargs):
-        child_env = dict(os.environ)
-        child_env['MODELQUEUE_DB_NAME'] = str(connection.settings_dict['NAME'])
-        child_env['PYTHONPATH'] = str(ROOT)
-        child_env.update(env or {})
-        popen_kwargs.setdefault('stdout', subprocess.PIPE)
-        popen_kwargs.setdefault('stderr', subprocess.PIPE)
-        child = subprocess.Popen(
-            [sys.executable, *args], cwd=ROOT, env=child_env, text=True, **popen_kwargs
-        )
-        children.append(child)
-        return child
-
-    yield start
-    for child in children:
-        if child.poll() is None:
-            child.kill()
-        child.wait(timeout=30)
-
-
-ARTIFACTS = ROOT / 'test-artifacts'
-CHROMIUM = Path('/usr/bin/chromium')
-CHROMEDRIVER = Path('/usr/bin/chromedriver')
-
-
-def _browser_missing(reason):
-    """Skip a browser test, or fail it where CI requires the browser."""
-    if os.environ.get('MODELQUEUE_REQUIRE_BROWSER'):
-        pytest.fail(f'browser tests are required here, but {reason}')
-    pytest.skip(f'{reason} (install Debian chromium and chromium-driver)')
-
-
-@pytest.fixture(scope='session')
-def chromium_driver(tmp_path_factory):
-    """A headless Chromium driven by Selenium, one for the whole session.
-
-    Uses Debian's chromium and chromedriver by their paths, so Selenium
-    Manager never tries to download a browser or driver.
-    """
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not path.exists():
-            _browser_missing(f'{path} is not installed')
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        _browser_missing('selenium is not installed')
-    os.environ['SE_OFFLINE'] = 'true'
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-dev-shm-usage',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--no-first-run',
-        '--disable-sync',
-        '--window-size=1400,1000',
-        f'--user-data-dir={tmp_path_factory.mktemp("chromium-profile")}',
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.implicitly_wait(0)
-    yield driver
-    driver.quit()
-
-
-@pytest.fixture
-def browser(chromium_driver, live_server):
-    """The session's browser with fresh cookies, pointed at the live server.
-
-    ``browser.login(username, password)`` signs in through the admin's login
-    form; ``browser.go(path)`` opens a path of the live server;
-    ``browser.screenshot(name)`` saves test-artifacts/<name>.png.
-    """
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    driver = chromium_driver
-    driver.delete_all_cookies()
-
-    def go(path):
-        driver.get(live_server.url + path)
-
-    def login(username, password):
-        go('/admin/login/')
-        driver.find_element(By.NAME, 'username').send_keys(username)
-        driver.find_element(By.NAME, 'password').send_keys(password)
-        submit = driver.find_element(By.CSS_SELECTOR, 'input[type=submit]')
-        submit.click()
-        # Return only once the login page has been replaced by the next one.
-        WebDriverWait(driver, 30).until(expected_conditions.staleness_of(submit))
-
-    def screenshot(name):
-        ARTIFACTS.mkdir(exist_ok=True)
-        path = ARTIFACTS / f'{name}.png'
-        driver.save_screenshot(str(path))
-        return path
-
-    driver.go = go
-    driver.login = login
-    driver.screenshot = screenshot
-    return driver

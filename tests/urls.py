@@ -2,7 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import path
 
-from tests import csp
+from tests.support import csp
 
 urlpatterns = [
     path('admin/', admin.site.urls),

@@ -43,3 +43,18 @@ def fail_or_follow_data(task):
         record(task)
         raise RuntimeError(f'task {task.pk} failed on purpose')
     fail_sometimes(task)
+
+
+def record_and_stamp(task):
+    """Count one execution and note when the action started (UTC, ISO)."""
+    started = modelqueue.now()
+    record(task)
+    task.note = started.isoformat()
+    time.sleep(float(os.environ.get('MODELQUEUE_TEST_ACTION_SECONDS', '0')))
+
+
+def append_to_log(task):
+    """Count one execution in a file, without touching the database."""
+    with open(os.environ['MODELQUEUE_TEST_LOG'], 'a') as log:
+        log.write(f'{task.pk} {os.getpid()}\n')
+    time.sleep(float(os.environ.get('MODELQUEUE_TEST_ACTION_SECONDS', '0')))

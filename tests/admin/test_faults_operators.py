@@ -1,0 +1,112 @@
+"""Operators racing workers through the real admin actions.
+
+Worker processes run the queue while an operator, through the Django test
+client, bulk-cancels and bulk-requeues rows (some in the middle of their
+action). Every row the operator canceled stays canceled: a finishing worker
+never overwrites it. Every requeued row runs again.
+"""
+
+import random
+import time
+
+import pytest
+from django.db import connection
+from django.db.models import Max
+from django.urls import reverse
+
+from modelqueue import State, Status
+from tests.support.fleet import Fleet
+from tests.support.tasks import waiting_tasks
+from tests.support.waits import wait_until
+from tests.testapp.models import Execution, Task
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.processes]
+
+
+def in_state(state):
+    return list(Task.objects.filter(**Status.filter('status', state)).values_list('pk', flat=True))
+
+
+def latest_execution():
+    return Execution.objects.aggregate(last=Max('pk'))['last'] or 0
+
+
+def test_operator_cancel_and_requeue_win_over_workers(
+    spawn, tmp_path, superuser_client, capsys
+):
+    rows, workers = 60, 3
+    waiting_tasks(rows)
+    client = superuser_client
+    changelist = reverse('admin:testapp_task_changelist')
+    fleet = Fleet(
+        spawn,
+        tmp_path,
+        'record_slowly',
+        '--sleep', '0.1', '--timeout', '60',
+        env={'MODELQUEUE_TEST_ACTION_SECONDS': '0.15'},
+    )
+    fleet.start(workers)
+
+    def act(action, pks, **extra):
+        response = client.post(
+            changelist,
+            {'action': action, '_selected_action': pks, 'index': 0, **extra},
+        )
+        assert response.status_code == 302, response.content[:500]
+
+    last = {}  # pk -> ('canceled', None) or ('requeued', latest execution before)
+    canceled_working = requeued_working = 0
+    deadline = time.monotonic() + 60
+    while Status.tally(Task.objects.all(), 'status')['waiting'] > 5:
+        assert time.monotonic() < deadline, 'the workers stopped making progress'
+        working, waiting = in_state('working'), in_state('waiting')
+        chosen = random.sample(working, min(2, len(working)))
+        chosen += random.sample(waiting, min(2, len(waiting)))
+        if chosen:
+            act('cancel_status', chosen, post='yes')
+            for pk, status in Task.objects.filter(pk__in=chosen).values_list('pk', 'status'):
+                if Status(status).state == State.canceled:
+                    last[pk] = ('canceled', None)
+                    canceled_working += pk in working
+        working = in_state('working')
+        settled = in_state('finished') + [pk for pk, (op, _) in last.items() if op == 'canceled']
+        chosen = random.sample(working, min(2, len(working)))
+        chosen += random.sample(settled, min(2, len(settled)))
+        if chosen:
+            mark = latest_execution()
+            act('requeue_status', chosen)
+            for pk in chosen:
+                last[pk] = ('requeued', mark)
+            requeued_working += len(set(chosen) & set(working))
+        time.sleep(0.2)
+
+    wait_until(
+        lambda: not in_state('waiting') and not in_state('working'),
+        90,
+        'the workers to finish every row',
+    )
+    assert fleet.exited() == []
+    results = fleet.stop()
+    assert [code for code, _ in results] == [0] * workers, results
+
+    final = dict(Task.objects.values_list('pk', 'status'))
+    for pk, status in final.items():
+        state = Status(status).state
+        operation, mark = last.get(pk, (None, None))
+        if operation == 'canceled':
+            assert state == State.canceled, (pk, Status(status))
+        else:
+            assert state == State.finished, (pk, operation, Status(status))
+        if operation == 'requeued':
+            assert Execution.objects.filter(task_id=pk, pk__gt=mark).exists(), pk
+    fenced = sum(log.count('changed while its action ran') for _, log in results)
+    with capsys.disabled():
+        print(
+            f'\n[{connection.vendor}] operator raced {workers} workers on {rows} rows:'
+            f' {sum(op == "canceled" for op, _ in last.values())} stayed canceled'
+            f' ({canceled_working} canceled mid-action),'
+            f' {sum(op == "requeued" for op, _ in last.values())} requeued and ran again'
+            f' ({requeued_working} requeued mid-action); {fenced} late completions fenced off'
+        )
+    assert canceled_working + requeued_working > 0, 'no row was caught mid-action'
+    assert fenced > 0

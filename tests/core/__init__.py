@@ -1,0 +1,1 @@
+"""Tests of the core: status encoding, ranges, run(), and its guarantees under faults."""

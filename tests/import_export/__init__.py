@@ -1,0 +1,1 @@
+"""Tests of the django-import-export integration: resources and the admin mixin."""

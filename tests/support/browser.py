@@ -1,0 +1,123 @@
+"""Headless Chromium, driven by Selenium, for the browser tests.
+
+Debian's chromium and chromedriver are used by their paths, so Selenium
+Manager never tries to download a browser or driver. Where they are
+missing the browser tests are skipped, unless MODELQUEUE_REQUIRE_BROWSER is
+set (as in CI): then they fail.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.support import ROOT
+from tests.support.users import PASSWORD, create_superuser
+
+ARTIFACTS = ROOT / 'test-artifacts'
+CHROMIUM = Path('/usr/bin/chromium')
+CHROMEDRIVER = Path('/usr/bin/chromedriver')
+WAIT_SECONDS = 20  # for a page to change
+
+
+def browser_missing(reason):
+    """Skip a browser test, or fail it where CI requires the browser."""
+    if os.environ.get('MODELQUEUE_REQUIRE_BROWSER'):
+        pytest.fail(f'browser tests are required here, but {reason}')
+    pytest.skip(f'{reason} (install Debian chromium and chromium-driver)')
+
+
+def start_chromium(profile):
+    """Start a headless Chromium with its profile in the folder `profile`."""
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not path.exists():
+            browser_missing(f'{path} is not installed')
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        browser_missing('selenium is not installed')
+    os.environ['SE_OFFLINE'] = 'true'
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in (
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-dev-shm-usage',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--no-first-run',
+        '--disable-sync',
+        '--window-size=1400,1000',
+        f'--user-data-dir={profile}',
+    ):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.implicitly_wait(0)
+    return driver
+
+
+def for_live_server(driver, live_server):
+    """Clear `driver`'s cookies and give it go(), login() and screenshot(); return it.
+
+    ``go(path)`` opens a path of the live server; ``login(username, password)``
+    signs in through the admin's login form; ``screenshot(name)`` saves
+    test-artifacts/<name>.png.
+    """
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.delete_all_cookies()
+
+    def go(path):
+        driver.get(live_server.url + path)
+
+    def login(username, password):
+        go('/admin/login/')
+        driver.find_element(By.NAME, 'username').send_keys(username)
+        driver.find_element(By.NAME, 'password').send_keys(password)
+        submit = driver.find_element(By.CSS_SELECTOR, 'input[type=submit]')
+        submit.click()
+        # Return only once the login page has been replaced by the next one.
+        WebDriverWait(driver, 30).until(expected_conditions.staleness_of(submit))
+
+    def screenshot(name):
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / f'{name}.png'
+        driver.save_screenshot(str(path))
+        return path
+
+    driver.go = go
+    driver.login = login
+    driver.screenshot = screenshot
+    return driver
+
+
+def log_in(browser):
+    """Create a superuser and sign `browser` in as them, through the login form.
+
+    Returns once the admin shows the user's tools.
+    """
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    user = create_superuser(password=PASSWORD)
+    browser.login(user.username, PASSWORD)
+    WebDriverWait(browser, WAIT_SECONDS).until(  # shown only once logged in
+        EC.presence_of_element_located((By.ID, 'user-tools'))
+    )
+
+
+def chart_data(browser, field, chart):
+    """The datasets' data of the dashboard chart `chart` of the queue `field`."""
+    return browser.execute_script(
+        'const section = Array.from(document.querySelectorAll(".modelqueue-queue"))'
+        '.find((s) => s.dataset.field === arguments[0]);'
+        'const canvas = section.querySelector(`canvas[data-chart="${arguments[1]}"]`);'
+        'return Chart.getChart(canvas).data.datasets.map((d) => d.data);',
+        field,
+        chart,
+    )

@@ -1,0 +1,1 @@
+"""Tests of the worker command and of waking idle workers."""

@@ -1,0 +1,238 @@
+"""Waking idle workers: the NOTIFY trigger, the waiters, and the worker using them."""
+
+import datetime as dt
+import time
+
+import pytest
+from django.db import connection
+
+from modelqueue import State, Status, now
+from modelqueue.expressions import with_state
+from modelqueue.wakeup import (
+    ListeningWaiter,
+    PollingWaiter,
+    channel_name,
+    install_trigger,
+    uninstall_trigger,
+    waiter_for,
+)
+from tests.support.processes import finish, start_worker
+from tests.support.tasks import executed
+from tests.support.waits import wait_until
+from tests.testapp.models import Task, Upload
+
+postgresql_only = pytest.mark.vendors('postgresql')  # LISTEN/NOTIFY
+
+BOUND = 10  # seconds: a functional bound on a wait, far below the 30 s poll
+
+
+def bounded(wait, seconds=30):
+    """Call ``wait(seconds)``; return what it returned and whether it came back soon."""
+    started = time.monotonic()
+    woken = wait(seconds)
+    return woken, time.monotonic() - started < BOUND
+
+
+@pytest.mark.django_db
+def test_waiter_for_polls_unless_listening_on_postgresql():
+    waiter = waiter_for(Task.objects.all(), 'status', listen=False)
+    assert type(waiter) is PollingWaiter
+    listening = waiter_for(Task.objects.all(), 'status')
+    expected = ListeningWaiter if connection.vendor == 'postgresql' else PollingWaiter
+    assert type(listening) is expected
+    listening.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_polling_waiter_sleeps_only_until_the_next_scheduled_row():
+    soon = now() + dt.timedelta(seconds=0.5)
+    Task.objects.create(data='later', status=Status.waiting(now() + dt.timedelta(hours=1)))
+    Task.objects.create(data='soon', status=Status.waiting(soon))
+    woken, quick = bounded(PollingWaiter(Task.objects.all(), 'status').wait)
+    assert quick and not woken
+    assert now() >= soon
+
+
+@pytest.mark.django_db(transaction=True)
+def test_polling_waiter_respects_the_queryset():
+    Task.objects.create(data='other', status=Status.waiting(now() + dt.timedelta(seconds=0.2)))
+    waiter = PollingWaiter(Task.objects.filter(data='mine'), 'status')
+    assert waiter._until_scheduled(30) == 30
+
+
+@pytest.mark.vendors('sqlite', 'mysql')  # PostgreSQL installs it
+def test_install_trigger_does_nothing_on_other_databases():
+    assert install_trigger(Task, 'status') is False
+    assert uninstall_trigger(Task, 'status') is False
+
+
+@pytest.fixture
+def notifications(transactional_db):
+    """Count the NOTIFYs each change sends to the channel of Task.status.
+
+    ``count(change)`` makes the change, then sends a marker notification
+    itself and reads until the marker: notifications arrive in commit order,
+    so those before the marker are the change's own.
+    """
+    import psycopg
+
+    install_trigger(Task, 'status')
+    channel = channel_name(Task, 'status')
+    params = connection.get_connection_params()
+    listener = psycopg.connect(
+        **{key: params[key] for key in ('dbname', 'user', 'host', 'port') if key in params},
+        autocommit=True,
+    )
+    listener.execute(f'LISTEN "{channel}"')
+
+    def count(change):
+        change()
+        with connection.cursor() as cursor:
+            cursor.execute('SELECT pg_notify(%s, %s)', [channel, 'marker'])
+        received = 0
+        for notification in listener.notifies(timeout=BOUND):
+            if notification.payload == 'marker':
+                return received
+            received += 1
+        pytest.fail('the marker notification never came')
+
+    yield count
+    listener.close()
+
+
+@postgresql_only
+def test_install_trigger_is_idempotent(transactional_db):
+    uninstall_trigger(Task, 'status')
+    assert install_trigger(Task, 'status') is True
+    assert install_trigger(Task, 'status') is False
+    assert install_trigger(Upload, 'scan_status') is True
+    assert install_trigger(Upload, 'publish_status') is True
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'testapp_upload'::regclass"
+            " AND tgname LIKE 'modelqueue_%%'"
+        )
+        assert cursor.fetchone() == (4,)
+
+
+@postgresql_only
+def test_every_path_to_waiting_notifies(notifications):
+    task = Task.objects.create(data='finished', status=Status.finished())
+    assert notifications(lambda: Task.objects.create(data='new')) == 1
+    assert notifications(
+        lambda: Task.objects.bulk_create(Task(data=str(n)) for n in range(5))
+    ) == 1, 'one notification per transaction'
+    assert notifications(
+        lambda: Task.objects.filter(pk=task.pk).update(status=with_state('status', 'waiting'))
+    ) == 1
+
+    def raw_update():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                'UPDATE testapp_task SET status = %s WHERE id = %s',
+                [Status.waiting(now() + dt.timedelta(hours=1)), task.pk],
+            )
+
+    assert notifications(raw_update) == 1, 'a scheduled row notifies too'
+
+
+@postgresql_only
+def test_other_changes_do_not_notify(notifications):
+    task = Task(data='t', status=Status.waiting())
+    assert notifications(task.save) == 1
+    assert notifications(lambda: Task.objects.create(data='c', status=Status.created())) == 0
+    assert notifications(lambda: task.save()) == 0, 'status unchanged'
+    assert notifications(lambda: Task.objects.update(note='edited')) == 0
+    for state in (State.working, State.finished, State.canceled):
+        assert notifications(
+            lambda: Task.objects.filter(pk=task.pk).update(status=Status.combine(state, now(), 1))
+        ) == 0
+
+
+@postgresql_only
+def test_listening_waiter_wakes_on_commit_and_survives_a_lost_connection(transactional_db):
+    install_trigger(Task, 'status')
+    waiter = ListeningWaiter(Task.objects.all(), 'status')
+    try:
+        assert waiter.wait(30) is True, 'a fresh LISTEN returns at once'
+        Task.objects.create(data='new')
+        assert bounded(waiter.wait) == (True, True)
+        assert waiter.wait(0.1) is False
+        with connection.cursor() as cursor:
+            cursor.execute(
+                'SELECT pg_terminate_backend(pid) FROM pg_stat_activity'
+                " WHERE query LIKE 'LISTEN%%' AND datname = current_database()"
+            )
+        assert bounded(waiter.wait) == (True, True), 'a lost connection wakes it'
+        assert waiter.wait(30) is True, 'listening again'
+        Task.objects.create(data='after')
+        assert bounded(waiter.wait) == (True, True)
+    finally:
+        waiter.close()
+
+
+def listening():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%%'"
+            " AND state = 'idle' AND datname = current_database()"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+@pytest.mark.processes
+@postgresql_only
+def test_idle_worker_wakes_for_rows_made_due_by_any_path(spawn):
+    child = start_worker(spawn, '--sleep=30')
+    wait_until(listening, 20, 'the worker to LISTEN', child=child)
+    time.sleep(0.2)  # past the check a fresh LISTEN makes
+    Task.objects.create(data='saved')
+    wait_until(executed(1), BOUND, 'a saved row', child=child)
+    Task.objects.bulk_create([Task(data='bulk 1'), Task(data='bulk 2')])
+    wait_until(executed(3), BOUND, 'bulk-created rows', child=child)
+    finished = Task.objects.get(data='saved')
+    Task.objects.filter(pk=finished.pk).update(status=with_state('status', 'waiting'))
+    wait_until(executed(4), BOUND, 'a requeued row', child=child)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            'UPDATE testapp_task SET status = %s WHERE id = %s',
+            [Status.waiting(), finished.pk],
+        )
+    wait_until(executed(5), BOUND, 'a row made due by raw SQL', child=child)
+    due = now() + dt.timedelta(seconds=1)
+    scheduled = Task.objects.create(data='scheduled', status=Status.waiting(due))
+    wait_until(executed(6), BOUND, 'a scheduled row coming due', child=child)
+    child.terminate()
+    status, log = finish(child)
+    assert status == 0, log
+    state, when, _ = Status(Task.objects.get(pk=scheduled.pk).status).parse()
+    assert state == State.finished and when >= due.replace(microsecond=due.microsecond // 1000 * 1000)
+    assert 'listening on modelqueue_testapp_task_status' in log
+
+
+@pytest.mark.processes
+def test_idle_worker_polls_and_wakes_for_a_scheduled_row(spawn):
+    due = now() + dt.timedelta(seconds=1)
+    Task.objects.create(data='scheduled', status=Status.waiting(due))
+    child = start_worker(spawn, '--sleep=30', '--no-listen')
+    wait_until(executed(1), BOUND, 'a scheduled row coming due', child=child)
+    child.terminate()
+    status, log = finish(child)
+    assert status == 0, log
+    assert 'polling every 30s' in log
+
+
+@pytest.mark.processes
+def test_polling_worker_picks_up_new_rows(spawn):
+    child = start_worker(spawn, '--sleep=0.1', '--no-listen')
+    time.sleep(0.3)
+    Task.objects.create(data='new')
+    wait_until(executed(1), BOUND, 'the new row', child=child)
+    child.terminate()
+    status, log = finish(child)
+    assert status == 0, log
+
+
+def test_channel_name_is_the_table_and_column_and_short_enough_for_postgresql():
+    assert channel_name(Task, 'status') == 'modelqueue_testapp_task_status'
+    assert waiter_for(Task.objects.all(), 'status', listen=False).describe(1) == 'polling every 1s'
