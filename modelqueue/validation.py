@@ -17,6 +17,10 @@ MAX_TIMEDELTA = dt.timedelta(days=1000 * 365)
 #: A hundred years: within MAX_TIMEDELTA and what select() can wait.
 MAX_SECONDS = 100 * 365 * 24 * 3600
 
+#: The largest count a worker shares between its processes (a signed 64-bit
+#: integer in shared memory).
+MAX_COUNT = 2**63 - 1
+
 
 def invalid(name, value, expected):
     """The ValueError of every check: the argument, the value, what was expected.
@@ -40,8 +44,8 @@ def check_integer(name, value, maximum):
     return value
 
 
-def check_timedelta(name, value, allow_none=False):
-    """Return `value` if it is a timedelta from zero through `MAX_TIMEDELTA`.
+def check_timedelta(name, value, allow_none=False, above_zero=False):
+    """Return `value` if it is a timedelta from zero (or above) through `MAX_TIMEDELTA`.
 
     >>> check_timedelta('delay', dt.timedelta(days=-1))
     Traceback (most recent call last):
@@ -51,9 +55,14 @@ def check_timedelta(name, value, allow_none=False):
     """
     if value is None and allow_none:
         return value
-    if not isinstance(value, dt.timedelta) or not dt.timedelta(0) <= value <= MAX_TIMEDELTA:
+    if (
+        not isinstance(value, dt.timedelta)
+        or not dt.timedelta(0) <= value <= MAX_TIMEDELTA
+        or (above_zero and not value)
+    ):
+        least = 'above zero' if above_zero else 'of zero or more'
         raise invalid(
-            name, value, f'a datetime.timedelta of zero or more, at most {MAX_TIMEDELTA.days} days'
+            name, value, f'a datetime.timedelta {least}, at most {MAX_TIMEDELTA.days} days'
         )
     return value
 
@@ -80,20 +89,20 @@ def check_seconds(name, value, above_zero=False):
     return number
 
 
-def check_count(name, value, allow_none=False):
-    """Return `value` if it is a whole number of at least 1.
+def check_count(name, value, maximum=MAX_COUNT, allow_none=False):
+    """Return `value` if it is a whole number from 1 through `maximum`.
 
-    >>> check_count('concurrency', 4)
+    >>> check_count('concurrency', 4, 256)
     4
-    >>> check_count('max_tasks', 0)
+    >>> check_count('concurrency', 1000000, 256)
     Traceback (most recent call last):
       ...
-    ValueError: invalid max_tasks 0: expected a whole number of 1 or more
+    ValueError: invalid concurrency 1000000: expected a whole number from 1 through 256
     """
     if value is None and allow_none:
         return value
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise invalid(name, value, 'a whole number of 1 or more')
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+        raise invalid(name, value, f'a whole number from 1 through {maximum}')
     return value
 
 

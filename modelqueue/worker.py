@@ -23,12 +23,14 @@ from django.db import close_old_connections, connections
 
 from .queue import Abort, Cancel, Retry, check_run_arguments, run
 from .status import ONE_HOUR, ZERO_SECS, Status
-from .validation import check_count, check_seconds
+from .validation import check_count, check_seconds, check_timedelta
 from .wakeup import install_trigger, waiter_for
 
 logger = logging.getLogger('modelqueue.worker')
 
 BACKOFF = (0.5, 30.0)  # first and longest pause after a database error
+#: The most worker processes one command starts.
+MAX_CONCURRENCY = 256
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -62,6 +64,8 @@ class Worker:
         listen=True,
     ):
         self.attname = check_run_arguments(queryset, field, action, retry, timeout, delay)
+        # A zero timeout would let a second worker reclaim the task in hand.
+        check_timedelta('timeout', timeout, above_zero=True)
         self.queryset = queryset
         self.field = field
         self.action = action
@@ -70,7 +74,7 @@ class Worker:
         self.delay = delay
         self.sleep = check_seconds('sleep', sleep, above_zero=True)
         self.burst = burst
-        self.budget = TaskBudget(max_tasks)
+        self.budget = TaskBudget(check_count('max_tasks', max_tasks, allow_none=True))
         self.listen = listen
         self.processed = 0
         self.stopping = False
@@ -320,7 +324,7 @@ def serve(worker, concurrency=1):
     wakes idle workers on commit (see :func:`modelqueue.wakeup.install_trigger`).
     Returns the exit status: 0 after a graceful stop.
     """
-    check_count('concurrency', concurrency)
+    check_count('concurrency', concurrency, MAX_CONCURRENCY)
     if worker.listen:
         _install_trigger(worker)
     if concurrency == 1:

@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.module_loading import import_string
 
 from ...validation import check_count, check_seconds
-from ...worker import Worker, serve
+from ...worker import MAX_CONCURRENCY, Worker, serve
 
 LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO}
 
@@ -91,14 +91,16 @@ class Command(BaseCommand):
                 options['field'],
                 action,
                 retry=options['retry'],
-                timeout=dt.timedelta(seconds=check_seconds('timeout', options['timeout'])),
+                timeout=dt.timedelta(
+                    seconds=check_seconds('timeout', options['timeout'], above_zero=True)
+                ),
                 delay=dt.timedelta(seconds=check_seconds('delay', options['delay'])),
                 sleep=options['sleep'],
                 burst=options['burst'],
                 max_tasks=check_count('max-tasks', options['max_tasks'], allow_none=True),
                 listen=options['listen'],
             )
-            concurrency = check_count('concurrency', options['concurrency'])
+            concurrency = check_count('concurrency', options['concurrency'], MAX_CONCURRENCY)
         except ValueError as error:
             raise CommandError(error) from None
         status = serve(worker, concurrency)
