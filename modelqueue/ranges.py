@@ -29,24 +29,30 @@ def between(field, low, high):
 
 
 def in_states(field, *states):
-    """Rows of `field` in `states`, which must be consecutive (one range).
+    """Rows of `field` in `states`: one range per run of consecutive states.
+
+    A stored value that is not a status (negative, or outside the five
+    states) is in no state.
 
     >>> in_states('status', 'created', 'waiting', 'working')
     <Q: (AND: ('status__gte', 1000000000000000000), ('status__lte', 3999999999999999999))>
-    >>> in_states('status', 'created', 'finished')
-    Traceback (most recent call last):
-      ...
-    ValueError: invalid states ('created', 'finished'): expected consecutive states, such as created, waiting, working
+    >>> print(in_states('status', 'waiting', 'finished'))  # doctest: +NORMALIZE_WHITESPACE
+    (OR: (AND: ('status__gte', 2000000000000000000), ('status__lte', 2999999999999999999)),
+         (AND: ('status__gte', 4000000000000000000), ('status__lte', 4999999999999999999)))
     """
-    found = [State.get(state) for state in states]
-    if not found or [int(state) for state in found] != list(
-        range(int(found[0]), int(found[0]) + len(found))
-    ):
-        raise ValueError(
-            f'invalid states {states!r}: expected consecutive states, such as'
-            ' created, waiting, working'
-        )
-    return between(field, Status.minimum(found[0]), Status.maximum(found[-1]))
+    numbers = sorted({int(State.get(state)) for state in states})
+    if not numbers:
+        raise ValueError('invalid states (): expected one state or more')
+    runs = [[numbers[0], numbers[0]]]
+    for number in numbers[1:]:
+        if number == runs[-1][1] + 1:
+            runs[-1][1] = number
+        else:
+            runs.append([number, number])
+    found = Q()
+    for first, last in runs:
+        found |= between(field, Status.minimum(first), Status.maximum(last))
+    return found
 
 
 def last_due(at):
@@ -64,9 +70,13 @@ def due(field, at):
     return between(field, Status.minimum(State.waiting), last_due(at))
 
 
-def due_with_timestamp(field, at):
-    """Due rows whose priority is a timestamp: the ones that have an age."""
-    return between(field, Status.waiting(FIRST_TIMESTAMP, 0), last_due(at))
+def due_with_timestamp(field, at, since=FIRST_TIMESTAMP):
+    """Due rows whose priority is at or after the timestamp `since` (a priority).
+
+    Some integers in that range are not timestamps (see
+    :func:`modelqueue.status.next_timestamp`); the caller skips them.
+    """
+    return between(field, Status.waiting(since, 0), last_due(at))
 
 
 def scheduled(field, at):

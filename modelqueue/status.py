@@ -93,6 +93,47 @@ def priority_to_datetime(priority):
         return None
 
 
+def next_timestamp(priority):
+    """Return the first timestamp priority at or after `priority`, or None.
+
+    A 17-digit integer can look like a timestamp and not be one (month 13,
+    February 30, hour 25): the next timestamp is where its first impossible
+    part rolls over. None means past the year 9999.
+
+    >>> next_timestamp(20260230123456789)  # February 30
+    20260301000000000
+    >>> next_timestamp(20180102030456789)
+    20180102030456789
+    """
+    if priority_to_datetime(priority) is not None:
+        return priority
+    rest, _millisecond = divmod(priority, 1000)
+    rest, second = divmod(rest, 100)
+    rest, minute = divmod(rest, 100)
+    rest, hour = divmod(rest, 100)
+    rest, day = divmod(rest, 100)
+    year, month = divmod(rest, 100)
+    try:
+        if year < 1:
+            return datetime_to_priority(dt.datetime(1, 1, 1))
+        if not 1 <= month <= 12:
+            return datetime_to_priority(dt.datetime(year + (month > 12), 1, 1))
+        first = dt.datetime(year, month, 1)
+        following = (first + dt.timedelta(days=31)).replace(day=1)
+        if not 1 <= day <= (following - first).days:
+            return datetime_to_priority(first if day < 1 else following)
+        start = first.replace(day=day)
+        if hour > 23:
+            return datetime_to_priority(start + dt.timedelta(days=1))
+        if minute > 59:
+            return datetime_to_priority(start.replace(hour=hour) + dt.timedelta(hours=1))
+        return datetime_to_priority(
+            start.replace(hour=hour, minute=minute) + dt.timedelta(minutes=1)
+        )  # seconds past 59: milliseconds run 0 through 999 and are never wrong
+    except (ValueError, OverflowError):  # past the year 9999
+        return None
+
+
 class State(int):
     """Model Queue State
 

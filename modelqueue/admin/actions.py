@@ -5,8 +5,8 @@
 modelqueue 2.2.1, for projects moving from it.
 """
 
-from django.contrib import admin
-from django.contrib.admin import helpers
+from django.contrib import admin, messages
+from django.contrib.admin import ModelAdmin, helpers
 from django.contrib.admin.utils import model_ngettext
 from django.template.response import TemplateResponse
 from django.utils.text import format_lazy
@@ -39,7 +39,7 @@ def admin_actions(field):
             ]
 
     Each action is one UPDATE over the selection and needs the change
-    permission.
+    permission. A stored value that is not a status is left as it is.
 
     >>> [action.__name__ for action in admin_actions('status')][-2:]
     ['make_status_priority_now', 'make_status_attempts_zero']
@@ -53,7 +53,8 @@ def admin_actions(field):
     def make_action(name, description, expression):
         @admin.action(description=description, permissions=['change'])
         def action(modeladmin, request, queryset):
-            queryset.update(**{field: expression()})
+            valid = ranges.in_states(field, *Status.states)
+            queryset.filter(valid).update(**{field: expression()})
 
         action.__name__ = name
         return action
@@ -110,18 +111,17 @@ def queue_actions(field, several=False):
 
         return decorate
 
-    def apply(operation, modeladmin, request, queryset, **options):
-        before, changed = operation.apply(queryset, field, **options)
-        operation.report(modeladmin, request, queryset.model, field, before, changed)
-
     @action(f'requeue_{field}', _('Requeue selected %(verbose_name_plural)s (due now, 0 attempts)'))
     def requeue(modeladmin, request, queryset):
-        apply(REQUEUE, modeladmin, request, queryset)
+        if may_change_each(modeladmin, request, queryset):
+            REQUEUE.run(modeladmin, request, queryset, field)
 
     @action(f'cancel_{field}', _('Cancel selected %(verbose_name_plural)s'))
     def cancel(modeladmin, request, queryset):
+        if not may_change_each(modeladmin, request, queryset):
+            return None
         if request.POST.get('post') == 'yes':
-            apply(CANCEL, modeladmin, request, queryset)
+            CANCEL.run(modeladmin, request, queryset, field)
             return None
         return selection_page(
             modeladmin, request, queryset, field, CANCEL, _('Cancel queue rows'),
@@ -130,10 +130,14 @@ def queue_actions(field, several=False):
 
     @action(f'reprioritize_{field}', _('Reprioritize selected %(verbose_name_plural)s'))
     def reprioritize(modeladmin, request, queryset):
+        if not may_change_each(modeladmin, request, queryset):
+            return None
         if 'apply' in request.POST:
             form = ReprioritizeForm(request.POST, prefix='reprioritize')
             if form.is_valid():
-                apply(REPRIORITIZE, modeladmin, request, queryset, priority=form.priority_value())
+                REPRIORITIZE.run(
+                    modeladmin, request, queryset, field, priority=form.priority_value()
+                )
                 return None
         else:
             form = ReprioritizeForm(prefix='reprioritize')
@@ -144,9 +148,44 @@ def queue_actions(field, several=False):
 
     @action(f'reset_{field}_attempts', _('Reset attempts of selected %(verbose_name_plural)s to 0'))
     def reset_attempts(modeladmin, request, queryset):
-        apply(RESET_ATTEMPTS, modeladmin, request, queryset)
+        if may_change_each(modeladmin, request, queryset):
+            RESET_ATTEMPTS.run(modeladmin, request, queryset, field)
 
     return [requeue, cancel, reprioritize, reset_attempts]
+
+
+def may_change_each(modeladmin, request, queryset):
+    """Whether the user may change every selected row; if not, say which.
+
+    As Django's ``delete_selected`` checks each object: when the model admin
+    overrides ``has_change_permission``, it is asked about every row (Django's
+    own ignores the row, so then nothing needs reading). One row refused
+    refuses the whole action, and nothing changes.
+    """
+    if type(modeladmin).has_change_permission is ModelAdmin.has_change_permission:
+        return True
+    refused = [
+        row
+        for row in queryset.iterator(chunk_size=2000)
+        if not modeladmin.has_change_permission(request, row)
+    ]
+    if not refused:
+        return True
+    shown = ', '.join(str(row) for row in refused[:5]) + (', ...' if len(refused) > 5 else '')
+    modeladmin.message_user(
+        request,
+        _(
+            'Nothing was changed: you may not change %(count)s of the selected'
+            ' %(items)s (%(rows)s).'
+        )
+        % {
+            'count': len(refused),
+            'items': model_ngettext(modeladmin.model, len(refused)),
+            'rows': shown,
+        },
+        messages.ERROR,
+    )
+    return False
 
 
 def selection_page(modeladmin, request, queryset, field, operation, title, page, **extra):

@@ -14,7 +14,15 @@ from django.db.models import Count, Min, Q
 
 from .. import ranges
 from ..expressions import to_minute
-from ..status import ONE_HOUR, State, Status, datetime_to_priority, now, priority_to_datetime
+from ..status import (
+    ONE_HOUR,
+    State,
+    Status,
+    datetime_to_priority,
+    next_timestamp,
+    now,
+    priority_to_datetime,
+)
 
 #: Minutes of throughput the dashboard shows.
 THROUGHPUT_MINUTES = 60
@@ -29,13 +37,38 @@ def backlog(queryset, field, current):
     due timestamp (an aware datetime), or None when no timestamped row is due.
     """
     due = queryset.filter(ranges.due(field, current)).count()
-    oldest = (
-        queryset.filter(ranges.due_with_timestamp(field, current))
-        .order_by()
-        .aggregate(oldest=Min(field))['oldest']
-    )
-    oldest_due = None if oldest is None else priority_to_datetime(Status(oldest).priority)
-    return due, oldest_due
+    return due, oldest_due(queryset, field, current)
+
+
+#: How many integer priorities that look like timestamps the oldest due row
+#: may skip before the dashboard gives up on its age.
+SKIPS = 16
+
+
+def oldest_due(queryset, field, current):
+    """The earliest due timestamp (an aware datetime), or None.
+
+    An integer priority may fall inside the range of timestamps without
+    being one (``20260000000000000``); each such value is skipped by asking
+    again from the next real timestamp, one indexed MIN at a time.
+    """
+    since = ranges.FIRST_TIMESTAMP
+    for _ in range(SKIPS):
+        oldest = (
+            queryset.filter(ranges.due_with_timestamp(field, current, since))
+            .order_by()
+            .aggregate(oldest=Min(field))['oldest']
+        )
+        if oldest is None:
+            return None
+        priority = Status(oldest).priority
+        when = priority_to_datetime(priority)
+        if when is not None:
+            return when
+        since = next_timestamp(priority)
+        if since is None:
+            return None
+    return None
 
 
 def stalled(queryset, field, current, timeout=ONE_HOUR):
@@ -91,18 +124,18 @@ def queue_figures(queryset, field, timeout=ONE_HOUR, current=None):
     """
     current = now() if current is None else current
     counts = ranges.tally(queryset, field)
-    due, oldest_due = backlog(queryset, field, current)
+    due, oldest = backlog(queryset, field, current)
     minutes, finished, canceled = throughput(queryset, field, current)
     latency = None
-    if oldest_due is not None:
-        latency = max(0, int((current - oldest_due).total_seconds()))
+    if oldest is not None:
+        latency = max(0, int((current - oldest).total_seconds()))
     return {
         'field': field,
         'tally': counts,
         'due': due,
         'scheduled': counts[State.waiting.name] - due,
         'stalled': stalled(queryset, field, current, timeout),
-        'oldest_due': None if oldest_due is None else iso(oldest_due),
+        'oldest_due': None if oldest is None else iso(oldest),
         'latency_seconds': latency,
         'throughput': {
             'minutes': [iso(minute) for minute in minutes],

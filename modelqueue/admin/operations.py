@@ -21,37 +21,64 @@ from .. import ranges
 from ..expressions import with_attempts, with_priority, with_state_and_priority
 from ..status import State, Status, now
 from .display import STATE_LABELS
+from .history import ROWS_LOGGED_ONE_BY_ONE, log_operation
 
 
 class Operation:
     """A rewrite of the status of rows in `states` to what `new_status` gives.
 
     `new_status(field, **options)` returns the value or expression written
-    to `field`; `done` is the message reported after it, with the
-    placeholders ``%(count)s``, ``%(items)s``, ``%(field)s`` and
-    ``%(states)s``.
+    to `field`; `verb` names the operation in the admin history; `done` is
+    the message reported after it, with the placeholders ``%(count)s``,
+    ``%(items)s``, ``%(field)s`` and ``%(states)s``.
     """
 
-    def __init__(self, name, states, new_status, done):
+    def __init__(self, name, states, new_status, verb, done):
         self.name = name
         self.states = tuple(states)
         self.new_status = new_status
+        self.verb = verb
         self.done = done
 
     def apply(self, queryset, field, **options):
         """Rewrite the rows of `queryset` in this operation's states.
 
-        :returns: (tally of the selection before, number of rows changed)
+        When few rows change, they are locked and read first, so the admin
+        history can say what each one was.
+
+        :returns: (tally of the selection before, number of rows changed,
+            list of (row, previous status) or None when too many changed)
         """
+        in_states = ranges.in_states(field, *self.states)
+        value = self.new_status(field, **options)
         with transaction.atomic(using=queryset.db):
             before = ranges.tally(queryset, field)
-            changed = queryset.filter(ranges.in_states(field, *self.states)).update(
-                **{field: self.new_status(field, **options)}
+            if sum(before[state.name] for state in self.states) > ROWS_LOGGED_ONE_BY_ONE:
+                return before, queryset.filter(in_states).update(**{field: value}), None
+            pks = list(queryset.filter(in_states).values_list('pk', flat=True))
+            rows = (
+                queryset.model._base_manager.using(queryset.db)
+                .filter(in_states, pk__in=pks)
+                .select_for_update()
             )
-        return before, changed
+            locked = [(row, Status(getattr(row, field))) for row in rows]
+            changed = (
+                queryset.model._base_manager.using(queryset.db)
+                .filter(pk__in=[row.pk for row, _ in locked])
+                .update(**{field: value})
+            )
+        return before, changed, locked
+
+    def run(self, model_admin, request, queryset, field, **options):
+        """Apply the operation, tell the user what changed, and log it."""
+        before, changed, rows = self.apply(queryset, field, **options)
+        summary = self.report(model_admin, request, queryset.model, field, before, changed)
+        if changed:
+            log_operation(request, queryset.model, field, self, rows, summary)
+        return changed
 
     def report(self, model_admin, request, model, field, before, changed):
-        """Tell the user how many rows changed, by their previous state.
+        """Tell the user how many rows changed, by their previous state; return it.
 
         Rows in other states were left as they were, which is reported too.
         """
@@ -73,6 +100,7 @@ class Operation:
                 % {'field': label, 'states': states_text(left)},
                 messages.WARNING,
             )
+        return message
 
 
 def field_label(model, field):
@@ -91,24 +119,30 @@ REQUEUE = Operation(
     'requeue',
     Status.states,
     lambda field: Status.waiting(now(), 0),
+    _('requeued'),
     _('Requeued %(count)s %(items)s (%(field)s), previously %(states)s.'),
 )
 CANCEL = Operation(
     'cancel',
     (State.created, State.waiting, State.working),
     lambda field: with_state_and_priority(field, State.canceled, now()),
+    _('canceled'),
     _('Canceled %(count)s %(items)s (%(field)s), previously %(states)s.'),
 )
 REPRIORITIZE = Operation(
     'reprioritize',
     (State.created, State.waiting),
     lambda field, priority: with_priority(field, priority),
+    _('reprioritized'),
     _('Reprioritized %(count)s %(items)s (%(field)s), previously %(states)s.'),
 )
 RESET_ATTEMPTS = Operation(
     'reset_attempts',
-    Status.states,
+    # Not working rows: the worker's outcome would be fenced off, and the row
+    # would stay working with 0 attempts until the timeout, then run again.
+    (State.created, State.waiting, State.finished, State.canceled),
     lambda field: with_attempts(field, 0),
+    _('reset the attempts of'),
     _('Reset the attempts of %(count)s %(items)s (%(field)s), previously %(states)s.'),
 )
 

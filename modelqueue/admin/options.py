@@ -23,6 +23,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.options import IS_POPUP_VAR
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connections, router
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.template.loader import select_template
 from django.template.response import TemplateResponse
@@ -152,22 +153,40 @@ class QueueAdminMixin:
     def response_action(self, request, queryset, **kwargs):
         """Refuse a selection that holds no primary keys, with a message.
 
-        The changelist only ever posts primary keys; a forged value would
-        otherwise reach ``pk__in`` and end in a server error.
+        The changelist only ever posts primary keys; a forged value (not a
+        key, or an integer beyond the key column's range) would otherwise
+        reach ``pk__in`` and end in a server error.
         """
-        if not request.POST.get('select_across') == '1':
-            try:
-                for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
-                    self.model._meta.pk.to_python(value)
-            except ValidationError:
-                self.message_user(
-                    request,
-                    _('The selection %(selection)s is not a list of row ids.')
-                    % {'selection': request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)},
-                    messages.ERROR,
-                )
-                return None
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        if request.POST.get('select_across') != '1' and not all(
+            self.is_row_id(value) for value in selected
+        ):
+            self.message_user(
+                request,
+                _('The selection %(selection)s is not a list of row ids.')
+                % {'selection': selected},
+                messages.ERROR,
+            )
+            return None
         return super().response_action(request, queryset, **kwargs)
+
+    def is_row_id(self, value):
+        """Whether `value` can be a primary key of the model: the right type,
+        and within the range of an integer key column."""
+        pk = self.model._meta.pk
+        try:
+            key = pk.to_python(value)
+        except ValidationError:
+            return False
+        if isinstance(key, int):
+            try:
+                low, high = connections[router.db_for_read(self.model)].ops.integer_field_range(
+                    pk.get_internal_type()
+                )
+            except KeyError:  # not an integer column of a known size
+                return True
+            return (low is None or low <= key) and (high is None or key <= high)
+        return True
 
     # Columns, filters and the change form.
 
@@ -401,20 +420,23 @@ class QueueAdminMixin:
         )
 
     def queue_row_view(self, request, object_id, field, operation):
-        """Requeue or cancel one row from its change form (POST only)."""
+        """Requeue or cancel one row from its change form (POST only).
+
+        The change permission is checked before the row is looked up, so a
+        user without it cannot tell which ids exist (403 for every id).
+        """
         if request.method != 'POST':
             return HttpResponseNotAllowed(['POST'])
+        if not self.has_change_permission(request):
+            raise PermissionDenied
         if field not in self.valid_queue_fields or operation not in ROW_OPERATIONS:
             raise Http404(f'no queue operation {operation!r} on field {field!r}')
-        obj = self.get_object(request, unquote(object_id))
+        object_id = unquote(object_id)
+        obj = self.get_object(request, object_id) if self.is_row_id(object_id) else None
         if obj is None:
             raise Http404(f'no {self.model._meta.verbose_name} with id {object_id!r}')
         if not self.has_change_permission(request, obj):
             raise PermissionDenied
-        chosen = ROW_OPERATIONS[operation]
         row = self.get_queryset(request).filter(pk=obj.pk)
-        before, changed = chosen.apply(row, field)
-        chosen.report(self, request, self.model, field, before, changed)
-        if changed:
-            self.log_change(request, obj, [{'changed': {'fields': [field_label(self.model, field)]}}])
+        ROW_OPERATIONS[operation].run(self, request, row, field)
         return HttpResponseRedirect(self.queue_url('change', obj.pk))

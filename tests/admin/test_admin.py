@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 import modelqueue
 from modelqueue import State, Status
 from modelqueue.admin import QueueAdminMixin, QueueAdminSite
+from tests.support.admin import post_action
 from tests.support.users import create_user
 from tests.testapp.models import Task, Upload
 
@@ -47,17 +48,6 @@ def state_of(task):
 
 def texts(response):
     return [str(message) for message in response.context['messages']]
-
-
-def post_action(client, action, tasks, url=CHANGELIST, follow=True, **data):
-    payload = {
-        'action': action,
-        '_selected_action': [task.pk for task in tasks],
-        'index': 0,
-        'select_across': 0,
-        **data,
-    }
-    return client.post(url, payload, follow=follow)
 
 
 # The mixin merges with what the subclass declares.

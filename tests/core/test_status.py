@@ -8,6 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelqueue import ONE_HOUR, ZERO_SECS, State, Status, now
+from modelqueue.ranges import FIRST_TIMESTAMP
+from modelqueue.status import datetime_to_priority, next_timestamp, priority_to_datetime
 
 VALID_DATETIMES = st.datetimes(
     min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31, 23, 59, 59)
@@ -181,3 +183,16 @@ def test_arbitrary_values_are_statuses_or_value_errors(value):
         assert repr(value)[:50] in str(error) or len(repr(value)) > 50
     else:
         assert Status.combine(*status.parse(datetime=False)) == status
+
+
+@given(st.integers(min_value=0, max_value=10**17 - 1))
+def test_next_timestamp_is_the_first_real_timestamp_at_or_after(priority):
+    found = next_timestamp(priority)
+    if found is None:
+        assert priority >= 99991231235959000
+        return
+    assert found >= priority and priority_to_datetime(found) is not None
+    # Nothing real lies between: the millisecond before is no timestamp, or before `priority`.
+    if found > priority and found > FIRST_TIMESTAMP:
+        before = priority_to_datetime(found) - dt.timedelta(milliseconds=1)
+        assert datetime_to_priority(before) < priority
