@@ -13,8 +13,10 @@ changelist's current selection (its filters and search) with every queue
 field decoded (see `modelqueue.resources`); import shows
 django-import-export's preview, with decoded statuses, before anything is
 saved, and saves all rows or none. Importing needs the add and change
-permissions, exporting the view permission. Working rows are refused unless
-the operator ticks "Allow working rows" on the import form.
+permissions, exporting the view permission. Working rows, and finished or
+canceled rows sent back to the queue, are refused unless the operator ticks
+"Allow working rows" or "Allow finished and canceled rows to run again" on
+the import form.
 
 Needs django-import-export ('import_export' in INSTALLED_APPS).
 """
@@ -35,23 +37,37 @@ from import_export.admin import ImportExportMixin  # noqa: E402 isort:skip
 from import_export.forms import ConfirmImportForm, ImportForm  # noqa: E402 isort:skip
 
 ALLOW_WORKING_HELP = _(
-    'Rows in the working state are refused unless this is ticked: no worker'
-    ' holds them, so they would look stalled.'
+    'Unless this is ticked, a working status in the file is refused (no worker'
+    ' would hold the row, so it would look stalled), and so is any change to a'
+    ' row a worker holds now.'
 )
+ALLOW_RERUN_HELP = _(
+    'Unless this is ticked, a status that sends a finished or canceled row back'
+    ' to created or waiting is refused: the row would run again.'
+)
+
+#: The opt-ins of an import, carried from the import form to the confirmation.
+OPT_INS = ('allow_working', 'allow_rerun')
 
 
 class QueueImportForm(ImportForm):
-    """django-import-export's import form, with the working-rows opt-in."""
+    """django-import-export's import form, with the opt-ins of queue rows."""
 
     allow_working = forms.BooleanField(
         label=_('Allow working rows'), required=False, help_text=ALLOW_WORKING_HELP
     )
+    allow_rerun = forms.BooleanField(
+        label=_('Allow finished and canceled rows to run again'),
+        required=False,
+        help_text=ALLOW_RERUN_HELP,
+    )
 
 
 class QueueConfirmImportForm(ConfirmImportForm):
-    """The confirmation form, carrying the working-rows opt-in to the import."""
+    """The confirmation form, carrying the opt-ins to the import."""
 
     allow_working = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    allow_rerun = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
 
 class QueueImportExportMixin(ImportExportMixin):
@@ -114,15 +130,17 @@ class QueueImportExportMixin(ImportExportMixin):
 
     def get_import_resource_kwargs(self, request, **kwargs):
         resource_kwargs = super().get_import_resource_kwargs(request, **kwargs)
-        form = kwargs.get('form')
-        if getattr(form, 'cleaned_data', {}).get('allow_working'):
-            resource_kwargs['allow_working'] = True
+        cleaned = getattr(kwargs.get('form'), 'cleaned_data', {})
+        for name in OPT_INS:
+            if cleaned.get(name):
+                resource_kwargs[name] = True
         return resource_kwargs
 
     def get_confirm_form_initial(self, request, import_form):
         initial = super().get_confirm_form_initial(request, import_form)
         if import_form is not None:
-            initial['allow_working'] = import_form.cleaned_data.get('allow_working')
+            for name in OPT_INS:
+                initial[name] = import_form.cleaned_data.get(name)
         return initial
 
     def process_import(self, request, **kwargs):

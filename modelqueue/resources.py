@@ -22,11 +22,22 @@ On import a row gives the status either way:
 - otherwise the decoded columns: ``status_state`` is required, a blank
   ``status_when`` means now, a blank ``status_attempts`` means 0. Naive
   datetimes are taken as UTC, like everywhere in modelqueue;
-- a row with every status column blank or absent becomes waiting, due now.
+- a row with every status column blank or absent keeps the status it has;
+  a new row becomes waiting, due now.
 
-A row that would be *working* is refused unless the resource allows it
-(``allow_working = True`` in its Meta, or ``allow_working=True`` when
-making it): a working row that no worker holds would look stalled.
+An import never undoes a worker's result:
+
+- A status that would be *working* is refused unless the resource allows it
+  (``allow_working = True`` in its Meta, or ``allow_working=True`` when
+  making it): a working row that no worker holds would look stalled.
+- A row that is working now (a worker holds it) is refused if the import
+  would change anything of it, with the same opt-in.
+- A status that sends a finished or canceled row back to created or waiting
+  (so that it runs again) is refused unless the resource allows it
+  (``allow_rerun``).
+- An existing row is saved with one UPDATE of the columns the file changed,
+  and only while its queue fields still hold what the import read; if a
+  worker claimed or finished it meanwhile, the import fails and saves nothing.
 
 Every error names the row, the column and the value, and the import is all
 or nothing: a single bad row means nothing of the file is saved.
@@ -36,7 +47,8 @@ This module needs django-import-export; the rest of modelqueue does not.
 
 import datetime as dt
 
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.db import router
 from django.utils.translation import gettext as _
 
 from .status import State, Status, now
@@ -67,13 +79,29 @@ def _is_blank(value):
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+#: Past this, a float (a spreadsheet's number) no longer holds every integer.
+EXACT_FLOAT = 2**53
+
+
 def _whole_number(value):
-    """Return `value` as an int if it is a whole number (or its text), else None."""
+    """Return `value` as an int if it is a whole number (or its text), else None.
+
+    A float beyond 2**53 is refused: it has lost digits already (a
+    spreadsheet turns 12345678901234567 into 12345678901234568).
+    """
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
     if isinstance(value, float) and value.is_integer():
+        if abs(value) > EXACT_FLOAT:
+            raise ValueError(
+                _(
+                    'invalid number %(value)r: beyond %(limit)s a spreadsheet number'
+                    ' has lost digits; write it as text'
+                )
+                % {'value': value, 'limit': EXACT_FLOAT}
+            )
         return int(value)
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         return int(value.strip())
@@ -196,7 +224,8 @@ class QueueStatusField(fields.Field):
 
     It reads every column of its queue field (see `queue_columns`), so an
     import works with the raw integer, with the decoded columns, or with
-    neither (waiting, due now). See the module documentation for the rules.
+    neither (then `clean` returns None: the row keeps its status, a new row
+    is waiting). See the module documentation for the rules.
     """
 
     def __init__(self, attribute, column_name=None, **kwargs):
@@ -265,7 +294,7 @@ class QueueStatusField(fields.Field):
                 decoded.get('attempts', 0),
             )
         else:
-            status = Status.waiting()
+            return None
         if status.state == State.working and not allow_working:
             column = part_columns[0] if 'state' in decoded else raw_column
             value = given['state'] if 'state' in decoded else raw
@@ -280,6 +309,38 @@ class QueueStatusField(fields.Field):
                 % {'value': value},
             )
         return status
+
+
+def _field_values(instance):
+    """The loaded values of `instance`'s concrete fields, by attname, but the key."""
+    return {
+        field.attname: instance.__dict__.get(field.attname)
+        for field in instance._meta.concrete_fields
+        if not field.primary_key
+    }
+
+
+def _state_of(value):
+    try:
+        return Status(value).state
+    except ValueError:
+        return None
+
+
+def _refuse_rerun(field, current, status, row, kwargs):
+    """Refuse a status that sends a finished or canceled row back to the queue."""
+    was = _state_of(current)
+    if was in (State.finished, State.canceled) and status.state in (State.created, State.waiting):
+        raise _row_error(
+            kwargs.get('row_number'),
+            field.column_name,
+            _(
+                '%(new)s would send this %(was)s row back to %(state)s, so it would'
+                ' run again: refused. Explicitly allow rows to run again'
+                ' (allow_rerun) to import it'
+            )
+            % {'new': int(status), 'was': was.name, 'state': status.state.name},
+        )
 
 
 def _row_error(row_number, column, problem):
@@ -304,22 +365,32 @@ class QueueResource(resources.ModelResource):
                 model = Task
                 queue_fields = ['status']
                 allow_working = False  # the default
+                allow_rerun = False  # the default
 
     Imports run in one transaction that is rolled back when any row is
-    invalid. ``allow_working`` may also be given when making the resource:
-    ``TaskResource(allow_working=True)``.
+    invalid. ``allow_working`` and ``allow_rerun`` may also be given when
+    making the resource: ``TaskResource(allow_working=True)``. Rows are
+    saved one by one, fenced on their status, so ``use_bulk`` is refused.
     """
 
     class Meta:
         use_transactions = True
         queue_fields = ()
         allow_working = False
+        allow_rerun = False
 
-    def __init__(self, allow_working=None, **kwargs):
+    def __init__(self, allow_working=None, allow_rerun=None, **kwargs):
         super().__init__(**kwargs)
         self.allow_working = (
             self._meta.allow_working if allow_working is None else allow_working
         )
+        self.allow_rerun = self._meta.allow_rerun if allow_rerun is None else allow_rerun
+        if self._meta.use_bulk:
+            raise ImproperlyConfigured(
+                f'{type(self).__name__}: use_bulk is not supported; a QueueResource'
+                " saves each row only while its status is still what it read, so"
+                " that an import never undoes a worker's result"
+            )
         self.queue_fields = [
             name for name in self._meta.queue_fields if name in self.fields
         ]
@@ -356,13 +427,93 @@ class QueueResource(resources.ModelResource):
         self.fields = fields_
 
     def import_field(self, field, instance, row, is_m2m=False, **kwargs):
-        """Import a queue field even when its raw column is absent."""
-        if isinstance(field, QueueStatusField):
-            field.save(
-                instance, row, is_m2m, allow_working=self.allow_working, **kwargs
-            )
-        else:
+        """Import a queue field even when its raw column is absent.
+
+        A row whose status columns are blank or absent keeps its status; a
+        new one is waiting, due now.
+        """
+        if not isinstance(field, QueueStatusField):
             super().import_field(field, instance, row, is_m2m, **kwargs)
+            return
+        status = field.clean(row, allow_working=self.allow_working, **kwargs)
+        if status is None:
+            if not instance._state.adding:
+                return  # the file says nothing of the status: keep it
+            status = Status.waiting()
+        elif not instance._state.adding and not self.allow_rerun:
+            _refuse_rerun(field, getattr(instance, field.attribute), status, row, kwargs)
+        setattr(instance, field.attribute, status)
+
+    def import_instance(self, instance, row, **kwargs):
+        """Import the row's columns; refuse to change a row a worker holds.
+
+        Remembers what changed and the queue fields as read, for the fenced
+        save in `do_instance_save`.
+        """
+        if instance._state.adding:
+            return super().import_instance(instance, row, **kwargs)
+        before = _field_values(instance)
+        super().import_instance(instance, row, **kwargs)
+        after = _field_values(instance)
+        changed = [name for name, value in after.items() if value != before[name]]
+        read = {name: before[name] for name in self._queue_attnames()}
+        working = [name for name, value in read.items() if _state_of(value) == State.working]
+        if changed and working and not self.allow_working:
+            raise ValidationError(
+                {
+                    working[0]: _row_error(
+                        kwargs.get('row_number'),
+                        working[0],
+                        _(
+                            'the row is working now (a worker holds it): importing'
+                            ' would change %(columns)s, refused. Import it after'
+                            ' the worker is done, or explicitly allow working rows'
+                            ' (allow_working)'
+                        )
+                        % {'columns': ', '.join(changed)},
+                    ).args[0]
+                }
+            )
+        instance._modelqueue_import = (read, changed)
+        return None
+
+    def do_instance_save(self, instance, is_create):
+        """Save a new row as usual; an existing one with one fenced UPDATE.
+
+        Only the columns the file changed are written, and only while the
+        row's queue fields still hold what the import read: a worker that
+        claimed or finished it meanwhile wins, and the import fails whole.
+        """
+        if is_create or not hasattr(instance, '_modelqueue_import'):
+            return super().do_instance_save(instance, is_create)
+        read, changed = instance._modelqueue_import
+        if not changed:
+            return None
+        model = type(instance)
+        values = {
+            field.attname: field.pre_save(instance, add=False)
+            for field in model._meta.concrete_fields
+            if field.attname in changed
+        }
+        written = (
+            model._base_manager.using(router.db_for_write(model, instance=instance))
+            .filter(pk=instance.pk, **read)
+            .update(**values)
+        )
+        if not written:
+            raise ValueError(
+                _(
+                    '%(model)s %(pk)s changed while it was being imported (a worker'
+                    ' claimed or finished it): nothing was imported. Import the'
+                    ' file again to see it as it is now.'
+                )
+                % {'model': model._meta.verbose_name, 'pk': instance.pk}
+            )
+        return None
+
+    def _queue_attnames(self):
+        model = self._meta.model
+        return [model._meta.get_field(name).attname for name in self._meta.queue_fields]
 
     def import_data(self, dataset, *args, rollback_on_validation_errors=True, **kwargs):
         """Import `dataset` all or nothing: any invalid row rolls back the rest."""
@@ -394,7 +545,9 @@ class QueueResource(resources.ModelResource):
         return tuple(result)
 
 
-def queue_resource(model, *queue_fields, allow_working=False, **meta_options):
+def queue_resource(
+    model, *queue_fields, allow_working=False, allow_rerun=False, **meta_options
+):
     """Return a `QueueResource` class for `model` with `queue_fields` decoded.
 
     Other keyword arguments are Meta options of django-import-export
@@ -414,6 +567,7 @@ def queue_resource(model, *queue_fields, allow_working=False, **meta_options):
             'model': model,
             'queue_fields': queue_fields,
             'allow_working': allow_working,
+            'allow_rerun': allow_rerun,
             **meta_options,
         },
     )

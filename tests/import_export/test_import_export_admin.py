@@ -146,7 +146,7 @@ def test_import_previews_decoded_then_saves_on_confirmation(superuser_client, ta
         f'{task.pk},fixed,,waiting,2018-01-02T03:04:56.789Z,0\n'
         ',new,,finished,7,1\n'
     )
-    response = preview(superuser_client, text)
+    response = preview(superuser_client, text, allow_rerun='on')  # the canceled row runs again
     assert response.status_code == 200
     page = response.content.decode()
     assert 'status_state' in page and 'waiting' in page and 'finished' in page
@@ -313,3 +313,27 @@ def test_the_mixin_makes_a_queue_resource_of_the_queue_fields():
     assert headers == [
         'id', 'data', 'note', 'status', 'status_state', 'status_when', 'status_attempts',
     ]
+
+
+def test_the_preview_says_plainly_when_a_finished_row_would_run_again(superuser_client, tasks):
+    finished = tasks['finished']
+    text = f'id,data,status_state\n{finished.pk},again,waiting\n'
+    response = preview(superuser_client, text)
+    assert 'confirm_form' not in response.context
+    page = html.unescape(response.content.decode())
+    assert "would send this finished row back to waiting, so it would run again: refused" in page
+    form = superuser_client.get(url('import')).content.decode()
+    assert 'Allow finished and canceled rows to run again' in form
+
+    allowed = preview(superuser_client, text, allow_rerun='on')
+    assert allowed.context['confirm_form'].initial['allow_rerun'] is True
+    confirm(superuser_client, allowed)
+    assert Status(Task.objects.get(pk=finished.pk).status).state.name == 'waiting'
+
+
+def test_the_preview_refuses_to_change_a_row_a_worker_holds(superuser_client, tasks):
+    working = tasks['working']
+    response = preview(superuser_client, f'id,note\n{working.pk},edited\n')
+    assert 'confirm_form' not in response.context
+    assert 'the row is working now (a worker holds it)' in html.unescape(response.content.decode())
+    assert Task.objects.get(pk=working.pk).note == ''

@@ -68,7 +68,7 @@ def test_round_trip_every_state(file_format, priority_kind):
         for attempts, state in enumerate(Status.states)
     ]
     tasks = [Task.objects.create(data=f'task {s}', status=s) for s in statuses]
-    resource = TaskResource(allow_working=True)
+    resource = TaskResource(allow_working=True, allow_rerun=True)  # a deliberate restore
     dataset = through(file_format, export(resource, file_format))
     assert dataset.headers == ['id', 'data', 'note', *COLUMNS]
 
@@ -388,3 +388,129 @@ def test_queue_resource_takes_meta_options_and_decodes_the_queue_field():
     assert TaskResource().get_export_headers() == [
         'id', 'data', 'status', 'status_state', 'status_when', 'status_attempts',
     ]
+
+
+# An import never undoes a worker's result (README, Guarantees).
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize('headers', [['id', 'note'], ['id', 'note', *COLUMNS]])
+def test_a_file_without_status_keeps_the_status_of_existing_rows(headers):
+    finished = Task.objects.create(data='sent', status=Status.finished(WHEN, 1))
+    canceled = Task.objects.create(data='dropped', status=Status.canceled(WHEN, 3))
+    blanks = [''] * (len(headers) - 2)
+    result = import_rows(
+        headers,
+        (finished.pk, 'checked', *blanks),
+        (canceled.pk, 'checked', *blanks),
+        resource=queue_resource(Task, 'status', fields=['id', 'note', 'status'])(),
+    )
+    assert not result.has_errors() and not result.has_validation_errors(), row_errors(result)
+    assert Task.objects.get(pk=finished.pk).status == Status.finished(WHEN, 1)
+    assert Task.objects.get(pk=canceled.pk).status == Status.canceled(WHEN, 3)
+    assert set(Task.objects.values_list('note', flat=True)) == {'checked'}
+
+
+@pytest.mark.django_db
+def test_a_new_row_without_status_is_waiting_due_now():
+    before = Status.waiting(attempts=0)
+    import_rows(['data'], ('fresh',))
+    assert before <= Task.objects.get().status <= Status.waiting(attempts=0)
+
+
+@pytest.mark.django_db
+def test_changing_a_row_a_worker_holds_is_refused_and_saves_nothing():
+    working = Task.objects.create(data='busy', status=Status.working(WHEN, 1))
+    idle = Task.objects.create(data='idle', status=Status.waiting(WHEN, 0))
+    result = import_rows(['id', 'note'], (idle.pk, 'edited'), (working.pk, 'edited'))
+    errors = row_errors(result)
+    assert list(errors) == [2]
+    assert "row 2, column 'status': the row is working now (a worker holds it)" in errors[2][0]
+    assert 'note' in errors[2][0] and 'allow_working' in errors[2][0]
+    assert set(Task.objects.values_list('note', flat=True)) == {''}  # all or nothing
+
+
+@pytest.mark.django_db
+def test_a_row_a_worker_holds_may_be_changed_when_explicitly_allowed():
+    working = Task.objects.create(data='busy', status=Status.working(WHEN, 1))
+    result = import_rows(['id', 'note'], (working.pk, 'edited'), resource=TaskResource(allow_working=True))
+    assert not result.has_validation_errors()
+    assert Task.objects.get(pk=working.pk).note == 'edited'
+    assert Task.objects.get(pk=working.pk).status == Status.working(WHEN, 1)
+
+
+@pytest.mark.django_db
+def test_an_unchanged_working_row_is_not_refused():
+    working = Task.objects.create(data='busy', note='same', status=Status.working(WHEN, 1))
+    result = import_rows(['id', 'note'], (working.pk, 'same'))
+    assert not result.has_errors() and not result.has_validation_errors(), row_errors(result)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize('was', [State.finished, State.canceled])
+@pytest.mark.parametrize('to', [State.waiting, State.created])
+def test_sending_a_finished_or_canceled_row_back_to_the_queue_is_refused(was, to):
+    task = Task.objects.create(data='done', status=Status.combine(was, WHEN, 2))
+    new = Status.combine(to, WHEN, 0)
+    result = import_rows(['id', 'status'], (task.pk, str(new)))
+    (messages,) = row_errors(result).values()
+    assert f"row 1, column 'status': {new} would send this {was.name} row back to {to.name}" in messages[0]
+    assert 'allow_rerun' in messages[0]
+    assert Task.objects.get(pk=task.pk).status == Status.combine(was, WHEN, 2)
+
+    result = import_rows(['id', 'status'], (task.pk, str(new)), resource=TaskResource(allow_rerun=True))
+    assert not result.has_validation_errors()
+    assert Task.objects.get(pk=task.pk).status == new
+
+
+@pytest.mark.django_db
+def test_a_row_a_worker_claims_while_it_is_imported_fails_the_whole_import():
+    claimed = Task.objects.create(data='claimed', status=Status.waiting(WHEN, 0))
+    other = Task.objects.create(data='other', status=Status.waiting(WHEN, 0))
+
+    class RacedResource(TaskResource):
+        def import_instance(self, instance, row, **kwargs):
+            super().import_instance(instance, row, **kwargs)
+            if instance.pk == claimed.pk:  # a worker claims it after the import read it
+                Task.objects.filter(pk=claimed.pk).update(status=Status.working(WHEN, 0))
+
+    result = import_rows(['id', 'note'], (other.pk, 'x'), (claimed.pk, 'x'), resource=RacedResource())
+    assert 'changed while it was being imported' in row_errors(result)[2][0]
+    assert set(Task.objects.values_list('note', flat=True)) == {''}  # rolled back whole
+
+
+@pytest.mark.django_db
+def test_an_import_writes_only_the_columns_it_changes():
+    task = Task.objects.create(data='old', note='', status=Status.waiting(WHEN, 0))
+
+    class StaleResource(TaskResource):
+        def import_instance(self, instance, row, **kwargs):
+            super().import_instance(instance, row, **kwargs)
+            # Another writer changes a column the file does not touch.
+            Task.objects.filter(pk=task.pk).update(note='by the worker')
+
+    import_rows(['id', 'data'], (task.pk, 'new'), resource=StaleResource())
+    task.refresh_from_db()
+    assert (task.data, task.note) == ('new', 'by the worker')
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize('column', ['status_when', 'status'])
+def test_spreadsheet_numbers_beyond_two_to_the_53_are_refused(column):
+    value = 12345678901234567.0 if column == 'status_when' else 2.2e18
+    headers = ['data', 'status_state', column] if column == 'status_when' else ['data', column]
+    row = ('x', 'waiting', value) if column == 'status_when' else ('x', value)
+    (messages,) = row_errors(import_rows(headers, row)).values()
+    assert 'invalid' in messages[0] and column in messages[0]
+    assert not Task.objects.exists()
+
+
+@pytest.mark.django_db
+def test_spreadsheet_numbers_within_two_to_the_53_import_exactly():
+    import_rows(['data', 'status_state', 'status_when'], ('x', 'waiting', float(2**53)))
+    assert Status(Task.objects.get().status).priority == 2**53
+
+
+def test_bulk_saving_is_refused_since_rows_are_saved_fenced():
+    with pytest.raises(ImproperlyConfigured, match='use_bulk is not supported'):
+        queue_resource(Task, 'status', use_bulk=True)()
