@@ -36,6 +36,7 @@ from ..status import ONE_HOUR, Status, now
 from ..validation import status_field_problem
 from . import checks
 from .actions import queue_actions
+from .changeform import OPENED, RowChangedMeanwhile, fenced_form, opened_token, save_edited
 from .display import COLUMN_PARTS, STATE_LABELS, column_name, queue_columns
 from .figures import THROUGHPUT_MINUTES, iso, queue_figures
 from .filters import queue_list_filter
@@ -287,7 +288,32 @@ class QueueAdminMixin:
         }
         return super().changelist_view(request, extra_context=context)
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        """The model form; for an existing row, one that saves only what the
+        operator changed (see :mod:`modelqueue.admin.changeform`)."""
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return fenced_form(form) if obj is not None else form
+
+    def render_change_form(self, request, context, add=False, change=False, form_url='', obj=None):
+        if obj is not None and obj.pk is not None:
+            posted = request.POST.get(OPENED) if request.method == 'POST' else None
+            context['modelqueue_opened'] = posted or opened_token(obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def save_model(self, request, obj, form, change):
+        if change and hasattr(form, 'modelqueue_opened'):
+            save_edited(obj, form)
+        else:
+            super().save_model(request, obj, form, change)
+
     def changeform_view(self, request, object_id=None, form_url='', extra_context=None):
+        try:
+            return self._queue_changeform_view(request, object_id, form_url, extra_context)
+        except RowChangedMeanwhile as error:  # rolled back: nothing was saved or logged
+            self.message_user(request, str(error), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def _queue_changeform_view(self, request, object_id, form_url, extra_context):
         context = {
             'modelqueue_base_template': self._base_template(
                 self.queue_base_change_form_template, 'change_form'

@@ -217,3 +217,100 @@ def test_oldest_due_is_none_when_only_integer_priorities_are_due():
 
 def test_the_changelist_is_not_affected(superuser_client):
     assert superuser_client.get(CHANGELIST).status_code == 200
+
+
+# 4. The change form saves what the operator changed, never over what changed meanwhile.
+
+
+def open_change_form(client, task):
+    """GET the change form; return the data a browser would post back unchanged."""
+    response = client.get(reverse('admin:testapp_task_change', args=[task.pk]))
+    form = response.context['adminform'].form
+    data = {name: form[name].value() or '' for name in form.fields}
+    data['_modelqueue_opened'] = response.context['modelqueue_opened']
+    assert 'name="_modelqueue_opened"' in response.content.decode()
+    return data
+
+
+def save_change_form(client, task, data):
+    return client.post(reverse('admin:testapp_task_change', args=[task.pk]), data, follow=True)
+
+
+def test_a_stale_form_saves_the_operators_fix_and_keeps_the_workers_result(superuser_client):
+    task = Task.objects.create(data='helo', status=Status.waiting(ago(minutes=1), 0))
+    data = open_change_form(superuser_client, task)
+    finished = Status.finished(now(), 1)
+    Task.objects.filter(pk=task.pk).update(status=finished, note='sent by the worker')
+    response = save_change_form(superuser_client, task, {**data, 'data': 'hello'})
+    task.refresh_from_db()
+    assert (task.data, task.note, task.status) == ('hello', 'sent by the worker', finished)
+    assert any('was changed successfully' in text for text in messages_of(response))
+
+
+def test_changing_the_status_of_a_row_that_moved_on_is_a_form_error(superuser_client):
+    task = Task.objects.create(data='x', status=Status.waiting(ago(minutes=1), 0))
+    data = open_change_form(superuser_client, task)
+    finished = Status.finished(now(), 1)
+    Task.objects.filter(pk=task.pk).update(status=finished)
+    response = save_change_form(superuser_client, task, {**data, 'status': str(Status.canceled(now()))})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'Nothing was saved: status (now' in page and 'changed since you opened this form' in page
+    assert Task.objects.get(pk=task.pk).status == finished
+
+
+def test_a_field_the_worker_also_changed_is_a_form_error(superuser_client):
+    task = Task.objects.create(data='x', note='', status=Status.waiting(ago(minutes=1), 0))
+    data = open_change_form(superuser_client, task)
+    Task.objects.filter(pk=task.pk).update(note='the worker wrote this')
+    save_change_form(superuser_client, task, {**data, 'note': 'the operator wrote this'})
+    assert Task.objects.get(pk=task.pk).note == 'the worker wrote this'
+
+
+def test_the_operator_may_change_the_status_of_a_row_that_did_not_move(superuser_client):
+    task = Task.objects.create(data='x', status=Status.finished(ago(minutes=1), 1))
+    data = open_change_form(superuser_client, task)
+    waiting = Status.waiting(now(), 0)
+    save_change_form(superuser_client, task, {**data, 'status': str(waiting)})
+    assert Task.objects.get(pk=task.pk).status == waiting
+
+
+def test_a_row_that_changes_between_the_check_and_the_save_is_not_saved(superuser_client, monkeypatch):
+    from modelqueue.admin import changeform  # noqa: PLC0415
+
+    waiting = Status.waiting(ago(minutes=1), 0)
+    task = Task.objects.create(data='x', status=waiting)
+    data = open_change_form(superuser_client, task)
+    claimed = Status.working(now(), 0)
+    original = changeform.save_edited
+
+    def worker_claims_first(obj, form):
+        Task.objects.filter(pk=obj.pk).update(status=claimed)
+        original(obj, form)
+
+    monkeypatch.setattr('modelqueue.admin.options.save_edited', worker_claims_first)
+    response = save_change_form(superuser_client, task, {**data, 'status': str(Status.canceled(now()))})
+    assert any('changed while it was being saved' in text for text in messages_of(response))
+    task.refresh_from_db()
+    # The request's transaction was rolled back (the simulated claim ran inside it, so it went
+    # too): nothing of the form was written.
+    assert task.status == waiting
+    assert not LogEntry.objects.filter(object_id=str(task.pk)).exists()
+
+
+def test_a_post_without_the_opened_copy_saves_as_django_would(superuser_client):
+    task = Task.objects.create(data='x', note='kept', status=Status.finished(ago(minutes=1), 1))
+    data = open_change_form(superuser_client, task)
+    del data['_modelqueue_opened']
+    Task.objects.filter(pk=task.pk).update(note='newer')
+    save_change_form(superuser_client, task, {**data, 'data': 'y'})
+    task.refresh_from_db()
+    assert (task.data, task.note) == ('y', 'kept')  # without the copy, the posted values win
+
+
+def test_a_forged_opened_copy_is_a_form_error(superuser_client):
+    task = Task.objects.create(data='x', status=Status.finished(ago(minutes=1), 1))
+    data = open_change_form(superuser_client, task)
+    response = save_change_form(superuser_client, task, {**data, '_modelqueue_opened': 'forged', 'data': 'y'})
+    assert 'could not be checked against the row' in response.content.decode()
+    assert Task.objects.get(pk=task.pk).data == 'x'
