@@ -9,12 +9,11 @@ import re
 import pytest
 import pytz
 from django.core.exceptions import ImproperlyConfigured
-from django.core.files.uploadedfile import SimpleUploadedFile
-from django.urls import reverse
 
 from modelqueue import Status
 from modelqueue import import_export_admin as import_export_admin_module
 from modelqueue.import_export_admin import QueueImportExportMixin
+from tests.support.imports import confirm, format_index, preview, url
 from tests.support.users import create_user
 from tests.testapp import import_export_admin
 from tests.testapp.models import Task, Upload
@@ -23,16 +22,8 @@ WHEN = dt.datetime(2018, 1, 2, 3, 4, 56, 789000, tzinfo=pytz.utc)
 TASK_ADMIN = import_export_admin.site._registry[Task]
 
 
-def url(name, model='task'):
-    return reverse(f'ie_admin:testapp_{model}_{name}')
 
 
-def format_index(title, model_admin=TASK_ADMIN, import_=True):
-    if import_:
-        formats = model_admin.get_import_formats()
-    else:
-        formats = model_admin.get_export_formats()
-    return str([f().get_title() for f in formats].index(title))
 
 
 @pytest.fixture
@@ -72,22 +63,10 @@ def read_csv(response):
     return list(csv.DictReader(io.StringIO(response.content.decode('utf-8-sig'))))
 
 
-def upload(text, name='tasks.csv'):
-    return SimpleUploadedFile(name, text.encode(), content_type='text/csv')
 
 
-def preview(client, text, **extra):
-    return client.post(
-        url('import'),
-        {'import_file': upload(text), 'format': format_index('csv'), **extra},
-    )
 
 
-def confirm(client, response):
-    form = response.context['confirm_form']
-    data = {name: form.initial.get(name, '') for name in form.fields}
-    data = {name: '' if value is None else value for name, value in data.items()}
-    return client.post(url('process_import'), data)
 
 
 def test_changelist_shows_import_and_export_keeping_filters(superuser_client, tasks):
