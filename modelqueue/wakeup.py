@@ -113,6 +113,7 @@ def install_trigger(model, field, using='default'):
             return False
         for statement in statements:
             cursor.execute(statement)
+        _sign_triggers(cursor, connection, model, triggers)
     logger.info('Installed the wake-up trigger %s on %s', function, model._meta.db_table)
     return True
 
@@ -134,17 +135,53 @@ def uninstall_trigger(model, field, using='default'):
     return True
 
 
+# Each trigger's definition as PostgreSQL prints it (pg_get_triggerdef: its
+# events, its WHEN clause, its function) is hashed into the trigger's comment
+# when it is installed. A trigger is current only while its definition still
+# hashes to its comment, so one replaced with another WHEN clause, or dropped
+# and created again by hand, is installed anew.
+_TRIGGER_DEFINITIONS = (
+    'SELECT tgname, pg_get_triggerdef(oid), obj_description(oid, %s) FROM pg_trigger'
+    ' WHERE NOT tgisinternal AND tgrelid = to_regclass(%s) AND tgname = ANY(%s)'
+)
+
+
+def _definition_digest(definition):
+    return 'modelqueue ' + hashlib.sha256(definition.encode()).hexdigest()
+
+
+def _trigger_definitions(cursor, connection, model, triggers):
+    cursor.execute(
+        _TRIGGER_DEFINITIONS,
+        ['pg_trigger', connection.ops.quote_name(model._meta.db_table), list(triggers)],
+    )
+    return cursor.fetchall()
+
+
+def _sign_triggers(cursor, connection, model, triggers):
+    quote = connection.ops.quote_name
+    for name, definition, _comment in _trigger_definitions(cursor, connection, model, triggers):
+        cursor.execute(
+            f'COMMENT ON TRIGGER {quote(name)} ON {quote(model._meta.db_table)} IS %s',
+            [_definition_digest(definition)],
+        )
+
+
 def _trigger_is_current(connection, model, function, body, triggers):
     with connection.cursor() as cursor:
         cursor.execute(
-            'SELECT (SELECT prosrc FROM pg_proc WHERE proname = %s'
-            ' AND pronamespace = current_schema()::regnamespace),'
-            ' (SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal'
-            ' AND tgrelid = to_regclass(%s) AND tgname = ANY(%s))',
-            [function, connection.ops.quote_name(model._meta.db_table), list(triggers)],
+            'SELECT prosrc FROM pg_proc WHERE proname = %s'
+            ' AND pronamespace = current_schema()::regnamespace',
+            [function],
         )
-        source, found = cursor.fetchone()
-    return source == body and found == len(triggers)
+        source = cursor.fetchone()
+        found = _trigger_definitions(cursor, connection, model, triggers)
+    return (
+        source is not None
+        and source[0] == body
+        and len(found) == len(triggers)
+        and all(comment == _definition_digest(definition) for _, definition, comment in found)
+    )
 
 
 def _lock_key(name):

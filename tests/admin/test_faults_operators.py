@@ -10,6 +10,7 @@ import random
 import time
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.db import connection
 from django.db.models import Max
 from django.urls import reverse
@@ -47,12 +48,24 @@ def test_operator_cancel_and_requeue_win_over_workers(
     )
     fleet.start(workers)
 
+    logged = [0]  # the last LogEntry read
+
     def act(action, pks, **extra):
+        """Run the admin action; return the rows it changed, as its history says.
+
+        Read from the LogEntry rows the action wrote in its own transaction,
+        not from the rows afterwards: a worker that overwrote the operator's
+        decision right after the POST must not hide the row from the checks.
+        """
         response = client.post(
             changelist,
             {'action': action, '_selected_action': pks, 'index': 0, **extra},
         )
         assert response.status_code == 302, response.content[:500]
+        entries = list(LogEntry.objects.filter(pk__gt=logged[0]).order_by('pk'))
+        if entries:
+            logged[0] = entries[-1].pk
+        return [int(entry.object_id) for entry in entries]
 
     last = {}  # pk -> ('canceled', None) or ('requeued', latest execution before)
     canceled_working = requeued_working = 0
@@ -63,21 +76,20 @@ def test_operator_cancel_and_requeue_win_over_workers(
         chosen = random.sample(working, min(2, len(working)))
         chosen += random.sample(waiting, min(2, len(waiting)))
         if chosen:
-            act('cancel_status', chosen, post='yes')
-            for pk, status in Task.objects.filter(pk__in=chosen).values_list('pk', 'status'):
-                if Status(status).state == State.canceled:
-                    last[pk] = ('canceled', None)
-                    canceled_working += pk in working
+            for pk in act('cancel_status', chosen, post='yes'):
+                last[pk] = ('canceled', None)
+                canceled_working += pk in working
         working = in_state('working')
         settled = in_state('finished') + [pk for pk, (op, _) in last.items() if op == 'canceled']
         chosen = random.sample(working, min(2, len(working)))
         chosen += random.sample(settled, min(2, len(settled)))
         if chosen:
             mark = latest_execution()
-            act('requeue_status', chosen)
-            for pk in chosen:
+            changed = act('requeue_status', chosen)
+            assert sorted(changed) == sorted(chosen)  # requeue takes rows in every state
+            for pk in changed:
                 last[pk] = ('requeued', mark)
-            requeued_working += len(set(chosen) & set(working))
+            requeued_working += len(set(changed) & set(working))
         time.sleep(0.2)
 
     wait_until(

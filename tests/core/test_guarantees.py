@@ -53,8 +53,35 @@ def test_scheduled_rows_are_not_run_early_in_any_time_zone(spawn, tmp_path):
     assert Execution.objects.filter(task=early).count() == 1
     for task in Task.objects.exclude(pk=early.pk):
         started = dt.datetime.fromisoformat(task.note)
-        assert started >= scheduled[task.pk].replace(microsecond=0), (task.data, task.note)
+        assert started >= to_the_millisecond(scheduled[task.pk]), (task.data, task.note)
         assert Execution.objects.filter(task=task).count() == 1
+
+
+def to_the_millisecond(when):
+    """`when` as a priority keeps it: microseconds cut to milliseconds."""
+    return when.replace(microsecond=when.microsecond // 1000 * 1000)
+
+
+@pytest.mark.processes
+def test_rows_due_within_the_second_wait_for_their_millisecond(spawn, tmp_path):
+    """A row due 100 ms from now is not run at 0 ms: schedules hold to the millisecond."""
+    fleet = Fleet(spawn, tmp_path, 'record_and_stamp', '--sleep', '0.01', '--no-listen')
+    fleet.start(1)  # idle and polling before the rows exist
+    start = now()
+    scheduled = {}
+    for number in range(12):
+        when = start + dt.timedelta(milliseconds=400 + 130 * number)
+        task = Task.objects.create(data=f'at {number}', status=Status.waiting(when, 0))
+        scheduled[task.pk] = when
+    wait_until(
+        lambda: Status.tally(Task.objects.all(), 'status')['finished'] == len(scheduled),
+        60,
+        'every scheduled row to run',
+    )
+    assert [code for code, _ in fleet.stop()] == [0]
+    for task in Task.objects.all():
+        started = dt.datetime.fromisoformat(task.note)
+        assert started >= to_the_millisecond(scheduled[task.pk]), (task.data, task.note)
 
 
 def test_a_future_row_in_a_western_zone_is_not_due_yet():
@@ -144,3 +171,67 @@ def test_a_dead_workers_row_comes_back_only_after_its_timeout(spawn, tmp_path):
     assert saved.state == State.finished
     assert saved.attempts == 2  # the dead worker's attempt counted
     assert list(Execution.objects.filter(task=task).values_list('pid', flat=True)) == [pid]
+
+
+@pytest.mark.processes
+def test_a_live_worker_past_its_timeout_never_overwrites_the_worker_that_reclaimed_its_row(
+    spawn, tmp_path
+):
+    """Worker A's action outlives A's timeout; worker B reclaims the row and runs it.
+
+    A's completion comes while B holds the row: it must be fenced off by the
+    exact status A wrote, not merely by "still working", so B's outcome and
+    the field B's action wrote are what the row keeps.
+    """
+    task = Task.objects.create(data='slow', status=Status.waiting(now(), 0))
+    env = {'MODELQUEUE_TEST_ACTION_SECONDS': '4'}
+    first = Fleet(
+        spawn, tmp_path / 'first', 'record_and_note', '--timeout', '1', '--max-tasks', '1',
+        '--no-listen', env=env,
+    )
+    (tmp_path / 'first').mkdir()
+    first.start()
+    wait_until(lambda: Execution.objects.filter(task=task).exists(), 30, 'worker A to start')
+    claimed_by_a = Status(Task.objects.get(pk=task.pk).status)
+    time.sleep(1.2)  # A is past its timeout, its action still running
+    second = Fleet(
+        spawn, tmp_path / 'second', 'record_and_note', '--timeout', '1', '--burst',
+        '--no-listen', env=env,
+    )
+    (tmp_path / 'second').mkdir()
+    second.start()
+    wait_until(lambda: Execution.objects.filter(task=task).count() == 2, 30, 'worker B to reclaim it')
+    held_by_b = Status(Task.objects.get(pk=task.pk).status)
+    assert held_by_b.state == State.working and held_by_b != claimed_by_a
+    (a_pid,) = first.pids()
+    (b_pid,) = second.pids()
+    ((a_code, a_log),) = first.stop(timeout=60, signal_first=False)
+    ((b_code, b_log),) = second.stop(timeout=60, signal_first=False)
+    assert (a_code, b_code) == (0, 0), (a_log, b_log)
+    assert 'changed while its action ran' in a_log, a_log
+    saved = Task.objects.get(pk=task.pk)
+    assert Status(saved.status).state == State.finished
+    assert saved.note == f'done by {b_pid}', (saved.note, a_pid, b_pid)
+    assert Status(saved.status).attempts == 2  # A's attempt counted by the reclaim
+
+
+@pytest.mark.processes
+@pytest.mark.parametrize('due_rows', [0, 1])
+def test_each_run_gives_back_at_most_one_stalled_row(spawn, tmp_path, due_rows):
+    """A worker's single run() reclaims one stalled row, not every one."""
+    hour_ago = now() - dt.timedelta(hours=1)
+    stalled = [
+        Task.objects.create(data=f'stalled {number}', status=Status.working(hour_ago, 0))
+        for number in range(3)
+    ]
+    due = [Task.objects.create(data='due', status=Status.waiting(now(), 0)) for _ in range(due_rows)]
+    fleet = Fleet(spawn, tmp_path, 'record', '--timeout', '60', '--max-tasks', '1', '--no-listen')
+    fleet.start()
+    ((code, log),) = fleet.stop(timeout=60, signal_first=False)
+    assert code == 0, log
+    states = [Status(Task.objects.get(pk=task.pk).status).state for task in stalled]
+    if due_rows:  # the due row ran; one stalled row is waiting again
+        assert Status(Task.objects.get(pk=due[0].pk).status).state == State.finished
+        assert sorted(states) == [State.waiting, State.working, State.working]
+    else:  # no due row: the one stalled row given back is the one that ran
+        assert sorted(states) == [State.working, State.working, State.finished]

@@ -80,10 +80,11 @@ class Fleet:
         self.running.remove(process)
         self.start(wait=False)
 
-    def stop(self, timeout=60):
-        """SIGTERM every worker; return their (returncode, log) pairs."""
+    def stop(self, timeout=60, signal_first=True):
+        """SIGTERM every worker (or, without `signal_first`, let them exit by
+        themselves: --burst, --max-tasks); return their (returncode, log) pairs."""
         self.wait_ready()
-        for process in self.running:
+        for process in self.running if signal_first else ():
             process.send_signal(signal.SIGTERM)
         results = []
         for process in self.running:

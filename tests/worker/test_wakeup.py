@@ -236,3 +236,38 @@ def test_polling_worker_picks_up_new_rows(spawn):
 def test_channel_name_is_the_table_and_column_and_short_enough_for_postgresql():
     assert channel_name(Task, 'status') == 'modelqueue_testapp_task_status'
     assert waiter_for(Task.objects.all(), 'status', listen=False).describe(1) == 'polling every 1s'
+
+
+@postgresql_only
+@pytest.mark.parametrize(
+    'replacement',
+    [
+        # Another WHEN clause: the trigger would never fire for waiting rows.
+        'CREATE OR REPLACE TRIGGER {update} AFTER UPDATE OF status ON testapp_task'
+        ' FOR EACH ROW WHEN (false) EXECUTE FUNCTION {function}()',
+        # The same trigger, dropped and created again by hand with another event list.
+        'DROP TRIGGER {update} ON testapp_task;'
+        ' CREATE TRIGGER {update} AFTER UPDATE ON testapp_task'
+        ' FOR EACH ROW EXECUTE FUNCTION {function}()',
+    ],
+)
+def test_a_trigger_whose_definition_changed_is_installed_again(transactional_db, replacement):
+    uninstall_trigger(Task, 'status')
+    assert install_trigger(Task, 'status') is True
+    channel = channel_name(Task, 'status')
+
+    def definition():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                'SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname = %s',
+                [f'{channel}_update'],
+            )
+            return cursor.fetchone()[0]
+
+    installed = definition()
+    with connection.cursor() as cursor:
+        cursor.execute(replacement.format(update=f'{channel}_update', function=f'{channel}_notify'))
+    assert definition() != installed
+    assert install_trigger(Task, 'status') is True
+    assert definition() == installed
+    assert install_trigger(Task, 'status') is False
