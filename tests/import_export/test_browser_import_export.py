@@ -73,6 +73,8 @@ def test_export_filtered_then_import_with_confirmation(browser, tmp_path):
     wait.until(lambda driver: driver.find_elements(By.NAME, 'import_file'))
     browser.find_element(By.NAME, 'import_file').send_keys(str(fixed))
     Select(browser.find_element(By.NAME, 'format')).select_by_visible_text('csv')
+    # Canceled rows sent back to waiting run again: the operator says so.
+    browser.find_element(By.NAME, 'allow_rerun').click()
     browser.find_element(By.CSS_SELECTOR, '#content input.default[type=submit]').click()
 
     confirm = wait.until(lambda driver: driver.find_elements(By.NAME, 'confirm'))
