@@ -12,7 +12,7 @@ import logging
 import random
 import time
 
-from django.db import OperationalError, connections, transaction
+from django.db import OperationalError, connections, router, transaction
 
 from . import ranges
 from .claim import claim_statement, claims_in_one_statement, due_rows
@@ -145,6 +145,21 @@ def _fenced_status_update(queryset, pk, attname, expected, status):
             sql, (int(status), meta.pk.get_db_prep_value(pk, connection), int(expected))
         )
         return cursor.rowcount
+
+
+def save_fields_fenced(obj, attnames, expected):
+    """UPDATE the fields `attnames` of `obj`'s row, only while it holds `expected`.
+
+    `expected` maps attnames to the values the row must still hold (the
+    fence); the fields are written as a save would (``pre_save``). Return
+    whether the row was written. The operator's paths use it, as run() fences
+    its own writes, so that none overwrites what changed in the row meanwhile.
+    """
+    model = type(obj)
+    fields = {field.attname: field for field in model._meta.concrete_fields}
+    values = {name: fields[name].pre_save(obj, add=False) for name in attnames}
+    using = router.db_for_write(model, instance=obj)
+    return bool(model._base_manager.using(using).filter(pk=obj.pk, **expected).update(**values))
 
 
 def _reclaim_stalled(queryset, attname, retry, timeout, delay, claimed_pk=None):

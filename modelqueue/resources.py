@@ -48,9 +48,9 @@ This module needs django-import-export; the rest of modelqueue does not.
 import datetime as dt
 
 from django.core.exceptions import ImproperlyConfigured, ValidationError
-from django.db import router
 from django.utils.translation import gettext as _
 
+from .queue import save_fields_fenced
 from .status import State, Status, now
 
 MISSING_IMPORT_EXPORT = (
@@ -487,20 +487,8 @@ class QueueResource(resources.ModelResource):
         if is_create or not hasattr(instance, '_modelqueue_import'):
             return super().do_instance_save(instance, is_create)
         read, changed = instance._modelqueue_import
-        if not changed:
-            return None
-        model = type(instance)
-        values = {
-            field.attname: field.pre_save(instance, add=False)
-            for field in model._meta.concrete_fields
-            if field.attname in changed
-        }
-        written = (
-            model._base_manager.using(router.db_for_write(model, instance=instance))
-            .filter(pk=instance.pk, **read)
-            .update(**values)
-        )
-        if not written:
+        if changed and not save_fields_fenced(instance, changed, read):
+            model = type(instance)
             raise ValueError(
                 _(
                     '%(model)s %(pk)s changed while it was being imported (a worker'

@@ -79,18 +79,24 @@ def priority_to_datetime(priority):
     >>> priority_to_datetime(123) is None
     True
     """
-    rest, millisecond = divmod(priority, 1000)
-    rest, second = divmod(rest, 100)
-    rest, minute = divmod(rest, 100)
-    rest, hour = divmod(rest, 100)
-    rest, day = divmod(rest, 100)
-    year, month = divmod(rest, 100)
+    year, month, day, hour, minute, second, millisecond = _priority_parts(priority)
     try:
         return dt.datetime(
             year, month, day, hour, minute, second, millisecond * 1000, pytz.utc
         )
     except ValueError:
         return None
+
+
+def _priority_parts(priority):
+    """(year, month, day, hour, minute, second, millisecond) of `priority`'s digits."""
+    rest, millisecond = divmod(priority, 1000)
+    rest, second = divmod(rest, 100)
+    rest, minute = divmod(rest, 100)
+    rest, hour = divmod(rest, 100)
+    rest, day = divmod(rest, 100)
+    year, month = divmod(rest, 100)
+    return year, month, day, hour, minute, second, millisecond
 
 
 def next_timestamp(priority):
@@ -107,12 +113,7 @@ def next_timestamp(priority):
     """
     if priority_to_datetime(priority) is not None:
         return priority
-    rest, _millisecond = divmod(priority, 1000)
-    rest, second = divmod(rest, 100)
-    rest, minute = divmod(rest, 100)
-    rest, hour = divmod(rest, 100)
-    rest, day = divmod(rest, 100)
-    year, month = divmod(rest, 100)
+    year, month, day, hour, minute, _second, _millisecond = _priority_parts(priority)
     try:
         if year < 1:
             return datetime_to_priority(dt.datetime(1, 1, 1))
@@ -127,9 +128,8 @@ def next_timestamp(priority):
             return datetime_to_priority(start + dt.timedelta(days=1))
         if minute > 59:
             return datetime_to_priority(start.replace(hour=hour) + dt.timedelta(hours=1))
-        return datetime_to_priority(
-            start.replace(hour=hour, minute=minute) + dt.timedelta(minutes=1)
-        )  # seconds past 59: milliseconds run 0 through 999 and are never wrong
+        # Seconds past 59 (milliseconds run 0 through 999 and are never wrong).
+        return datetime_to_priority(start.replace(hour=hour, minute=minute) + dt.timedelta(minutes=1))
     except (ValueError, OverflowError):  # past the year 9999
         return None
 

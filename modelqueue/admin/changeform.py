@@ -23,6 +23,8 @@ from django.db import router
 from django.forms.models import construct_instance
 from django.utils.translation import gettext as _
 
+from ..queue import save_fields_fenced
+
 #: The name of the hidden input that carries the row as the form opened.
 OPENED = '_modelqueue_opened'
 SALT = 'modelqueue.admin.changeform'
@@ -110,19 +112,12 @@ def save_edited(obj, form):
     edited = form.modelqueue_opened
     if not edited:
         return
-    model = type(obj)
-    fields = {field.attname: field for field in model._meta.concrete_fields}
+    fields = {field.attname: field for field in obj._meta.concrete_fields}
     fence = {
         name: None if value is None else fields[name].to_python(value)
         for name, value in edited.items()
     }
-    values = {name: fields[name].pre_save(obj, add=False) for name in edited}
-    written = (
-        model._base_manager.using(router.db_for_write(model, instance=obj))
-        .filter(pk=obj.pk, **fence)
-        .update(**values)
-    )
-    if not written:
+    if not save_fields_fenced(obj, edited, fence):
         raise RowChangedMeanwhile(
             _(
                 'Nothing was saved: %(object)s changed while it was being saved (a'

@@ -184,22 +184,21 @@ def test_a_live_worker_past_its_timeout_never_overwrites_the_worker_that_reclaim
     the field B's action wrote are what the row keeps.
     """
     task = Task.objects.create(data='slow', status=Status.waiting(now(), 0))
-    env = {'MODELQUEUE_TEST_ACTION_SECONDS': '4'}
-    first = Fleet(
-        spawn, tmp_path / 'first', 'record_and_note', '--timeout', '1', '--max-tasks', '1',
-        '--no-listen', env=env,
-    )
-    (tmp_path / 'first').mkdir()
-    first.start()
+
+    def worker(name, *options):
+        (tmp_path / name).mkdir()
+        fleet = Fleet(
+            spawn, tmp_path / name, 'record_and_note', '--timeout', '1', '--no-listen', *options,
+            env={'MODELQUEUE_TEST_ACTION_SECONDS': '4'},
+        )
+        fleet.start()
+        return fleet
+
+    first = worker('first', '--max-tasks', '1')
     wait_until(lambda: Execution.objects.filter(task=task).exists(), 30, 'worker A to start')
     claimed_by_a = Status(Task.objects.get(pk=task.pk).status)
     time.sleep(1.2)  # A is past its timeout, its action still running
-    second = Fleet(
-        spawn, tmp_path / 'second', 'record_and_note', '--timeout', '1', '--burst',
-        '--no-listen', env=env,
-    )
-    (tmp_path / 'second').mkdir()
-    second.start()
+    second = worker('second', '--burst')
     wait_until(lambda: Execution.objects.filter(task=task).count() == 2, 30, 'worker B to reclaim it')
     held_by_b = Status(Task.objects.get(pk=task.pk).status)
     assert held_by_b.state == State.working and held_by_b != claimed_by_a
