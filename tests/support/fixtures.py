@@ -1,5 +1,7 @@
 """The fixtures that any test can use; tests/conftest.py registers them."""
 
+import os
+
 import pytest
 
 from tests.support.browser import for_live_server, start_chromium
@@ -43,3 +45,19 @@ def superuser_client(client, db):
     """Django's test client, logged in as a superuser."""
     client.force_login(create_superuser())
     return client
+
+
+@pytest.fixture(scope='session')
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """Name the SQLite test database after this process, as settings.py does.
+
+    settings.py reads the pid when it is imported; mutmut (mutation/run)
+    forks one process per mutant from a process that imported it already,
+    and two mutants running at once must not share one database file.
+    """
+    from django.conf import settings
+
+    if settings.DATABASE_VENDOR == 'sqlite':
+        settings.DATABASES['default']['TEST']['NAME'] = str(
+            settings.BASE_DIR / f'.{settings.TEST_DATABASE_NAME}_{os.getpid()}.sqlite3'
+        )
