@@ -49,15 +49,20 @@ def superuser_client(client, db):
 
 @pytest.fixture(scope='session')
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
-    """Name the SQLite test database after this process, as settings.py does.
+    """Name the test database after this process where two runs could share it.
 
     settings.py reads the pid when it is imported; mutmut (mutation/run)
     forks one process per mutant from a process that imported it already,
-    and two mutants running at once must not share one database file.
+    and two mutants running at once must not share one database. SQLite's
+    test database is named after the pid always, as settings.py does; under
+    mutmut (MUTANT_UNDER_TEST is set) the others are too.
     """
     from django.conf import settings
 
+    test = settings.DATABASES['default']['TEST']
     if settings.DATABASE_VENDOR == 'sqlite':
-        settings.DATABASES['default']['TEST']['NAME'] = str(
+        test['NAME'] = str(
             settings.BASE_DIR / f'.{settings.TEST_DATABASE_NAME}_{os.getpid()}.sqlite3'
         )
+    elif 'MUTANT_UNDER_TEST' in os.environ:
+        test['NAME'] = f'{settings.TEST_DATABASE_NAME}_{os.getpid()}'
