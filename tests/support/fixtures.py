@@ -66,3 +66,16 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
         )
     elif 'MUTANT_UNDER_TEST' in os.environ:
         test['NAME'] = f'{settings.TEST_DATABASE_NAME}_{os.getpid()}'
+
+
+@pytest.fixture(autouse=True)
+def compile_claims_afresh():
+    """Start every test with no compiled claim statement (modelqueue.claim's cache).
+
+    A test then compiles the claims it makes whatever ran before it, so a
+    test checks ClaimStatement even when run after others, or alone, or in
+    a process forked from one whose cache is full (mutmut's).
+    """
+    from modelqueue import claim
+
+    claim._statements.clear()
