@@ -1,7 +1,10 @@
 """Waking idle workers: the NOTIFY trigger, the waiters, and the worker using them."""
 
 import datetime as dt
+import hashlib
+import logging
 import time
+import types
 
 import pytest
 from django.db import connection
@@ -11,6 +14,7 @@ from modelqueue.expressions import with_state
 from modelqueue.wakeup import (
     ListeningWaiter,
     PollingWaiter,
+    _lock_key,
     channel_name,
     install_trigger,
     uninstall_trigger,
@@ -236,3 +240,74 @@ def test_polling_worker_picks_up_new_rows(spawn):
 def test_channel_name_is_the_table_and_column_and_short_enough_for_postgresql():
     assert channel_name(Task, 'status') == 'modelqueue_testapp_task_status'
     assert waiter_for(Task.objects.all(), 'status', listen=False).describe(1) == 'polling every 1s'
+
+
+def fake_model(table, column='status'):
+    """What channel_name reads of a model: its table and a field's column."""
+    field = types.SimpleNamespace(column=column)
+    return types.SimpleNamespace(
+        _meta=types.SimpleNamespace(db_table=table, get_field=lambda name: field)
+    )
+
+
+def test_channel_name_replaces_what_is_not_a_lowercase_letter_digit_or_underscore():
+    assert channel_name(fake_model('App.Tasks-2', 'Status'), 'status') == (
+        'modelqueue_app_tasks_2_status'
+    )
+
+
+def test_a_channel_name_past_50_characters_is_cut_to_41_and_a_digest():
+    table = 'x' * (50 - len('modelqueue__status'))
+    assert channel_name(fake_model(table), 'status') == f'modelqueue_{table}_status'
+    longer = fake_model(table + 'y')
+    full = f'modelqueue_{table}y_status'
+    digest = hashlib.sha1(full.encode()).hexdigest()[:8]
+    assert channel_name(longer, 'status') == f'{full[:41]}_{digest}'
+    assert len(channel_name(longer, 'status')) == 50
+
+
+def test_the_trigger_lock_key_is_a_signed_64_bit_integer_of_the_name():
+    names = [f'modelqueue_{n}' for n in range(64)]
+    keys = [_lock_key(name) for name in names]
+    assert all(-(2**63) <= key < 2**63 for key in keys)
+    assert any(key < 0 for key in keys)
+    assert keys[0] == int.from_bytes(
+        hashlib.sha1(names[0].encode()).digest()[:8], 'big', signed=True
+    )
+
+
+@postgresql_only
+def test_uninstall_trigger_removes_the_function_and_both_triggers(transactional_db):
+    install_trigger(Task, 'status')
+    assert uninstall_trigger(Task, 'status') is True
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'testapp_task'::regclass"
+            " AND tgname LIKE 'modelqueue_%%'"
+        )
+        assert cursor.fetchone() == (0,)
+        cursor.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE 'modelqueue_testapp_task%%'")
+        assert cursor.fetchone() == (0,)
+    assert install_trigger(Task, 'status') is True
+
+
+@postgresql_only
+def test_install_trigger_logs_what_it_installed(transactional_db, caplog):
+    uninstall_trigger(Task, 'status')
+    with caplog.at_level(logging.INFO, logger='modelqueue.worker'):
+        install_trigger(Task, 'status')
+    assert [record.getMessage() for record in caplog.records] == [
+        'Installed the wake-up trigger modelqueue_testapp_task_status_notify on testapp_task'
+    ]
+
+
+@postgresql_only
+def test_an_outdated_trigger_function_is_replaced(transactional_db):
+    install_trigger(Task, 'status')
+    with connection.cursor() as cursor:
+        cursor.execute(
+            'CREATE OR REPLACE FUNCTION modelqueue_testapp_task_status_notify() RETURNS trigger'
+            " LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END;$$"
+        )
+    assert install_trigger(Task, 'status') is True
+    assert install_trigger(Task, 'status') is False
