@@ -3,11 +3,12 @@
 import datetime as dt
 import hashlib
 import logging
+import os
 import time
 import types
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from modelqueue import State, Status, now
 from modelqueue.expressions import with_state
@@ -311,3 +312,50 @@ def test_an_outdated_trigger_function_is_replaced(transactional_db):
         )
     assert install_trigger(Task, 'status') is True
     assert install_trigger(Task, 'status') is False
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize('listen', [False, True])
+def test_a_waiter_wakes_as_soon_as_the_wakeup_fd_is_readable(listen):
+    read, write = os.pipe()
+    waiter = waiter_for(Task.objects.all(), 'status', listen=listen, wakeup_fd=read)
+    try:
+        assert waiter.wakeup_fd == read
+        os.write(write, b'x')
+        started = time.monotonic()
+        assert waiter.wait(BOUND) is True
+        assert time.monotonic() - started < BOUND / 2
+    finally:
+        waiter.close()
+        os.close(read)
+        os.close(write)
+
+
+@pytest.mark.django_db
+def test_a_waiter_sleeps_until_just_after_the_next_scheduled_row():
+    Task.objects.create(data='soon', status=Status.waiting(now() + dt.timedelta(seconds=2)))
+    until = PollingWaiter(Task.objects.all(), 'status')._until_scheduled(30)
+    assert 1 < until <= 2.002
+    Task.objects.all().delete()
+    Task.objects.create(data='now', status=Status.waiting(now() + dt.timedelta(milliseconds=50)))
+    assert PollingWaiter(Task.objects.all(), 'status')._until_scheduled(30) < 0.5
+
+
+@postgresql_only
+def test_a_missing_trigger_is_put_back(transactional_db):
+    install_trigger(Task, 'status')
+    with connection.cursor() as cursor:
+        cursor.execute('DROP TRIGGER modelqueue_testapp_task_status_update ON testapp_task')
+    assert install_trigger(Task, 'status') is True
+    assert install_trigger(Task, 'status') is False
+
+
+@postgresql_only
+def test_install_trigger_in_the_callers_transaction_leaves_its_lock_timeout(transactional_db):
+    uninstall_trigger(Task, 'status')
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute('SHOW lock_timeout')
+        (before,) = cursor.fetchone()
+        assert install_trigger(Task, 'status') is True
+        cursor.execute('SHOW lock_timeout')
+        assert cursor.fetchone() == (before,)
