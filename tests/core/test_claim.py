@@ -111,6 +111,20 @@ def test_a_claim_whose_filter_equals_a_bound_is_compiled_every_time(at):
     assert claim.claim_statement(queryset, 'status', TIMEOUT, at) is not statement
 
 
+class Unhashable:
+    __hash__ = None
+
+
+@pytest.mark.django_db
+def test_a_claim_whose_filter_cannot_be_hashed_is_compiled_every_time(at):
+    queryset = Task.objects.filter(data='a')
+    queryset.query.where.children[0].rhs = Unhashable()
+    statement = claim.claim_statement(queryset, 'status', TIMEOUT, at)
+    assert statement.sql.startswith('UPDATE')
+    assert claim.claim_statement(queryset, 'status', TIMEOUT, at) is not statement
+    assert not claim._statements
+
+
 @pytest.mark.django_db
 def test_the_cache_is_emptied_when_full(at, monkeypatch):
     monkeypatch.setattr(claim, 'KEPT', 2)
@@ -158,6 +172,7 @@ def test_every_claim_of_an_empty_queue_returns_none(claim_of):
         lambda: Task.objects.only('status'),
         lambda: Task.objects.values('pk'),
         lambda: Task.objects.prefetch_related('execution_set'),
+        lambda: Task.objects.union(Task.objects.all()),
     ],
 )
 def test_only_plain_rows_of_one_table_are_claimed_in_one_statement(queryset):

@@ -211,6 +211,7 @@ def test_next_timestamp_is_the_first_real_timestamp_at_or_after(priority):
         (20260131231060000, 20260131231100000),  # second 60 at 23:10: the next minute
         (20260115101060123, 20260115101100000),  # second 60: the next minute
         (20261231235960000, 20270101000000000),  # second 60 at the year's end
+        (11300000000000, 20101000000000),  # year 1, month 13: year 2
     ],
 )
 def test_next_timestamp_rolls_over_the_first_impossible_part(priority, expected):
