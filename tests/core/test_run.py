@@ -444,15 +444,20 @@ class LockedThenDone:
         return 'written'
 
 
-def test_a_locked_sqlite_write_is_retried_with_a_doubling_randomized_backoff(monkeypatch):
+def test_a_locked_sqlite_write_is_retried_with_a_doubling_randomized_backoff(monkeypatch, caplog):
     sleeps, spreads = [], []
     monkeypatch.setattr(queue.time, 'sleep', sleeps.append)
-    monkeypatch.setattr(queue.random, 'uniform', lambda low, high: spreads.append((low, high)) or 1.0)
+    monkeypatch.setattr(queue.random, 'uniform', lambda low, high: spreads.append((low, high)) or 0.5)
     write = LockedThenDone(9)
-    assert queue._write('default', write) == 'written'
+    with caplog.at_level(logging.DEBUG, logger='modelqueue'):
+        assert queue._write('default', write) == 'written'
     assert write.calls == 10
-    assert sleeps == pytest.approx([0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.5, 0.5])
+    delays = [0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.5, 0.5]
+    assert sleeps == pytest.approx([delay * 0.5 for delay in delays])
     assert spreads == [(0.5, 1.5)] * 9
+    assert [record.getMessage() for record in caplog.records] == [
+        f'SQLite database is locked; retrying in {delay:.3f}s' for delay in delays
+    ]
 
 
 @pytest.mark.parametrize('message', ['database is locked', 'database table is busy'])
