@@ -444,7 +444,15 @@ class LockedThenDone:
         return 'written'
 
 
-def test_a_locked_sqlite_write_is_retried_with_a_doubling_randomized_backoff(monkeypatch, caplog):
+@pytest.fixture
+def on_sqlite(monkeypatch):
+    """_write as it behaves on SQLite, whatever the test database."""
+    monkeypatch.setattr(connections['default'], 'vendor', 'sqlite')
+
+
+def test_a_locked_sqlite_write_is_retried_with_a_doubling_randomized_backoff(
+    monkeypatch, caplog, on_sqlite
+):
     sleeps, spreads = [], []
     monkeypatch.setattr(queue.time, 'sleep', sleeps.append)
     monkeypatch.setattr(queue.random, 'uniform', lambda low, high: spreads.append((low, high)) or 0.5)
@@ -461,14 +469,14 @@ def test_a_locked_sqlite_write_is_retried_with_a_doubling_randomized_backoff(mon
 
 
 @pytest.mark.parametrize('message', ['database is locked', 'database table is busy'])
-def test_a_busy_or_locked_sqlite_write_is_retried(monkeypatch, message):
+def test_a_busy_or_locked_sqlite_write_is_retried(monkeypatch, on_sqlite, message):
     monkeypatch.setattr(queue.time, 'sleep', lambda seconds: None)
     write = LockedThenDone(1, message)
     assert queue._write('default', write) == 'written'
     assert write.calls == 2
 
 
-def test_other_database_errors_are_not_retried(monkeypatch):
+def test_other_database_errors_are_not_retried(monkeypatch, on_sqlite):
     monkeypatch.setattr(queue.time, 'sleep', pytest.fail)
     write = LockedThenDone(1, 'no such table: x')
     with pytest.raises(OperationalError, match='no such table'):
