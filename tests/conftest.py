@@ -10,6 +10,8 @@ from django.db import connection
 from tests.support.fixtures import (  # noqa: F401 (registered as fixtures)
     browser,
     chromium_driver,
+    compile_claims_afresh,
+    django_db_modify_db_settings,
     spawn,
     superuser_client,
 )

@@ -4,9 +4,10 @@ import datetime as dt
 import logging
 
 import pytest
+from django.db import OperationalError, connections, models
 from django.db.models import CharField, Value
 
-from modelqueue import Abort, Cancel, Retry, State, Status, now, run
+from modelqueue import Abort, Cancel, Retry, State, Status, now, queue, run
 from tests.testapp.models import Task, Upload
 
 pytestmark = pytest.mark.django_db
@@ -350,3 +351,180 @@ def test_bad_arguments_raise_value_error_and_change_nothing(kwargs, message):
         run(Task.objects.all(), **arguments)
     assert status_of(task) == before
 
+
+
+def test_default_retry_is_three_so_the_fourth_failure_cancels():
+    task = make()
+    for _ in range(3):
+        run(Task.objects.all(), 'status', lambda model: (_ for _ in ()).throw(Abort()))
+        assert status_of(task).state == State.waiting
+    run(Task.objects.all(), 'status', lambda model: (_ for _ in ()).throw(Abort()))
+    assert status_of(task).parse()[0::2] == (State.canceled, 4)
+
+
+def test_timeout_reclaim_gives_back_a_row_whose_next_attempt_is_the_last_allowed():
+    stalled = make('stalled', Status.working(now() - dt.timedelta(minutes=11), 1))
+    run(Task.objects.all(), 'status', pytest.fail, retry=2, timeout=dt.timedelta(minutes=10),
+        delay=dt.timedelta(hours=1))
+    assert status_of(stalled).parse()[0::2] == (State.waiting, 2)
+
+
+def test_timeout_reclaim_logs_what_it_gave_back(caplog):
+    stalled = make('stalled', Status.working(now() - dt.timedelta(minutes=11), 1))
+    with caplog.at_level(logging.WARNING, logger='modelqueue'):
+        run(Task.objects.all(), 'status', lambda task: None, timeout=dt.timedelta(minutes=10))
+    assert [record.getMessage() for record in caplog.records] == [
+        f'Reclaimed testapp.Task pk={stalled.pk} from a worker that exceeded the timeout'
+        ' of 0:10:00: now waiting'
+    ]
+
+
+def test_a_fenced_off_completion_logs_the_row_and_the_outcome_it_kept_from_writing(caplog):
+    task = make()
+
+    def action(model):
+        Task.objects.filter(pk=model.pk).update(status=Status.canceled())
+
+    with caplog.at_level(logging.WARNING, logger='modelqueue'):
+        run(Task.objects.all(), 'status', action)
+    assert [record.getMessage() for record in caplog.records] == [
+        f'testapp.Task pk={task.pk} changed while its action ran (canceled, requeued or'
+        ' reclaimed by a timeout); leaving it as it is instead of writing finished'
+    ]
+
+
+def test_a_completion_writes_only_its_row_when_another_holds_the_same_status():
+    # Two claims in the same millisecond with the same attempts write the same status.
+    task = make('mine')
+    twin = make('twin', Status.waiting(now() + dt.timedelta(days=1)))
+
+    def action(model):
+        Task.objects.filter(pk=twin.pk).update(status=model.status)
+        model.note = 'mine'
+
+    run(Task.objects.filter(pk=task.pk), 'status', action)
+    assert Task.objects.get(pk=twin.pk).note == ''
+    assert status_of(twin).state == State.working
+    assert status_of(task).state == State.finished
+
+
+def test_a_claim_with_nothing_stalled_costs_one_statement_and_the_completion_one(
+    django_assert_num_queries,
+):
+    make()
+    with django_assert_num_queries(2):
+        run(Task.objects.all(), 'status', lambda task: None)
+
+
+def test_an_empty_queue_costs_the_claim_and_one_look_for_stalled_rows(django_assert_num_queries):
+    with django_assert_num_queries(2):
+        assert run(Task.objects.all(), 'status', pytest.fail) is None
+
+
+@pytest.mark.parametrize('error', [Retry, Abort])
+def test_retry_and_abort_carry_their_delay_and_name_it_when_it_is_wrong(error):
+    assert error(dt.timedelta(minutes=5)).args == (dt.timedelta(minutes=5),)
+    assert error().args == (None,)
+    with pytest.raises(ValueError, match=r'^invalid delay 5: expected a datetime.timedelta'):
+        error(5)
+
+
+class LockedThenDone:
+    """An attempt_write that finds SQLite locked `times` times, then writes."""
+
+    def __init__(self, times, message='database is locked'):
+        self.times = times
+        self.message = message
+        self.calls = 0
+
+    def __call__(self):
+        self.calls += 1
+        if self.calls <= self.times:
+            raise OperationalError(self.message)
+        return 'written'
+
+
+@pytest.fixture
+def on_sqlite(monkeypatch):
+    """_write as it behaves on SQLite, whatever the test database."""
+    monkeypatch.setattr(connections['default'], 'vendor', 'sqlite')
+
+
+def test_a_locked_sqlite_write_is_retried_with_a_doubling_randomized_backoff(
+    monkeypatch, caplog, on_sqlite
+):
+    sleeps, spreads = [], []
+    monkeypatch.setattr(queue.time, 'sleep', sleeps.append)
+    monkeypatch.setattr(queue.random, 'uniform', lambda low, high: spreads.append((low, high)) or 0.5)
+    write = LockedThenDone(9)
+    with caplog.at_level(logging.DEBUG, logger='modelqueue'):
+        assert queue._write('default', write) == 'written'
+    assert write.calls == 10
+    delays = [0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.5, 0.5]
+    assert sleeps == pytest.approx([delay * 0.5 for delay in delays])
+    assert spreads == [(0.5, 1.5)] * 9
+    assert [record.getMessage() for record in caplog.records] == [
+        f'SQLite database is locked; retrying in {delay:.3f}s' for delay in delays
+    ]
+
+
+@pytest.mark.parametrize('message', ['database is locked', 'database table is busy'])
+def test_a_busy_or_locked_sqlite_write_is_retried(monkeypatch, on_sqlite, message):
+    monkeypatch.setattr(queue.time, 'sleep', lambda seconds: None)
+    write = LockedThenDone(1, message)
+    assert queue._write('default', write) == 'written'
+    assert write.calls == 2
+
+
+def test_other_database_errors_are_not_retried(monkeypatch, on_sqlite):
+    monkeypatch.setattr(queue.time, 'sleep', pytest.fail)
+    write = LockedThenDone(1, 'no such table: x')
+    with pytest.raises(OperationalError, match='no such table'):
+        queue._write('default', write)
+    assert write.calls == 1
+
+
+def test_only_sqlite_writes_are_retried(monkeypatch):
+    monkeypatch.setattr(queue.time, 'sleep', pytest.fail)
+    monkeypatch.setattr(connections['default'], 'vendor', 'postgresql')
+    write = LockedThenDone(1)
+    with pytest.raises(OperationalError, match='locked'):
+        queue._write('default', write)
+    assert write.calls == 1
+
+
+def test_the_select_for_update_claim_takes_the_lowest_due_row_and_keeps_its_attempts(monkeypatch):
+    # PostgreSQL and MariaDB take this path for a queryset that is not
+    # claimed in one statement; SQLite ignores FOR UPDATE, so it runs here too.
+    features = connections['default'].features
+    monkeypatch.setattr(features, 'has_select_for_update_skip_locked', True, raising=False)
+    make('later', Status.waiting(5, 0))
+    first = make('first', Status.waiting(4, 6))
+    seen = []
+    claimed = run(Task.objects.defer('note'), 'status', lambda task: seen.append(Status(task.status)))
+    assert claimed.pk == first.pk
+    assert seen[0].state == State.working and seen[0].attempts == 6
+    assert_recent(seen[0].parse()[1])
+    assert status_of(first).parse()[0::2] == (State.finished, 7)
+    Task.objects.all().delete()
+    assert run(Task.objects.defer('note'), 'status', pytest.fail) is None
+
+
+class Stamped(models.Model):
+    """A model with an auto_now field, which no test model has; never saved (no table)."""
+
+    status = models.BigIntegerField()
+    updated = models.DateTimeField(auto_now=True, null=True)
+
+    class Meta:
+        app_label = 'testapp'
+        managed = False
+
+
+def test_the_completion_writes_auto_now_fields():
+    row = Stamped(pk=1, status=Status.working(), updated=None)
+    before = queue._snapshot(row)
+    values = queue._changed_values(row, before, 'status')
+    assert set(values) == {'updated'}
+    assert_recent(values['updated'])
+    assert row.updated == values['updated']

@@ -196,3 +196,56 @@ def test_next_timestamp_is_the_first_real_timestamp_at_or_after(priority):
     if found > priority and found > FIRST_TIMESTAMP:
         before = priority_to_datetime(found) - dt.timedelta(milliseconds=1)
         assert datetime_to_priority(before) < priority
+
+
+@pytest.mark.parametrize(
+    ('priority', 'expected'),
+    [
+        (20261232000000000, 20270101000000000),  # December 32: next year
+        (20261300000000000, 20270101000000000),  # month 13
+        (20260000000000000, 20260101000000000),  # month 0: January
+        (20260100000000000, 20260101000000000),  # day 0: the first
+        (20260230123456789, 20260301000000000),  # February 30
+        (20260101240000000, 20260102000000000),  # hour 24 on the first day: the next day
+        (20260131106000000, 20260131110000000),  # minute 60 on the last day: the next hour
+        (20260131231060000, 20260131231100000),  # second 60 at 23:10: the next minute
+        (20260115101060123, 20260115101100000),  # second 60: the next minute
+        (20261231235960000, 20270101000000000),  # second 60 at the year's end
+        (11300000000000, 20101000000000),  # year 1, month 13: year 2
+    ],
+)
+def test_next_timestamp_rolls_over_the_first_impossible_part(priority, expected):
+    assert next_timestamp(priority) == expected
+    assert priority_to_datetime(expected) is not None
+
+
+def test_priorities_of_aware_datetimes_are_utc_whatever_the_local_zone(monkeypatch):
+    time = pytest.importorskip('time')
+    tokyo = pytz.timezone('Asia/Tokyo').localize(dt.datetime(2026, 1, 2, 12, 0))
+    monkeypatch.setenv('TZ', 'America/New_York')
+    time.tzset()
+    try:
+        assert datetime_to_priority(tokyo) == 20260102030000000
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_a_datetime_whose_utc_time_is_before_year_1_says_so():
+    early = dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    with pytest.raises(ValueError) as raised:
+        datetime_to_priority(early)
+    assert str(raised.value) == (
+        f'invalid priority {early!r}: its UTC time is outside years 1 through 9999'
+    )
+
+
+@pytest.mark.django_db
+def test_status_tally_counts_rows_by_state():
+    from tests.testapp.models import Task
+
+    for status in (Status.waiting(), Status.waiting(), Status.finished(), Status.canceled()):
+        Task.objects.create(data='task', status=status)
+    assert Status.tally(Task.objects.all(), 'status') == {
+        'created': 0, 'waiting': 2, 'working': 0, 'finished': 1, 'canceled': 1,
+    }

@@ -1,5 +1,7 @@
 """The fixtures that any test can use; tests/conftest.py registers them."""
 
+import os
+
 import pytest
 
 from tests.support.browser import for_live_server, start_chromium
@@ -43,3 +45,37 @@ def superuser_client(client, db):
     """Django's test client, logged in as a superuser."""
     client.force_login(create_superuser())
     return client
+
+
+@pytest.fixture(scope='session')
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """Name the test database after this process where two runs could share it.
+
+    settings.py reads the pid when it is imported; mutmut (mutation/run)
+    forks one process per mutant from a process that imported it already,
+    and two mutants running at once must not share one database. SQLite's
+    test database is named after the pid always, as settings.py does; under
+    mutmut (MUTANT_UNDER_TEST is set) the others are too.
+    """
+    from django.conf import settings
+
+    test = settings.DATABASES['default']['TEST']
+    if settings.DATABASE_VENDOR == 'sqlite':
+        test['NAME'] = str(
+            settings.BASE_DIR / f'.{settings.TEST_DATABASE_NAME}_{os.getpid()}.sqlite3'
+        )
+    elif 'MUTANT_UNDER_TEST' in os.environ:
+        test['NAME'] = f'{settings.TEST_DATABASE_NAME}_{os.getpid()}'
+
+
+@pytest.fixture(autouse=True)
+def compile_claims_afresh():
+    """Start every test with no compiled claim statement (modelqueue.claim's cache).
+
+    A test then compiles the claims it makes whatever ran before it, so a
+    test checks ClaimStatement even when run after others, or alone, or in
+    a process forked from one whose cache is full (mutmut's).
+    """
+    from modelqueue import claim
+
+    claim._statements.clear()

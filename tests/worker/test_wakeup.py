@@ -1,16 +1,21 @@
 """Waking idle workers: the NOTIFY trigger, the waiters, and the worker using them."""
 
 import datetime as dt
+import hashlib
+import logging
+import os
 import time
+import types
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from modelqueue import State, Status, now
 from modelqueue.expressions import with_state
 from modelqueue.wakeup import (
     ListeningWaiter,
     PollingWaiter,
+    _lock_key,
     channel_name,
     install_trigger,
     uninstall_trigger,
@@ -271,3 +276,121 @@ def test_a_trigger_whose_definition_changed_is_installed_again(transactional_db,
     assert install_trigger(Task, 'status') is True
     assert definition() == installed
     assert install_trigger(Task, 'status') is False
+
+
+def fake_model(table, column='status'):
+    """What channel_name reads of a model: its table and a field's column."""
+    field = types.SimpleNamespace(column=column)
+    return types.SimpleNamespace(
+        _meta=types.SimpleNamespace(db_table=table, get_field=lambda name: field)
+    )
+
+
+def test_channel_name_replaces_what_is_not_a_lowercase_letter_digit_or_underscore():
+    assert channel_name(fake_model('App.Tasks-2', 'Status'), 'status') == (
+        'modelqueue_app_tasks_2_status'
+    )
+
+
+def test_a_channel_name_past_50_characters_is_cut_to_41_and_a_digest():
+    table = 'x' * (50 - len('modelqueue__status'))
+    assert channel_name(fake_model(table), 'status') == f'modelqueue_{table}_status'
+    longer = fake_model(table + 'y')
+    full = f'modelqueue_{table}y_status'
+    digest = hashlib.sha1(full.encode()).hexdigest()[:8]
+    assert channel_name(longer, 'status') == f'{full[:41]}_{digest}'
+    assert len(channel_name(longer, 'status')) == 50
+
+
+def test_the_trigger_lock_key_is_a_signed_64_bit_integer_of_the_name():
+    names = [f'modelqueue_{n}' for n in range(64)]
+    keys = [_lock_key(name) for name in names]
+    assert all(-(2**63) <= key < 2**63 for key in keys)
+    assert any(key < 0 for key in keys)
+    assert keys[0] == int.from_bytes(
+        hashlib.sha1(names[0].encode()).digest()[:8], 'big', signed=True
+    )
+
+
+@postgresql_only
+def test_uninstall_trigger_removes_the_function_and_both_triggers(transactional_db):
+    install_trigger(Task, 'status')
+    assert uninstall_trigger(Task, 'status') is True
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'testapp_task'::regclass"
+            " AND tgname LIKE 'modelqueue_%%'"
+        )
+        assert cursor.fetchone() == (0,)
+        cursor.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE 'modelqueue_testapp_task%%'")
+        assert cursor.fetchone() == (0,)
+    assert install_trigger(Task, 'status') is True
+
+
+@postgresql_only
+def test_install_trigger_logs_what_it_installed(transactional_db, caplog):
+    uninstall_trigger(Task, 'status')
+    with caplog.at_level(logging.INFO, logger='modelqueue.worker'):
+        install_trigger(Task, 'status')
+    assert [record.getMessage() for record in caplog.records] == [
+        'Installed the wake-up trigger modelqueue_testapp_task_status_notify on testapp_task'
+    ]
+
+
+@postgresql_only
+def test_an_outdated_trigger_function_is_replaced(transactional_db):
+    install_trigger(Task, 'status')
+    with connection.cursor() as cursor:
+        cursor.execute(
+            'CREATE OR REPLACE FUNCTION modelqueue_testapp_task_status_notify() RETURNS trigger'
+            " LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END;$$"
+        )
+    assert install_trigger(Task, 'status') is True
+    assert install_trigger(Task, 'status') is False
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize('listen', [False, True])
+def test_a_waiter_wakes_as_soon_as_the_wakeup_fd_is_readable(listen):
+    read, write = os.pipe()
+    waiter = waiter_for(Task.objects.all(), 'status', listen=listen, wakeup_fd=read)
+    try:
+        assert waiter.wakeup_fd == read
+        os.write(write, b'x')
+        started = time.monotonic()
+        assert waiter.wait(BOUND) is True
+        assert time.monotonic() - started < BOUND / 2
+    finally:
+        waiter.close()
+        os.close(read)
+        os.close(write)
+
+
+@pytest.mark.django_db
+def test_a_waiter_sleeps_until_just_after_the_next_scheduled_row():
+    Task.objects.create(data='soon', status=Status.waiting(now() + dt.timedelta(seconds=2)))
+    until = PollingWaiter(Task.objects.all(), 'status')._until_scheduled(30)
+    assert 1 < until <= 2.002
+    Task.objects.all().delete()
+    Task.objects.create(data='now', status=Status.waiting(now() + dt.timedelta(milliseconds=50)))
+    assert PollingWaiter(Task.objects.all(), 'status')._until_scheduled(30) < 0.5
+
+
+@postgresql_only
+def test_a_missing_trigger_is_put_back(transactional_db):
+    install_trigger(Task, 'status')
+    with connection.cursor() as cursor:
+        cursor.execute('DROP TRIGGER modelqueue_testapp_task_status_update ON testapp_task')
+    assert install_trigger(Task, 'status') is True
+    assert install_trigger(Task, 'status') is False
+
+
+@postgresql_only
+def test_install_trigger_in_the_callers_transaction_leaves_its_lock_timeout(transactional_db):
+    uninstall_trigger(Task, 'status')
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute('SHOW lock_timeout')
+        (before,) = cursor.fetchone()
+        assert install_trigger(Task, 'status') is True
+        cursor.execute('SHOW lock_timeout')
+        assert cursor.fetchone() == (before,)
