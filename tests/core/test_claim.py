@@ -161,6 +161,7 @@ def test_every_claim_of_an_empty_queue_returns_none(claim_of):
 
 
 @pytest.mark.django_db
+@pytest.mark.vendors('sqlite', 'postgresql')  # MariaDB has no UPDATE ... RETURNING
 @pytest.mark.parametrize(
     'queryset',
     [
