@@ -10,7 +10,7 @@ from django.db.models import IntegerField, Value
 
 from modelqueue import State, Status, claim, now, run
 from modelqueue.status import MAX_ATTEMPTS
-from tests.testapp.models import Task
+from tests.testapp.models import Execution, Task
 
 WAIT = 10  # seconds: a bound on every wait
 TIMEOUT = dt.timedelta(minutes=10)
@@ -165,7 +165,7 @@ def test_every_claim_of_an_empty_queue_returns_none(claim_of):
 @pytest.mark.parametrize(
     'queryset',
     [
-        lambda: Task.objects.select_related(),
+        lambda: Execution.objects.select_related('task'),
         lambda: Task.objects.annotate(n=Value(1, output_field=IntegerField())),
         lambda: Task.objects.extra(select={'n': '1'}),
         lambda: Task.objects.distinct(),
