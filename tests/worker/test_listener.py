@@ -174,3 +174,4 @@ def test_a_psycopg2_connection_is_drained_too(waiter, caplog):
     assert timed(waiter.wait, 30)[0] is True
     assert len(logged(caplog, logging.WARNING)) == 1
     assert listener.closed
+
