@@ -175,7 +175,8 @@ def test_the_record_tables_are_read_only(admin_client):
     for model, obj in (('failurerecord', record), ('workerheartbeat', beat)):
         assert admin_client.get(reverse(f'admin:modelqueue_{model}_changelist')).status_code == 200
         assert admin_client.get(reverse(f'admin:modelqueue_{model}_add')).status_code == 403
-        assert admin_client.post(reverse(f'admin:modelqueue_{model}_delete', args=[obj.pk]), {'post': 'yes'}).status_code == 403
+        delete = reverse(f'admin:modelqueue_{model}_delete', args=[obj.pk])
+        assert admin_client.post(delete, {'post': 'yes'}).status_code == 403
         page = admin_client.get(reverse(f'admin:modelqueue_{model}_change', args=[obj.pk])).content.decode()
         assert 'name="_save"' not in page
     assert FailureRecord.objects.count() == 1 and WorkerHeartbeat.objects.count() == 1
