@@ -123,10 +123,13 @@ def outcome_name(outcome):
     return FailureRecord.WAITING
 
 
-def record_attempt(queryset, task, attname, attempt, error, outcome, started):
-    """Record the failed `attempt` of `task`: `error` was raised, `outcome`
-    (a Status, or None when the completion was fenced off) was written."""
+def record_attempt(queryset, task, attname, attempt, error, outcome, claimed):
+    """Record the failed `attempt` of `task`, which run() claimed with the
+    working status `claimed` (its time is when the attempt started):
+    `error` was raised, `outcome` (a Status, or None when the completion was
+    fenced off) was written."""
     ended = now()
+    started = priority_to_datetime(Status(claimed).priority) or ended
     _record(
         queryset,
         object_id=task.pk,
@@ -182,24 +185,57 @@ def _content_type(model):
     )
 
 
+#: The columns of the INSERT, after the content type.
+COLUMNS = [
+    'object_id', 'field', 'attempt', 'outcome', 'exception', 'message', 'traceback', 'worker',
+    'started', 'ended', 'duration',
+]
+_statements = {}  # (database alias, table) -> the INSERT's SQL
+
+
+def insert_sql(connection):
+    """The INSERT of one record, its content type looked up by a subquery.
+
+    Written once per database as plain SQL, as run()'s status update is:
+    building it with the ORM for every failure would cost more than the
+    round trip.
+    """
+    from django.contrib.contenttypes.models import ContentType  # noqa: PLC0415
+
+    from .models import FailureRecord  # noqa: PLC0415
+
+    key = (connection.alias, FailureRecord._meta.db_table)
+    sql = _statements.get(key)
+    if sql is None:
+        qn = connection.ops.quote_name
+        meta, types = FailureRecord._meta, ContentType._meta
+        columns = [meta.get_field('content_type').column, *(meta.get_field(name).column for name in COLUMNS)]
+        content_type = (
+            f'(SELECT {qn(types.pk.column)} FROM {qn(types.db_table)}'
+            f' WHERE {qn("app_label")} = %s AND {qn("model")} = %s)'
+        )
+        sql = _statements[key] = (
+            f'INSERT INTO {qn(meta.db_table)} ({", ".join(map(qn, columns))})'
+            f' VALUES ({content_type}, {", ".join(["%s"] * len(COLUMNS))})'
+        )
+    return sql
+
+
 def _record(queryset, **values):
     if not setting('MODELQUEUE_FAILURE_RECORDS'):
         return
     using = queryset.db
     if _off_until.get(using, 0) > time.monotonic():
         return
-    from .models import FailureRecord  # noqa: PLC0415
-
     values['object_id'] = str(values['object_id'])
     values['duration'] = max(values['ended'] - values['started'], dt.timedelta(0))
-    record = FailureRecord(content_type_id=_content_type(queryset.model), **values)
     connection = connections[using]
     try:
         if connection.in_atomic_block:  # the caller's transaction survives a failed INSERT
             with transaction.atomic(using=using):
-                record.save(using=using, force_insert=True)
+                _insert(connection, queryset.model, values)
         else:
-            record.save(using=using, force_insert=True)
+            _insert(connection, queryset.model, values)
     except DatabaseError as error:
         if using not in _off_until:
             logger.warning(
@@ -214,6 +250,23 @@ def _record(queryset, **values):
         _off_until[using] = time.monotonic() + RETRY_SECONDS
     else:
         _off_until.pop(using, None)
+
+
+def _insert(connection, model, values):
+    """One INSERT: plain SQL, or the ORM when a value is an expression (the
+    reclaim's worker, read from the heartbeat table)."""
+    from .models import FailureRecord  # noqa: PLC0415
+
+    if not isinstance(values['worker'], str):
+        record = FailureRecord(content_type_id=_content_type(model), **values)
+        record.save(using=connection.alias, force_insert=True)
+        return
+    opts = model._meta.concrete_model._meta
+    meta = FailureRecord._meta
+    params = [opts.app_label, opts.model_name]
+    params += [meta.get_field(name).get_db_prep_save(values[name], connection) for name in COLUMNS]
+    with connection.cursor() as cursor:
+        cursor.execute(insert_sql(connection), params)
 
 
 class Pruner:

@@ -385,7 +385,6 @@ def run(queryset, field, action, retry=3, timeout=ONE_HOUR, delay=ZERO_SECS):
     setattr(task, attname, claimed)
     before = _snapshot(task)
     error = None
-    started = now()
     try:
         action(task)
     except BaseException as exc:  # the row must not stay working
@@ -394,7 +393,7 @@ def run(queryset, field, action, retry=3, timeout=ONE_HOUR, delay=ZERO_SECS):
     written = _complete(queryset, task, attname, claimed, before, outcome)
     if error is not None and not isinstance(error, Retry):  # a failure: one INSERT
         failures.record_attempt(
-            queryset, task, attname, attempts, error, outcome if written else None, started
+            queryset, task, attname, attempts, error, outcome if written else None, claimed
         )
     if error is not None and not isinstance(error, (Retry, Abort, Cancel)):
         raise error

@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import ranges
 from ..status import ONE_HOUR, State, Status, now, priority_to_datetime
+from .display import natural_time
 from .figures import THROUGHPUT_MINUTES
 
 #: Failure records the change form shows, newest first.
@@ -68,7 +69,11 @@ def history(model, field, pk):
     """The failure records of one row, newest first (at most HISTORY_LIMIT)."""
     if not records_available(model):
         return []
-    return list(records_of(model, field).filter(object_id=str(pk)).order_by('-pk')[:HISTORY_LIMIT])
+    records = list(records_of(model, field).filter(object_id=str(pk)).order_by('-pk')[:HISTORY_LIMIT])
+    current = now()
+    for record in records:
+        record.ago = natural_time(record.ended, current)
+    return records
 
 
 def attach_last_errors(model, fields, rows):
@@ -220,6 +225,7 @@ def failure_figures(model, field, current, changelist_url, minutes=THROUGHPUT_MI
                 'count': group['count'],
                 'message': latest[group['latest']].message,
                 'ended': latest[group['latest']].ended,
+                'ago': natural_time(latest[group['latest']].ended, current),
                 'url': f'{changelist_url}?{field}_failures=error:{group["exception"]}',
             }
             for group in groups
@@ -247,6 +253,9 @@ def worker_figures(model_admin, queryset, field, current, timeout):
             'pid': beat.pid,
             'started': beat.started,
             'last_seen': beat.last_seen,
+            'last_seen_ago': natural_time(beat.last_seen, current),
+            'started_ago': natural_time(beat.started, current),
+            'held_for': beat.held_since and natural_time(beat.held_since, current),
             'lost': beat.is_lost(current),
             'object_id': beat.object_id,
             'row_url': _change_url(model_admin, beat.object_id),
@@ -262,7 +271,7 @@ def worker_figures(model_admin, queryset, field, current, timeout):
         {
             'pk': str(pk),
             'url': _change_url(model_admin, pk),
-            'since': priority_to_datetime(Status(value).priority),
+            'since': natural_time(priority_to_datetime(Status(value).priority) or current, current),
             'worker': holders.get(str(pk), {}).get('name'),
             'lost': holders.get(str(pk), {}).get('lost'),
         }

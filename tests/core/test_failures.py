@@ -56,7 +56,8 @@ def test_an_exception_is_recorded_with_everything_the_history_shows():
     assert 'Traceback (most recent call last)' in record.traceback
     assert "raise error" in record.traceback and 'ValueError: bad <address>' in record.traceback
     assert record.worker == failures.worker_name()
-    assert before <= record.started <= record.ended <= now()
+    # started is the claim's time, written to the millisecond
+    assert before - dt.timedelta(milliseconds=1) <= record.started <= record.ended <= now()
     assert record.duration == record.ended - record.started
 
 
