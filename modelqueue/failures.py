@@ -94,12 +94,28 @@ def exception_path(error):
 
 
 def message_of(error):
-    """`error`'s message, cut to MESSAGE_CHARS; Abort(delay) has none of its own."""
+    """`error`'s message, with the exception it was raised from, cut to MESSAGE_CHARS.
+
+    ``Abort`` and ``Retry`` carry a delay, not a message: raise them *from*
+    the error that made the action give up, and that error is the reason.
+
+    >>> from modelqueue import Abort
+    >>> try:
+    ...     raise Abort() from TimeoutError('smtp.example did not answer')
+    ... except Abort as error:
+    ...     print(message_of(error))
+    TimeoutError: smtp.example did not answer
+    """
     from .queue import Abort, Retry  # noqa: PLC0415 (queue imports this module)
 
     if isinstance(error, (Abort, Retry)):
-        return '' if error.delay is None else f'delay {error.delay}'
-    text = str(error)
+        text = '' if error.delay is None else f'delay {error.delay}'
+    else:
+        text = str(error)
+    cause = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    if cause is not None:
+        text = f'{text}; ' if text else ''
+        text += f'{type(cause).__name__}: {cause}'
     return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + '…'
 
 

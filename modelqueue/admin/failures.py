@@ -7,6 +7,7 @@ not migrated yet, every figure here is empty and the pages still work.
 """
 
 import datetime as dt
+import time
 
 from django.contrib import admin
 from django.db import connections, router
@@ -40,20 +41,22 @@ def _models():
 
 
 def records_available(model):
-    """Whether the modelqueue tables exist in `model`'s database (asked once)."""
+    """Whether the modelqueue tables exist in `model`'s database.
+
+    Asked once while they do; while they do not, again after a minute, so
+    a site migrated while it runs finds them.
+    """
     _content_type, FailureRecord, WorkerHeartbeat = _models()
     using = router.db_for_read(model)
-    known = _available.get(using)
-    if known is None:
+    known, asked = _available.get(using, (None, 0.0))
+    if known is None or (not known and time.monotonic() - asked > 60):
         tables = set(connections[using].introspection.table_names())
-        known = _available[using] = {
-            FailureRecord._meta.db_table,
-            WorkerHeartbeat._meta.db_table,
-        } <= tables
+        known = {FailureRecord._meta.db_table, WorkerHeartbeat._meta.db_table} <= tables
+        _available[using] = (known, time.monotonic())
     return known
 
 
-_available = {}
+_available = {}  # database alias -> (whether the tables exist, when asked)
 
 
 def records_of(model, field):

@@ -57,6 +57,10 @@ from .filters import queue_list_filter
 from .operations import ROW_OPERATIONS, field_label
 from .templates import template_names
 
+#: The figures the dashboard's JSON leaves out: lists of user data (messages,
+#: host names) that the activity view renders, escaped, instead.
+ACTIVITY_LISTS = ('failure_groups', 'workers', 'stalled_rows')
+
 #: The filter values of each queue field that the dashboard links to.
 FILTER_VALUES = [*(state.name for state in Status.states), 'due', 'scheduled', 'stalled']
 
@@ -483,9 +487,11 @@ class QueueAdminMixin:
         if request.method not in ('GET', 'HEAD'):
             return HttpResponseNotAllowed(['GET', 'HEAD'])
         current = now()
-        return JsonResponse(
-            {'generated': iso(current), 'queues': self.get_queue_figures(request, current)}
-        )
+        queues = self.get_queue_figures(request, current)
+        for figures in queues:  # these come as HTML, from dashboard_activity_view
+            for name in ACTIVITY_LISTS:
+                figures.pop(name)
+        return JsonResponse({'generated': iso(current), 'queues': queues})
 
     def dashboard_activity_view(self, request):
         """The dashboard's failures, workers and stalled rows as HTML, one

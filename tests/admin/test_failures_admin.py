@@ -135,6 +135,8 @@ def test_the_dashboard_groups_the_last_hour_by_exception_and_links_to_its_rows(a
     listed = admin_client.get(link).context['cl'].result_list
     assert {task.pk for task in listed} == {task.pk for task in tasks[:3]}
     assert sum(queue['throughput']['failed']) == 4
+    response = admin_client.get(reverse('admin:testapp_task_dashboard_data'))
+    assert '<' not in response.content.decode()  # messages come as escaped HTML, not in the JSON
     old.update(ended=now() - dt.timedelta(hours=2))
     data = admin_client.get(reverse('admin:testapp_task_dashboard_data')).json()
     assert data['queues'][0]['failed_last_hour'] == 3
