@@ -9,6 +9,7 @@ table itself.
 
 from django.contrib import admin
 from django.contrib.contenttypes.models import ContentType
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
@@ -58,7 +59,17 @@ class FailureRecordAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_('row'), ordering='object_id')
     def row(self, record):
-        return f'{record.content_type.app_label}.{record.content_type.model} {record.object_id}'
+        """The row, linked to its change form (and failure history) on this site."""
+        label = f'{record.content_type.app_label}.{record.content_type.model} {record.object_id}'
+        try:
+            url = reverse(
+                f'admin:{record.content_type.app_label}_{record.content_type.model}_change',
+                args=[record.object_id],
+                current_app=self.admin_site.name,
+            )
+        except NoReverseMatch:
+            return label
+        return format_html('<a href="{}">{}</a>', url, label)
 
     @admin.display(description=_('exception'), ordering='exception')
     def exception_column(self, record):

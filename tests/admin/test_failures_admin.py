@@ -182,6 +182,8 @@ def test_the_record_tables_are_read_only(admin_client):
         page = admin_client.get(reverse(f'admin:modelqueue_{model}_change', args=[obj.pk])).content.decode()
         assert 'name="_save"' not in page
     assert FailureRecord.objects.count() == 1 and WorkerHeartbeat.objects.count() == 1
+    listing = admin_client.get(reverse('admin:modelqueue_failurerecord_changelist')).content.decode()
+    assert f'href="{reverse("admin:testapp_task_change", args=[task.pk])}"' in listing
 
 
 def test_tracebacks_only_for_staff_who_may_view_the_queue_model(client):
