@@ -27,7 +27,8 @@ if IMPL == 'django-tasks-db':
 else:
     INSTALLED_APPS.append('bench.queueapp')  # the Task model of both modelqueues
 if IMPL == 'modelqueue':
-    INSTALLED_APPS.append('modelqueue')  # its worker command
+    # Its worker command; its failure records and heartbeats name content types.
+    INSTALLED_APPS += ['django.contrib.contenttypes', 'modelqueue']
 
 if VENDOR == 'sqlite':
     DATABASES = {

@@ -4,4 +4,5 @@ from django.utils.translation import gettext_lazy as _
 
 class ModelQueueConfig(AppConfig):
     name = 'modelqueue'
+    default_auto_field = 'django.db.models.BigAutoField'
     verbose_name = _('Model queue')

@@ -14,7 +14,7 @@ import time
 
 from django.db import OperationalError, connections, router, transaction
 
-from . import ranges
+from . import failures, ranges
 from .claim import claim_statement, claims_in_one_statement, due_rows
 from .status import MAX_ATTEMPTS, ONE_HOUR, ZERO_SECS, Status, now
 from .validation import (
@@ -186,6 +186,7 @@ def _reclaim_stalled(queryset, attname, retry, timeout, delay, claimed_pk=None):
             lambda: _fenced_update(queryset, pk, attname, value, {attname: new_status}),
         )
         if changed:
+            failures.record_reclaim(queryset, pk, attname, value, new_status, current, timeout)
             logger.warning(
                 'Reclaimed %s pk=%s from a worker that exceeded the timeout of %s:'
                 ' now %s',
@@ -388,14 +389,20 @@ def run(queryset, field, action, retry=3, timeout=ONE_HOUR, delay=ZERO_SECS):
         action(task)
     except BaseException as exc:  # the row must not stay working
         error = exc
-    _complete(queryset, task, attname, claimed, before, _outcome(error, attempts, retry, delay))
+    outcome = _outcome(error, attempts, retry, delay)
+    written = _complete(queryset, task, attname, claimed, before, outcome)
+    if error is not None and not isinstance(error, Retry):  # a failure: one INSERT
+        failures.record_attempt(
+            queryset, task, attname, attempts, error, outcome if written else None, claimed
+        )
     if error is not None and not isinstance(error, (Retry, Abort, Cancel)):
         raise error
     return task
 
 
 def _complete(queryset, task, attname, claimed, before, outcome):
-    """Write `outcome` and the changed fields, fenced on the `claimed` status."""
+    """Write `outcome` and the changed fields, fenced on the `claimed` status;
+    return whether it was written."""
     values = _changed_values(task, before, attname)
     values[attname] = outcome
     written = _write(
@@ -412,3 +419,4 @@ def _complete(queryset, task, attname, claimed, before, outcome):
             task.pk,
             outcome.state.name,
         )
+    return bool(written)

@@ -21,6 +21,7 @@ import time
 from django.db import Error as DatabaseError
 from django.db import close_old_connections, connections
 
+from .heartbeat import Heartbeat
 from .queue import Abort, Cancel, Retry, check_run_arguments, run
 from .status import ONE_HOUR, ZERO_SECS, Status
 from .validation import check_count, check_seconds, check_timedelta
@@ -83,6 +84,7 @@ class Worker:
         self._parent_pid = None
         self._failures = 0
         self._wakeup_fd = None
+        self._heartbeat = None
 
     @property
     def label(self):
@@ -109,9 +111,11 @@ class Worker:
             _dotted_name(self.action),
             waiter.describe(self.sleep),
         )
+        self._heartbeat = Heartbeat(self.queryset, self.attname).start()
         try:
             self._loop(waiter)
         finally:
+            self._heartbeat.stop()  # deletes the heartbeat row: a graceful exit
             waiter.close()
             for sig, handler in previous_handlers.items():
                 signal.signal(sig, handler)
@@ -162,7 +166,7 @@ class Worker:
         An action's own exception is logged here (run() has recorded the
         attempt); errors of the queue's own queries propagate.
         """
-        call = ActionCall(self.action)
+        call = ActionCall(self.action, self._heartbeat)
         try:
             run(self.queryset, self.field, call, self.retry, self.timeout, self.delay)
         except Exception as error:
@@ -240,14 +244,17 @@ def _dotted_name(action):
 class ActionCall:
     """The worker's action wrapped: remembers the task, its error and time."""
 
-    def __init__(self, action):
+    def __init__(self, action, heartbeat=None):
         self.action = action
+        self.heartbeat = heartbeat  # told what is in hand; writes it every few seconds
         self.task = None
         self.error = None
         self.seconds = None
 
     def __call__(self, task):
         self.task = task
+        if self.heartbeat is not None:
+            self.heartbeat.took(task)
         started = time.monotonic()
         try:
             self.action(task)
@@ -256,6 +263,8 @@ class ActionCall:
             raise
         finally:
             self.seconds = time.monotonic() - started
+            if self.heartbeat is not None:
+                self.heartbeat.done(failed=self.outcome() not in ('finished', 'retry'))
 
     def outcome(self):
         """Name what the action did: finished, retry, aborted, canceled or failed."""

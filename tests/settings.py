@@ -115,6 +115,9 @@ if os.environ.get('MODELQUEUE_DB_NAME'):
 
 DATABASES = {'default': default}
 
+# Worker processes started by tests beat faster than the default 5 seconds.
+MODELQUEUE_HEARTBEAT_SECONDS = float(os.environ.get('MODELQUEUE_HEARTBEAT_SECONDS', '5'))
+
 LOGGING = {
     'version': 1,
     'disable_existing_loggers': False,

@@ -24,8 +24,14 @@ from django.contrib.admin.options import IS_POPUP_VAR
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connections, router
-from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
-from django.template.loader import select_template
+from django.http import (
+    Http404,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+    JsonResponse,
+)
+from django.template.loader import render_to_string, select_template
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.text import capfirst
@@ -38,10 +44,22 @@ from . import checks
 from .actions import queue_actions
 from .changeform import OPENED, RowChangedMeanwhile, fenced_form, opened_token, save_edited
 from .display import COLUMN_PARTS, STATE_LABELS, column_name, queue_columns
+from .failures import (
+    attach_last_errors,
+    failure_figures,
+    failure_filter,
+    history,
+    last_error_column,
+    worker_figures,
+)
 from .figures import THROUGHPUT_MINUTES, iso, queue_figures
 from .filters import queue_list_filter
 from .operations import ROW_OPERATIONS, field_label
 from .templates import template_names
+
+#: The figures the dashboard's JSON leaves out: lists of user data (messages,
+#: host names) that the activity view renders, escaped, instead.
+ACTIVITY_LISTS = ('failure_groups', 'workers', 'stalled_rows')
 
 #: The filter values of each queue field that the dashboard links to.
 FILTER_VALUES = [*(state.name for state in Status.states), 'due', 'scheduled', 'stalled']
@@ -92,6 +110,7 @@ class QueueAdminMixin:
         for field in self.valid_queue_fields:
             for name, column in queue_columns(model, field, several).items():
                 setattr(self, name, column)
+            setattr(self, column_name(field, 'last_error'), last_error_column(field, several))
         self.queue_base_change_list_template = self.change_list_template
         self.change_list_template = 'modelqueue/change_list.html'
         self.queue_base_change_form_template = self.change_form_template
@@ -195,7 +214,7 @@ class QueueAdminMixin:
         columns = [
             column_name(field, part)
             for field in self.valid_queue_fields
-            for part in COLUMN_PARTS
+            for part in (*COLUMN_PARTS, 'last_error')
         ]
         declared = list(super().get_list_display(request))
         return [*declared, *(column for column in columns if column not in declared)]
@@ -210,7 +229,15 @@ class QueueAdminMixin:
                     break
             else:
                 filters.append(detailed)
+            filters.append(failure_filter(field))
         return filters
+
+    def get_changelist_instance(self, request):
+        """The changelist, its page's rows given their last failure (one
+        query per queue field, whatever the page size)."""
+        changelist = super().get_changelist_instance(request)
+        attach_last_errors(self.model, self.valid_queue_fields, changelist.result_list)
+        return changelist
 
     def get_readonly_fields(self, request, obj=None):
         declared = list(super().get_readonly_fields(request, obj))
@@ -329,6 +356,13 @@ class QueueAdminMixin:
                 }
                 for field in self.valid_queue_fields
             ]
+            context['modelqueue_failure_history'] = [
+                {
+                    'label': field_label(self.model, field),
+                    'records': history(self.model, field, unquote(object_id)),
+                }
+                for field in self.valid_queue_fields
+            ]
         return super().changeform_view(request, object_id, form_url, context)
 
     # Pages of our own.
@@ -350,6 +384,11 @@ class QueueAdminMixin:
                 'dashboard/data/',
                 wrap(self.dashboard_data_view),
                 name=f'{name}_dashboard_data',
+            ),
+            path(
+                'dashboard/activity/',
+                wrap(self.dashboard_activity_view),
+                name=f'{name}_dashboard_activity',
             ),
             path(
                 '<path:object_id>/queue/<str:field>/<str:operation>/',
@@ -376,10 +415,15 @@ class QueueAdminMixin:
         queues = []
         for field in self.valid_queue_fields:
             figures = queue_figures(queryset, field, self.queue_timeout, current)
+            failures = failure_figures(self.model, field, current, changelist)
+            figures['throughput']['failed'] = failures.pop('failed')
+            figures.update(failures)
+            figures.update(worker_figures(self, queryset, field, current, self.queue_timeout))
             figures['label'] = field_label(self.model, field)
             figures['filter_urls'] = {
                 value: f'{changelist}?{field}_queue={value}' for value in FILTER_VALUES
             }
+            figures['filter_urls']['failed_last_hour'] = f'{changelist}?{field}_failures=last_hour'
             queues.append(figures)
         return queues
 
@@ -393,12 +437,14 @@ class QueueAdminMixin:
         queues = self.get_queue_figures(request)
         config = {
             'dataUrl': self.queue_url('dashboard_data'),
+            'activityUrl': self.queue_url('dashboard_activity'),
             'refreshSeconds': self.queue_refresh_seconds,
             'queues': queues,
             'stateLabels': {name: str(label) for name, label in STATE_LABELS.items()},
             'texts': {
                 'finished': str(_('finished')),
                 'canceled': str(_('canceled')),
+                'failedSeries': str(_('failed attempts')),
                 'rows': str(_('rows')),
                 'none': str(_('none')),
                 'updated': str(_('Updated')),
@@ -441,9 +487,34 @@ class QueueAdminMixin:
         if request.method not in ('GET', 'HEAD'):
             return HttpResponseNotAllowed(['GET', 'HEAD'])
         current = now()
-        return JsonResponse(
-            {'generated': iso(current), 'queues': self.get_queue_figures(request, current)}
-        )
+        queues = self.get_queue_figures(request, current)
+        for figures in queues:  # these come as HTML, from dashboard_activity_view
+            for name in ACTIVITY_LISTS:
+                figures.pop(name)
+        return JsonResponse({'generated': iso(current), 'queues': queues})
+
+    def dashboard_activity_view(self, request):
+        """The dashboard's failures, workers and stalled rows as HTML, one
+        ``[data-activity]`` element per queue field, which the dashboard's
+        script swaps in on each refresh (rendered, so escaped, here)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        if request.method not in ('GET', 'HEAD'):
+            return HttpResponseNotAllowed(['GET', 'HEAD'])
+        current = now()
+        queryset = self.get_queryset(request)
+        changelist = self.queue_url('changelist')
+        fragments = []
+        for field in self.valid_queue_fields:
+            queue = {
+                'field': field,
+                **failure_figures(self.model, field, current, changelist),
+                **worker_figures(self, queryset, field, current, self.queue_timeout),
+            }
+            fragments.append(
+                render_to_string('modelqueue/includes/queue_activity.html', {'queue': queue}, request)
+            )
+        return HttpResponse(''.join(fragments))
 
     def queue_row_view(self, request, object_id, field, operation):
         """Requeue or cancel one row from its change form (POST only).

@@ -33,11 +33,18 @@ class QueueAdminSiteMixin:
     ``modelqueue/overview.html``). The index template becomes
     ``modelqueue/index.html`` unless the site names its own; a custom index
     can show the links with
-    ``{% include "modelqueue/includes/queue_links.html" %}``.
+    ``{% include "modelqueue/includes/queue_links.html" %}``. The failure
+    records and worker heartbeats are registered on it, read-only.
     """
 
     index_template = 'modelqueue/index.html'
     queue_overview_template = 'modelqueue/overview.html'
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from .records import register_records  # noqa: PLC0415 (needs the app registry)
+
+        register_records(self)
 
     def get_urls(self):
         return [

@@ -58,10 +58,12 @@ def test_mixin_keeps_declared_columns_filters_and_actions(rf):
     request.user = User(is_superuser=True, is_staff=True, is_active=True)
     task_admin = admin.site._registry[Task]
     assert task_admin.get_list_display(request) == [
-        'id', 'data', 'note', 'queue_status_state', 'queue_status_when', 'queue_status_attempts'
+        'id', 'data', 'note', 'queue_status_state', 'queue_status_when', 'queue_status_attempts',
+        'queue_status_last_error',
     ]
-    (state_filter,) = task_admin.get_list_filter(request)
+    state_filter, failure_filter = task_admin.get_list_filter(request)
     assert state_filter.parameter_name == 'status_queue'
+    assert failure_filter.parameter_name == 'status_failures'
     assert 'due' in dict(state_filter.lookups(state_filter, request, task_admin))
     actions = task_admin.get_actions(request)
     assert 'make_status_state_waiting' in actions  # declared: modelqueue 2.2.1's actions
@@ -76,7 +78,9 @@ def test_two_queue_fields_get_columns_filters_and_actions_each(rf):
     assert columns[:2] == ['id', 'name']
     assert 'queue_scan_status_state' in columns and 'queue_publish_status_when' in columns
     parameters = [f.parameter_name for f in upload_admin.get_list_filter(request)]
-    assert parameters == ['scan_status_queue', 'publish_status_queue']
+    assert parameters == [
+        'scan_status_queue', 'scan_status_failures', 'publish_status_queue', 'publish_status_failures'
+    ]
     actions = upload_admin.get_actions(request)
     assert {'requeue_scan_status', 'cancel_publish_status'} <= set(actions)
     entry = actions['requeue_scan_status']  # an Action from Django 6.1, a tuple before

@@ -159,8 +159,8 @@ def test_dashboard_follows_a_worker_without_reload(browser, spawn, monkeypatch):
             f'the chart still shows {chart_data(browser, "status", "tally")} after'
             f' {WAIT_SECONDS}s ({line!r}); the database has {states()}'
         )
-    finished, canceled = chart_data(browser, 'status', 'throughput')
-    assert sum(finished) == 6 and sum(canceled) == 0
+    finished, canceled, failed = chart_data(browser, 'status', 'throughput')
+    assert sum(finished) == 6 and sum(canceled) == 0 and sum(failed) == 0
     assert browser.find_element(By.CSS_SELECTOR, '[data-figure="due"]').text == '0'
     assert browser.find_element(By.CSS_SELECTOR, '[data-figure="finished_last_hour"]').text == '6'
     assert browser.execute_script('return window.modelqueueNoReload === true')

@@ -123,8 +123,8 @@ def test_dashboard_works_under_a_strict_policy(browser, live_server, strict_csp,
         message='the vendored Chart.js or dashboard.js did not run under the policy',
     )
     assert chart_data(browser, 'status', 'tally') == [tally_in_database()] == [[0, 4, 1, 2, 1]]
-    finished, canceled = chart_data(browser, 'status', 'throughput')
-    assert (sum(finished), sum(canceled)) == (2, 1)
+    finished, canceled, failed = chart_data(browser, 'status', 'throughput')
+    assert (sum(finished), sum(canceled), sum(failed)) == (2, 1, 0)
     assert browser.find_element('css selector', '[data-figure="due"]').text == '3'
     assert foreign_resources(browser, live_server) == []
     browser.screenshot('admin-dashboard-strict-csp')

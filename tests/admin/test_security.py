@@ -68,6 +68,8 @@ def pages(task):
         'history': reverse('admin:testapp_task_history', args=[task.pk]),
         'dashboard': reverse('admin:testapp_task_dashboard'),
         'dashboard data': reverse('admin:testapp_task_dashboard_data'),
+        'dashboard activity': reverse('admin:testapp_task_dashboard_activity'),
+        'failures filter': reverse(CHANGELIST) + '?status_failures=canceled_by_operator',
         'overview': reverse('admin:modelqueue_overview'),
     }
 

@@ -328,3 +328,26 @@ def test_worker_burst_drains_what_is_due(demo):
     )
     assert due_then == 0
     assert finished_now > finished
+
+
+@pytest.mark.processes
+def test_failed_emails_say_why(demo):
+    flaky, invalid = demo.query(
+        "[Email.objects.create(recipient=recipient, subject='why?', status=Status.waiting(0)).pk"
+        " for recipient in ('ada@flaky.example', 'alan@invalid.example')]"
+    )
+    demo.manage(
+        'modelqueue_worker', 'jobs.Email', 'status', 'demo.jobs.actions.send_email',
+        '--max-tasks', '2', '--delay', '600',
+    )
+    reasons = demo.query(
+        "{record.object_id: [record.exception, record.message, record.outcome] for record in"
+        " __import__('modelqueue.models').models.FailureRecord.objects.filter(field='status')}"
+    )
+    assert reasons[str(flaky)] == [
+        'modelqueue.queue.Abort', 'delay 0:00:05; TimeoutError: mx.flaky.example did not answer within 30 seconds',
+        'waiting',
+    ]
+    assert reasons[str(invalid)] == [
+        'modelqueue.queue.Cancel', '550 no mailbox alan@invalid.example', 'canceled'
+    ]

@@ -7,7 +7,7 @@
     const STATES = ['created', 'waiting', 'working', 'finished', 'canceled'];
     const COLORS = {
         created: '#6c757d', waiting: '#1f6fbf', working: '#b07400',
-        finished: '#23824a', canceled: '#b52b27'
+        finished: '#23824a', canceled: '#b52b27', failed: '#7b2cbf'
     };
     const config = JSON.parse(
         document.getElementById('modelqueue-dashboard-config').textContent
@@ -90,6 +90,17 @@
                         label: config.texts.canceled,
                         data: queue.throughput.canceled,
                         backgroundColor: COLORS.canceled
+                    },
+                    {
+                        // Failed attempts (retried or not): a line of its own, not stacked.
+                        type: 'line',
+                        label: config.texts.failedSeries,
+                        data: queue.throughput.failed,
+                        stack: 'failed',
+                        borderColor: COLORS.failed,
+                        backgroundColor: COLORS.failed,
+                        pointRadius: 1,
+                        borderWidth: 2
                     }
                 ]
             },
@@ -120,6 +131,11 @@
         });
         const stalled = section.querySelector('[data-alert="stalled"]');
         stalled.classList.toggle('modelqueue-alert', queue.stalled > 0);
+        section.querySelector('[data-alert="failed_last_hour"]')
+            .classList.toggle('modelqueue-alert', queue.failed_last_hour > 0);
+        section.querySelector('[data-alert="workers_lost"]')
+            .classList.toggle('modelqueue-alert', queue.workers_lost > 0);
+
         const chart = charts[queue.field];
         chart.filterUrls = queue.filter_urls;
         chart.tally.data.datasets[0].data = STATES.map((name) => queue.tally[name]);
@@ -127,7 +143,30 @@
         chart.throughput.data.labels = queue.throughput.minutes.map(minuteLabel);
         chart.throughput.data.datasets[0].data = queue.throughput.finished;
         chart.throughput.data.datasets[1].data = queue.throughput.canceled;
+        chart.throughput.data.datasets[2].data = queue.throughput.failed;
         chart.throughput.update('none');
+    }
+
+    function refreshActivity() {
+        // Failures, workers and stalled rows come as HTML that Django's
+        // templates rendered (and escaped); each queue's part replaces its own.
+        return fetch(config.activityUrl, {credentials: 'same-origin'})
+            .then((response) => {
+                if (!response.ok) {
+                    throw new Error(response.status + ' ' + response.statusText);
+                }
+                return response.text();
+            })
+            .then((html) => {
+                const parsed = new DOMParser().parseFromString(html, 'text/html');
+                parsed.querySelectorAll('[data-activity]').forEach((fresh) => {
+                    const section = sectionOf(fresh.dataset.activity);
+                    const current = section && section.querySelector('[data-activity]');
+                    if (current) {
+                        current.replaceWith(document.importNode(fresh, true));
+                    }
+                });
+            });
     }
 
     function refresh() {
@@ -141,6 +180,7 @@
                 }
                 return response.json();
             })
+            .then((data) => refreshActivity().then(() => data))
             .then((data) => {
                 data.queues.forEach(render);
                 refreshes += 1;

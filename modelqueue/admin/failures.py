@@ -1,0 +1,298 @@
+"""What the admin shows of failure records and worker heartbeats.
+
+The queries behind the change form's failure history, the changelist's
+*last error* column (one query per page) and failures filter, and the
+dashboard's *Failures* and *Workers* panels. When the modelqueue tables are
+not migrated yet, every figure here is empty and the pages still work.
+"""
+
+import datetime as dt
+import time
+
+from django.contrib import admin
+from django.db import connections, router
+from django.db.models import Count, IntegerField, Max
+from django.db.models.functions import Cast, TruncMinute
+from django.urls import NoReverseMatch
+from django.utils.html import format_html
+from django.utils.text import Truncator
+from django.utils.translation import gettext_lazy as _
+
+from .. import ranges
+from ..status import ONE_HOUR, State, Status, now, priority_to_datetime
+from .display import natural_time
+from .figures import THROUGHPUT_MINUTES
+
+#: Failure records the change form shows, newest first.
+HISTORY_LIMIT = 50
+#: Exception classes and stalled rows the dashboard lists.
+PANEL_LIMIT = 10
+LAST_ERROR_CHARS = 80
+
+
+def _models():
+    """The modelqueue models, imported when first used: this module is
+    imported with modelqueue.admin, before the app registry is ready."""
+    from django.contrib.contenttypes.models import ContentType  # noqa: PLC0415
+
+    from ..models import FailureRecord, WorkerHeartbeat  # noqa: PLC0415
+
+    return ContentType, FailureRecord, WorkerHeartbeat
+
+
+def records_available(model):
+    """Whether the modelqueue tables exist in `model`'s database.
+
+    Asked once while they do; while they do not, again after a minute, so
+    a site migrated while it runs finds them.
+    """
+    _content_type, FailureRecord, WorkerHeartbeat = _models()
+    using = router.db_for_read(model)
+    known, asked = _available.get(using, (None, 0.0))
+    if known is None or (not known and time.monotonic() - asked > 60):
+        tables = set(connections[using].introspection.table_names())
+        known = {FailureRecord._meta.db_table, WorkerHeartbeat._meta.db_table} <= tables
+        _available[using] = (known, time.monotonic())
+    return known
+
+
+_available = {}  # database alias -> (whether the tables exist, when asked)
+
+
+def records_of(model, field):
+    """The failure records of the queue `field` of `model`."""
+    ContentType, FailureRecord, _heartbeat = _models()
+    content_type = ContentType.objects.get_for_model(model)
+    return FailureRecord.objects.using(router.db_for_read(model)).filter(
+        content_type=content_type, field=field
+    )
+
+
+def history(model, field, pk):
+    """The failure records of one row, newest first (at most HISTORY_LIMIT)."""
+    if not records_available(model):
+        return []
+    records = list(records_of(model, field).filter(object_id=str(pk)).order_by('-pk')[:HISTORY_LIMIT])
+    current = now()
+    for record in records:
+        record.ago = natural_time(record.ended, current)
+    return records
+
+
+def attach_last_errors(model, fields, rows):
+    """Give each of `rows` its last failure record per queue field, one
+    query per field for the whole page (``row.modelqueue_last_errors``)."""
+    rows = list(rows)
+    for row in rows:
+        row.modelqueue_last_errors = {}
+    if not rows or not records_available(model):
+        return
+    by_id = {str(row.pk): row for row in rows}
+    for field in fields:
+        latest = (
+            records_of(model, field)
+            .filter(object_id__in=list(by_id))
+            .order_by('object_id', '-pk')
+            .only('pk', 'object_id', 'exception', 'message', 'ended')
+        )
+        for record in latest:
+            by_id[record.object_id].modelqueue_last_errors.setdefault(field, record)
+
+
+def last_error_column(field, several=False):
+    """The changelist column of the last failure of each row (see attach_last_errors)."""
+    label = _('last error')
+
+    @admin.display(description=label if not several else f'{field} {label}')
+    def last_error(obj):
+        record = getattr(obj, 'modelqueue_last_errors', {}).get(field)
+        if record is None:
+            return '–'
+        return format_html(
+            '<span class="modelqueue-last-error" title="{}"><strong>{}</strong> {}</span>',
+            record.message,
+            record.exception_name,
+            Truncator(record.message).chars(LAST_ERROR_CHARS),
+        )
+
+    return last_error
+
+
+def row_ids(model, records):
+    """`records`' object ids as the row's primary key type, for ``pk__in``."""
+    pk = model._meta.pk
+    while pk.is_relation:
+        pk = pk.target_field
+    output = IntegerField() if pk.get_internal_type().endswith('AutoField') else type(pk)()
+    return records.order_by().annotate(modelqueue_row=Cast('object_id', output)).values('modelqueue_row')
+
+
+def failure_filter(field):
+    """A changelist filter of the queue `field` by its failure records.
+
+    Its parameter is ``<field>_failures``: ``last_hour`` (rows that failed
+    in the last hour), ``canceled_after_failures`` (canceled rows whose
+    canceling was a recorded failure), ``canceled_by_operator`` (canceled
+    rows without one), or ``error:<exception class path>`` (rows that
+    failed with it in the last hour; the dashboard links to these).
+    """
+
+    class FailureFilter(admin.SimpleListFilter):
+        title = _('failures')
+        parameter_name = f'{field}_failures'
+
+        def lookups(self, request, model_admin):
+            choices = [
+                ('last_hour', _('Failed in the last hour')),
+                ('canceled_after_failures', _('Canceled after failures')),
+                ('canceled_by_operator', _('Canceled by an operator')),
+            ]
+            if records_available(model_admin.model):
+                since = _hour_ago()
+                classes = (
+                    records_of(model_admin.model, field)
+                    .filter(ended__gte=since)
+                    .order_by('exception')
+                    .values_list('exception', flat=True)
+                    .distinct()[:PANEL_LIMIT]
+                )
+                choices += [(f'error:{name}', name.rpartition('.')[2]) for name in classes]
+            return choices
+
+        def queryset(self, request, queryset):
+            value = self.value()
+            if value is None or not records_available(queryset.model):
+                return queryset
+            records = records_of(queryset.model, field)
+            canceled = ranges.in_states(field, State.canceled)
+            if value == 'last_hour':
+                return queryset.filter(pk__in=row_ids(queryset.model, records.filter(ended__gte=_hour_ago())))
+            if value.startswith('error:'):
+                recent = records.filter(exception=value[len('error:') :], ended__gte=_hour_ago())
+                return queryset.filter(pk__in=row_ids(queryset.model, recent))
+            ids = row_ids(queryset.model, records.filter(outcome='canceled'))
+            if value == 'canceled_after_failures':
+                return queryset.filter(canceled, pk__in=ids)
+            if value == 'canceled_by_operator':
+                return queryset.filter(canceled).exclude(pk__in=ids)
+            return queryset
+
+    FailureFilter.__name__ = FailureFilter.__qualname__ = f'{field.title()}FailureFilter'
+    return FailureFilter
+
+
+def _hour_ago():
+    return now() - ONE_HOUR
+
+
+def failure_figures(model, field, current, changelist_url, minutes=THROUGHPUT_MINUTES):
+    """The dashboard's failure figures of one queue over the last hour.
+
+    ``failed`` (records per minute over the last `minutes`, as the
+    dashboard's throughput),
+    ``failed_last_hour`` and ``failure_groups``: per exception class, the
+    count, the latest message and time, and the changelist URL of its rows.
+    Three queries.
+    """
+    _content_type, FailureRecord, _heartbeat = _models()
+    last = current.replace(second=0, microsecond=0)
+    slots = [last - dt.timedelta(minutes=minutes - 1 - index) for index in range(minutes)]
+    if not records_available(model):
+        return {'failed': [0] * minutes, 'failed_last_hour': 0, 'failure_groups': []}
+    recent = records_of(model, field).filter(ended__gte=slots[0])
+    per_minute = dict(
+        recent.order_by()
+        .annotate(minute=TruncMinute('ended', tzinfo=dt.timezone.utc))
+        .values('minute')
+        .annotate(count=Count('pk'))
+        .values_list('minute', 'count')
+    )
+    failed = [per_minute.get(minute, 0) for minute in slots]
+    hour = records_of(model, field).filter(ended__gte=current - ONE_HOUR)
+    every_group = list(
+        hour.order_by().values('exception').annotate(count=Count('pk'), latest=Max('pk'))
+    )
+    every_group.sort(key=lambda group: (-group['count'], group['exception']))
+    groups = every_group[:PANEL_LIMIT]
+    latest = {
+        record.pk: record
+        for record in FailureRecord.objects.using(hour.db).filter(pk__in=[group['latest'] for group in groups])
+    }
+    return {
+        'failed': failed,
+        'failed_last_hour': sum(group['count'] for group in every_group),
+        'failure_groups': [
+            {
+                'exception': group['exception'],
+                'name': group['exception'].rpartition('.')[2],
+                'count': group['count'],
+                'message': latest[group['latest']].message,
+                'ended': latest[group['latest']].ended,
+                'ago': natural_time(latest[group['latest']].ended, current),
+                'url': f'{changelist_url}?{field}_failures=error:{group["exception"]}',
+            }
+            for group in groups
+        ],
+    }
+
+
+def worker_figures(model_admin, queryset, field, current, timeout):
+    """The live (and lost) workers of one queue, and its stalled rows with
+    the worker that held each. Two queries, three with stalled rows."""
+    ContentType, _record, WorkerHeartbeat = _models()
+    model = model_admin.model
+    if not records_available(model):
+        return {'workers': [], 'workers_live': 0, 'workers_lost': 0, 'stalled_rows': []}
+    content_type = ContentType.objects.get_for_model(model)
+    heartbeats = list(
+        WorkerHeartbeat.objects.using(router.db_for_read(model))
+        .filter(content_type=content_type, field=field)
+        .order_by('host', 'pid')
+    )
+    workers = [
+        {
+            'name': beat.name,
+            'host': beat.host,
+            'pid': beat.pid,
+            'started': beat.started,
+            'last_seen': beat.last_seen,
+            'last_seen_ago': natural_time(beat.last_seen, current),
+            'started_ago': natural_time(beat.started, current),
+            'held_for': beat.held_since and natural_time(beat.held_since, current),
+            'lost': beat.is_lost(current),
+            'object_id': beat.object_id,
+            'row_url': _change_url(model_admin, beat.object_id),
+            'held_since': beat.held_since,
+            'tasks_done': beat.tasks_done,
+            'failures': beat.failures,
+        }
+        for beat in heartbeats
+    ]
+    holders = {beat.object_id: worker for beat, worker in zip(heartbeats, workers) if beat.object_id}
+    stalled = queryset.filter(ranges.stalled(field, current, timeout))
+    stalled_rows = [
+        {
+            'pk': str(pk),
+            'url': _change_url(model_admin, pk),
+            'since': natural_time(priority_to_datetime(Status(value).priority) or current, current),
+            'worker': holders.get(str(pk), {}).get('name'),
+            'lost': holders.get(str(pk), {}).get('lost'),
+        }
+        for pk, value in stalled.order_by(field).values_list('pk', field)[:PANEL_LIMIT]
+    ]
+    lost = sum(worker['lost'] for worker in workers)
+    return {
+        'workers': workers,
+        'workers_live': len(workers) - lost,
+        'workers_lost': lost,
+        'stalled_rows': stalled_rows,
+    }
+
+
+def _change_url(model_admin, pk):
+    if pk in (None, ''):
+        return None
+    try:
+        return model_admin.queue_url('change', pk)
+    except NoReverseMatch:
+        return None

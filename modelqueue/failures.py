@@ -1,0 +1,328 @@
+"""Failure records: what run() writes when an attempt fails, and their pruning.
+
+run() calls :func:`record_attempt` when an action raises ``Abort``,
+``Cancel`` or another exception, and :func:`record_reclaim` when it gives
+back a row left working past the timeout. Each is one INSERT into
+:class:`modelqueue.models.FailureRecord`, on the queue's database; a
+finished task writes nothing here. Recording never stops run(): if the
+table is missing (the modelqueue migrations not applied) or the INSERT
+fails, the reason is logged once and recording is tried again a minute
+later.
+
+Settings (read when used):
+
+- ``MODELQUEUE_FAILURE_RECORDS``: record failures (default ``True``)
+- ``MODELQUEUE_FAILURES_PER_ROW``: records kept per row and queue field (20)
+- ``MODELQUEUE_FAILURE_MAX_AGE``: a ``timedelta``; older records are
+  dropped (30 days)
+- ``MODELQUEUE_TRACEBACK_CHARS``: a traceback is cut to its last this many
+  characters (20000)
+
+>>> worker_name().count(':')
+1
+"""
+
+import datetime as dt
+import logging
+import os
+import socket
+import time
+import traceback as tracebacks
+
+from django.conf import settings
+from django.db import DatabaseError, connections, transaction
+from django.db.models import CharField, Subquery, Value
+from django.db.models.functions import Cast, Coalesce, Concat
+
+from .status import Status, now, priority_to_datetime
+
+logger = logging.getLogger('modelqueue')
+
+DEFAULTS = {
+    'MODELQUEUE_FAILURE_RECORDS': True,
+    'MODELQUEUE_FAILURES_PER_ROW': 20,
+    'MODELQUEUE_FAILURE_MAX_AGE': dt.timedelta(days=30),
+    'MODELQUEUE_TRACEBACK_CHARS': 20000,
+}
+MESSAGE_CHARS = 2000
+#: Seconds before recording is tried again after the table was missing.
+RETRY_SECONDS = 60.0
+#: Records deleted per statement when pruning, and statements per pass.
+PRUNE_BATCH = 500
+PRUNE_BATCHES = 10
+
+_off_until = {}  # database alias -> time.monotonic() when to try again
+_worker = {}  # pid -> 'host:pid'
+
+
+def setting(name):
+    """The value of the setting `name`, checked; its default when unset.
+
+    >>> setting('MODELQUEUE_FAILURES_PER_ROW')
+    20
+    """
+    value = getattr(settings, name, DEFAULTS[name])
+    default = DEFAULTS[name]
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f'{name} = {value!r}: expected True or False')
+    elif isinstance(default, int):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f'{name} = {value!r}: expected an integer of at least 1')
+    elif not isinstance(value, dt.timedelta) or value <= dt.timedelta(0):
+        raise ValueError(f'{name} = {value!r}: expected a timedelta above zero')
+    return value
+
+
+def worker_name():
+    """``host:pid`` of this process (computed once per process)."""
+    pid = os.getpid()
+    if pid not in _worker:
+        _worker.clear()
+        _worker[pid] = f'{socket.gethostname()}:{pid}'
+    return _worker[pid]
+
+
+def exception_path(error):
+    """The dotted class path of `error`: ``builtins.ValueError``.
+
+    >>> exception_path(KeyError('x'))
+    'builtins.KeyError'
+    """
+    kind = type(error)
+    return f'{kind.__module__}.{kind.__qualname__}'[:255]
+
+
+def message_of(error):
+    """`error`'s message, with the exception it was raised from, cut to MESSAGE_CHARS.
+
+    ``Abort`` and ``Retry`` carry a delay, not a message: raise them *from*
+    the error that made the action give up, and that error is the reason.
+
+    >>> from modelqueue import Abort
+    >>> try:
+    ...     raise Abort() from TimeoutError('smtp.example did not answer')
+    ... except Abort as error:
+    ...     print(message_of(error))
+    TimeoutError: smtp.example did not answer
+    """
+    from .queue import Abort, Retry  # noqa: PLC0415 (queue imports this module)
+
+    if isinstance(error, (Abort, Retry)):
+        text = '' if error.delay is None else f'delay {error.delay}'
+    else:
+        text = str(error)
+    cause = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    if cause is not None:
+        text = f'{text}; ' if text else ''
+        text += f'{type(cause).__name__}: {cause}'
+    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + '…'
+
+
+def traceback_of(error):
+    """`error`'s traceback, keeping its last MODELQUEUE_TRACEBACK_CHARS characters."""
+    text = ''.join(tracebacks.format_exception(type(error), error, error.__traceback__))
+    limit = setting('MODELQUEUE_TRACEBACK_CHARS')
+    if len(text) > limit:
+        text = '… (cut)\n' + text[-limit:]
+    return text
+
+
+def outcome_name(outcome):
+    """The record's outcome for the status run() wrote (None: fenced off)."""
+    from .models import FailureRecord  # noqa: PLC0415
+
+    if outcome is None:
+        return FailureRecord.SUPERSEDED
+    if Status(outcome).state.name == 'canceled':
+        return FailureRecord.CANCELED
+    return FailureRecord.WAITING
+
+
+def record_attempt(queryset, task, attname, attempt, error, outcome, claimed):
+    """Record the failed `attempt` of `task`, which run() claimed with the
+    working status `claimed` (its time is when the attempt started):
+    `error` was raised, `outcome` (a Status, or None when the completion was
+    fenced off) was written."""
+    ended = now()
+    started = priority_to_datetime(Status(claimed).priority) or ended
+    _record(
+        queryset,
+        object_id=task.pk,
+        field=attname,
+        attempt=attempt,
+        outcome=outcome_name(outcome),
+        exception=exception_path(error),
+        message=message_of(error),
+        traceback=traceback_of(error),
+        worker=worker_name(),
+        started=started,
+        ended=ended,
+    )
+
+
+def record_reclaim(queryset, pk, attname, held, outcome, current, timeout):
+    """Record the timeout reclaim of row `pk`, which held the working status
+    `held` and was given `outcome`. The worker named is the one whose
+    heartbeat still holds the row, read by a subquery of the same INSERT."""
+    from .models import FailureRecord, WorkerHeartbeat  # noqa: PLC0415
+
+    held = Status(held)
+    claimed = priority_to_datetime(held.priority) or current
+    holder = (
+        WorkerHeartbeat.objects.using(queryset.db)
+        .filter(content_type=_content_type(queryset.model), field=attname, object_id=str(pk))
+        .order_by('-last_seen')
+        .annotate(name=Concat('host', Value(':'), Cast('pid', CharField()), output_field=CharField()))
+        .values('name')[:1]
+    )
+    _record(
+        queryset,
+        object_id=pk,
+        field=attname,
+        attempt=held.attempts + 1,
+        outcome=outcome_name(outcome),
+        exception=FailureRecord.TIMEOUT,
+        message=f'no outcome within the timeout of {timeout}: the worker died or hung',
+        traceback='',
+        worker=Coalesce(Subquery(holder), Value('')),
+        started=claimed,
+        ended=current,
+    )
+
+
+def _content_type(model):
+    """The ContentType id of `model` as a subquery: no query of its own."""
+    from django.contrib.contenttypes.models import ContentType  # noqa: PLC0415
+
+    opts = model._meta.concrete_model._meta
+    return Subquery(
+        ContentType.objects.filter(app_label=opts.app_label, model=opts.model_name).values('pk')[:1]
+    )
+
+
+#: The columns of the INSERT, after the content type.
+COLUMNS = [
+    'object_id', 'field', 'attempt', 'outcome', 'exception', 'message', 'traceback', 'worker',
+    'started', 'ended', 'duration',
+]
+_statements = {}  # (database alias, table) -> the INSERT's SQL
+
+
+def insert_sql(connection):
+    """The INSERT of one record, its content type looked up by a subquery.
+
+    Written once per database as plain SQL, as run()'s status update is:
+    building it with the ORM for every failure would cost more than the
+    round trip.
+    """
+    from django.contrib.contenttypes.models import ContentType  # noqa: PLC0415
+
+    from .models import FailureRecord  # noqa: PLC0415
+
+    key = (connection.alias, FailureRecord._meta.db_table)
+    sql = _statements.get(key)
+    if sql is None:
+        qn = connection.ops.quote_name
+        meta, types = FailureRecord._meta, ContentType._meta
+        columns = [meta.get_field('content_type').column, *(meta.get_field(name).column for name in COLUMNS)]
+        content_type = (
+            f'(SELECT {qn(types.pk.column)} FROM {qn(types.db_table)}'
+            f' WHERE {qn("app_label")} = %s AND {qn("model")} = %s)'
+        )
+        sql = _statements[key] = (
+            f'INSERT INTO {qn(meta.db_table)} ({", ".join(map(qn, columns))})'
+            f' VALUES ({content_type}, {", ".join(["%s"] * len(COLUMNS))})'
+        )
+    return sql
+
+
+def _record(queryset, **values):
+    if not setting('MODELQUEUE_FAILURE_RECORDS'):
+        return
+    using = queryset.db
+    if _off_until.get(using, 0) > time.monotonic():
+        return
+    values['object_id'] = str(values['object_id'])
+    values['duration'] = max(values['ended'] - values['started'], dt.timedelta(0))
+    connection = connections[using]
+    try:
+        if connection.in_atomic_block:  # the caller's transaction survives a failed INSERT
+            with transaction.atomic(using=using):
+                _insert(connection, queryset.model, values)
+        else:
+            _insert(connection, queryset.model, values)
+    except DatabaseError as error:
+        if using not in _off_until:
+            logger.warning(
+                'Failure records are off on database %r (are the modelqueue migrations'
+                ' applied? run manage.py migrate modelqueue): %s: %s. run() goes on;'
+                ' recording is tried again every %d seconds.',
+                using,
+                type(error).__name__,
+                str(error).strip(),
+                RETRY_SECONDS,
+            )
+        _off_until[using] = time.monotonic() + RETRY_SECONDS
+    else:
+        _off_until.pop(using, None)
+
+
+def _insert(connection, model, values):
+    """One INSERT: plain SQL, or the ORM when a value is an expression (the
+    reclaim's worker, read from the heartbeat table)."""
+    from .models import FailureRecord  # noqa: PLC0415
+
+    if not isinstance(values['worker'], str):
+        record = FailureRecord(content_type_id=_content_type(model), **values)
+        record.save(using=connection.alias, force_insert=True)
+        return
+    opts = model._meta.concrete_model._meta
+    meta = FailureRecord._meta
+    params = [opts.app_label, opts.model_name]
+    params += [meta.get_field(name).get_db_prep_save(values[name], connection) for name in COLUMNS]
+    with connection.cursor() as cursor:
+        cursor.execute(insert_sql(connection), params)
+
+
+class Pruner:
+    """Deletes old records and records beyond the per-row limit, in bounded batches.
+
+    A worker calls :meth:`prune` now and then (from its heartbeat thread),
+    so no request and no task pays for it. Each pass deletes at most
+    PRUNE_BATCHES batches of PRUNE_BATCH records past the maximum age, and
+    trims the rows of up to PRUNE_BATCH records written since its last pass
+    to ``MODELQUEUE_FAILURES_PER_ROW`` records each (the newest kept).
+    """
+
+    def __init__(self, using='default'):
+        self.using = using
+        self.checked_id = 0  # records up to this id had their rows trimmed
+
+    def prune(self, current=None):
+        """One pass; return the number of records deleted."""
+        from .models import FailureRecord  # noqa: PLC0415
+
+        current = now() if current is None else current
+        records = FailureRecord.objects.using(self.using)
+        deleted = 0
+        cutoff = current - setting('MODELQUEUE_FAILURE_MAX_AGE')
+        for _ in range(PRUNE_BATCHES):
+            old = list(records.filter(ended__lt=cutoff).order_by('ended').values_list('pk', flat=True)[:PRUNE_BATCH])
+            if not old:
+                break
+            deleted += records.filter(pk__in=old).delete()[0]
+        keep = setting('MODELQUEUE_FAILURES_PER_ROW')
+        new = list(
+            records.filter(pk__gt=self.checked_id)
+            .order_by('pk')
+            .values_list('pk', 'content_type_id', 'field', 'object_id')[:PRUNE_BATCH]
+        )
+        for content_type, field, object_id in sorted({row[1:] for row in new}):
+            row = records.filter(content_type_id=content_type, field=field, object_id=object_id)
+            extra = list(row.order_by('-pk').values_list('pk', flat=True)[keep : keep + PRUNE_BATCH])
+            if extra:
+                deleted += records.filter(pk__in=extra).delete()[0]
+        if new:
+            self.checked_id = new[-1][0]
+        return deleted

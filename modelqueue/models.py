@@ -1,0 +1,110 @@
+"""The tables of the modelqueue app: failure records and worker heartbeats.
+
+Neither is needed for run() to work: a failed attempt is recorded when the
+table exists (see :mod:`modelqueue.failures`), and a worker keeps a
+heartbeat row when it can (see :mod:`modelqueue.heartbeat`).
+"""
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class FailureRecord(models.Model):
+    """One failed attempt of a queue row: what was raised, by whom, when.
+
+    Written by run() with one INSERT when an action raises ``Abort``,
+    ``Cancel`` or any other exception (``Retry`` is a reschedule, not a
+    failure), and when a row whose worker died is given back after the
+    timeout. Pruned by the workers (see ``MODELQUEUE_FAILURES_PER_ROW`` and
+    ``MODELQUEUE_FAILURE_MAX_AGE``).
+    """
+
+    WAITING = 'waiting'
+    CANCELED = 'canceled'
+    SUPERSEDED = 'superseded'
+    OUTCOMES = [
+        (WAITING, _('will retry')),
+        (CANCELED, _('canceled')),
+        (SUPERSEDED, _('left as changed meanwhile')),
+    ]
+    #: The exception class of a timeout reclaim (a worker died or hung).
+    TIMEOUT = 'modelqueue.timeout'
+
+    content_type = models.ForeignKey(
+        ContentType, on_delete=models.CASCADE, verbose_name=_('model')
+    )
+    object_id = models.CharField(_('row'), max_length=255)
+    field = models.CharField(_('queue field'), max_length=100)
+    attempt = models.PositiveSmallIntegerField(_('attempt'))
+    outcome = models.CharField(_('outcome'), max_length=20, choices=OUTCOMES)
+    exception = models.CharField(_('exception'), max_length=255)
+    message = models.TextField(_('message'), blank=True)
+    traceback = models.TextField(_('traceback'), blank=True)
+    worker = models.CharField(_('worker'), max_length=255, blank=True)
+    started = models.DateTimeField(_('started'))
+    ended = models.DateTimeField(_('ended'), db_index=True)
+    duration = models.DurationField(_('duration'))
+
+    class Meta:
+        verbose_name = _('failure record')
+        verbose_name_plural = _('failure records')
+        indexes = [
+            models.Index(
+                fields=['content_type', 'field', 'object_id', 'id'],
+                name='modelqueue_failure_row',
+            ),
+            models.Index(
+                fields=['content_type', 'field', 'ended'], name='modelqueue_failure_recent'
+            ),
+        ]
+
+    def __str__(self):
+        return f'{self.exception} on {self.content_type_id}:{self.object_id} attempt {self.attempt}'
+
+    @property
+    def exception_name(self):
+        """The class name without its module: ``ValueError``."""
+        return self.exception.rpartition('.')[2]
+
+
+class WorkerHeartbeat(models.Model):
+    """A live worker process: where it runs, what it holds, how it did.
+
+    Inserted when a worker starts, updated every few seconds (never per
+    task) from a thread of its own, and deleted on a graceful exit. A row
+    not updated for three of its intervals belongs to a lost worker.
+    """
+
+    host = models.CharField(_('host'), max_length=255)
+    pid = models.PositiveIntegerField(_('pid'))
+    content_type = models.ForeignKey(
+        ContentType, on_delete=models.CASCADE, verbose_name=_('model')
+    )
+    field = models.CharField(_('queue field'), max_length=100)
+    started = models.DateTimeField(_('started'))
+    last_seen = models.DateTimeField(_('last seen'), db_index=True)
+    interval = models.FloatField(_('heartbeat interval (seconds)'))
+    object_id = models.CharField(_('row in hand'), max_length=255, blank=True, default='')
+    held_since = models.DateTimeField(_('held since'), null=True, blank=True)
+    tasks_done = models.BigIntegerField(_('tasks done'), default=0)
+    failures = models.BigIntegerField(_('failures'), default=0)
+
+    class Meta:
+        verbose_name = _('worker heartbeat')
+        verbose_name_plural = _('worker heartbeats')
+        indexes = [
+            models.Index(fields=['content_type', 'field'], name='modelqueue_heartbeat_queue'),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def name(self):
+        """``host:pid``, as failure records name their worker."""
+        return f'{self.host}:{self.pid}'
+
+    def is_lost(self, current):
+        """Whether the worker missed three heartbeats by `current`."""
+        return (current - self.last_seen).total_seconds() > 3 * self.interval

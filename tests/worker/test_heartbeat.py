@@ -1,0 +1,65 @@
+"""Worker heartbeats and failure records with real worker processes."""
+
+import datetime as dt
+import signal
+
+import pytest
+
+from modelqueue import Status, now, run
+from modelqueue.models import FailureRecord, WorkerHeartbeat
+from tests.support.processes import finish, start_worker
+from tests.support.waits import wait_until
+from tests.testapp.actions import record
+from tests.testapp.models import Task
+
+pytestmark = pytest.mark.processes
+
+FAST = {'MODELQUEUE_HEARTBEAT_SECONDS': '0.2'}
+WAIT_SECONDS = 20
+
+
+def beats():
+    return list(WorkerHeartbeat.objects.all())
+
+
+def test_a_heartbeat_row_is_written_every_few_seconds_and_removed_on_sigterm(spawn):
+    Task.objects.create(data='ok')
+    Task.objects.create(data='fail')
+    child = start_worker(spawn, '--retry=0', action='fail_or_follow_data', env=FAST)
+    (beat,) = wait_until(beats, WAIT_SECONDS, 'a heartbeat row', child)
+    assert (beat.pid, beat.field, beat.interval) == (child.pid, 'status', 0.2)
+    assert beat.content_type.model_class() is Task
+    done = wait_until(
+        lambda: WorkerHeartbeat.objects.filter(tasks_done=2, failures=1).first(),
+        WAIT_SECONDS, 'two tasks done, one failed, in the heartbeat', child,
+    )
+    first_seen = done.last_seen
+    wait_until(
+        lambda: WorkerHeartbeat.objects.filter(last_seen__gt=first_seen).exists(),
+        WAIT_SECONDS, 'a later heartbeat', child,
+    )
+    child.send_signal(signal.SIGTERM)
+    status, log = finish(child)
+    assert status == 0, log
+    assert beats() == []
+
+
+def test_a_worker_killed_mid_task_is_named_by_the_record_of_its_reclaim(spawn):
+    task = Task.objects.create(data='slow')
+    child = start_worker(spawn, action='record_slowly', env={**FAST, 'MODELQUEUE_TEST_ACTION_SECONDS': '60'})
+    beat = wait_until(
+        lambda: WorkerHeartbeat.objects.filter(object_id=str(task.pk)).first(),
+        WAIT_SECONDS, 'the heartbeat naming the row in hand', child,
+    )
+    assert beat.held_since is not None
+    child.kill()
+    child.wait(timeout=30)
+    claimed = Status(Task.objects.get(pk=task.pk).status)
+    assert claimed.state.name == 'working'
+    # The worker is gone; its heartbeat stays behind and goes stale.
+    wait_until(lambda: WorkerHeartbeat.objects.get().is_lost(now()), WAIT_SECONDS, 'the worker to count as lost')
+    run(Task.objects.all(), 'status', record, retry=3, timeout=dt.timedelta(milliseconds=1))
+    reclaim = FailureRecord.objects.get(exception=FailureRecord.TIMEOUT)
+    assert reclaim.worker == f'{beat.host}:{child.pid}'
+    assert (reclaim.object_id, reclaim.attempt, reclaim.outcome) == (str(task.pk), 1, 'waiting')
+    assert reclaim.started == claimed.parse()[1]
