@@ -193,7 +193,10 @@ class PollingWaiter:
 
     `wakeup_fd`, when given, ends a wait early as soon as it is readable
     (a worker passes the file descriptor it gave ``signal.set_wakeup_fd``).
+    `notifications` counts what ended the last wait (always 0 here).
     """
+
+    notifications = 0
 
     def __init__(self, queryset, field, wakeup_fd=None):
         self.queryset = queryset
@@ -244,6 +247,9 @@ class ListeningWaiter(PollingWaiter):
     connection and its transactions are untouched. When it breaks, the
     waiter polls until it connects again, and returns at once after a new
     LISTEN, since notifications may have been missed meanwhile.
+
+    After each wait, `notifications` is how many notifications ended it, so
+    that a process of several threads can wake one idle thread for each.
     """
 
     def __init__(self, queryset, field, wakeup_fd=None):
@@ -257,6 +263,7 @@ class ListeningWaiter(PollingWaiter):
 
     def wait(self, seconds):
         """Wait up to `seconds`; return True if woken early, else False."""
+        self.notifications = 0
         if self._listener is None:
             if self._listen():
                 return True
@@ -303,27 +310,28 @@ class ListeningWaiter(PollingWaiter):
         return True
 
     def _drain(self):
-        """Consume pending notifications; return whether there were any.
+        """Consume pending notifications; return how many there were.
 
-        A broken connection counts as a notification: it is closed, and the
-        next wait connects again.
+        A broken connection returns True, as if notified: it is closed, and
+        the next wait connects again.
         """
         listener = self._listener
+        found = 0
         try:
             if hasattr(listener, 'pgconn'):  # psycopg 3
                 listener.pgconn.consume_input()
-                found = False
                 while listener.pgconn.notifies() is not None:
-                    found = True
+                    found += 1
                 broken = listener.pgconn.status != 0  # CONNECTION_OK
             else:  # psycopg2
                 listener.poll()
-                found = bool(listener.notifies)
+                found = len(listener.notifies)
                 listener.notifies.clear()
                 broken = bool(listener.closed)
         except Exception as error:  # noqa: BLE001 (the driver's own errors)
             logger.warning('Lost the LISTEN connection on %s (%s)', self.channel, error)
             broken = True
+        self.notifications += found
         if broken:
             self.close()
             self._broken = True
