@@ -104,7 +104,7 @@ class ThreadPool:
         """Wait for work and wake idle threads, until stopped or all threads end."""
         worker = self.worker
         failures = 0
-        while self._running and not worker._should_stop():
+        while self._running and not (self._stopped.is_set() or worker._should_stop()):
             try:
                 self.waiter.wait(worker.sleep)
             except DatabaseError as error:
