@@ -249,8 +249,8 @@ def report(results):
     for database in dict.fromkeys(r['database'] for r in modes):
         lines.append('')
         lines.append(
-            f'modelqueue_worker on {database} (--burst; median of {modes[0]["runs"]} runs):'
-            ' tasks/s, peak summed RSS / PSS of its processes'
+            f'modelqueue_worker on {database}, started idle, then the rows committed at once'
+            f' (median of {modes[0]["runs"]} runs): tasks/s, peak summed RSS / PSS of its processes'
         )
         for row in modes:
             if row['database'] == database:

@@ -157,8 +157,10 @@ class ThreadPool:
                     with self._lock:  # the others may be waiting for nothing now
                         self._release_idle()
                     break
+                # Woken and a row claimed: there may be more, so pass it on.
+                hand_on = (lambda: self._wake(1, HANDED_ON)) if woken_by is not None else None
                 try:
-                    found = worker._run_one()
+                    found = worker._run_one(on_claim=hand_on)
                 except DatabaseError as error:
                     worker.budget.give_back()
                     failures += 1
@@ -168,9 +170,7 @@ class ThreadPool:
                 if found:
                     with self._lock:
                         self.processed += 1
-                    if woken_by is not None:
-                        self._wake(1, HANDED_ON)  # there may be more: pass it on
-                        woken_by = None
+                    woken_by = None
                     continue
                 worker.budget.give_back()
                 if woken_by is not None:

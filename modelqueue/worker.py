@@ -171,13 +171,14 @@ class Worker:
             self.stopping = True
         return self.stopping
 
-    def _run_one(self):
+    def _run_one(self, on_claim=None):
         """Run one task; return whether a row was due.
 
         An action's own exception is logged here (run() has recorded the
-        attempt); errors of the queue's own queries propagate.
+        attempt); errors of the queue's own queries propagate. `on_claim`,
+        if given, is called once a row is claimed, before its action.
         """
-        call = ActionCall(self.action)
+        call = ActionCall(self.action, on_claim)
         try:
             run(self.queryset, self.field, call, self.retry, self.timeout, self.delay)
         except Exception as error:
@@ -261,14 +262,17 @@ def _dotted_name(action):
 class ActionCall:
     """The worker's action wrapped: remembers the task, its error and time."""
 
-    def __init__(self, action):
+    def __init__(self, action, on_claim=None):
         self.action = action
+        self.on_claim = on_claim
         self.task = None
         self.error = None
         self.seconds = None
 
     def __call__(self, task):
         self.task = task
+        if self.on_claim is not None:
+            self.on_claim()
         started = time.monotonic()
         try:
             self.action(task)
