@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.module_loading import import_string
 
 from ...validation import check_count, check_seconds
-from ...worker import MAX_CONCURRENCY, MAX_THREADS, Worker, serve
+from ...worker import MAX_CONCURRENCY, Worker, serve
 
 LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO}
 
@@ -106,7 +106,7 @@ class Command(BaseCommand):
                 burst=options['burst'],
                 max_tasks=check_count('max-tasks', options['max_tasks'], allow_none=True),
                 listen=options['listen'],
-                threads=check_count('threads', options['threads'], MAX_THREADS),
+                threads=options['threads'],
             )
             concurrency = check_count('concurrency', options['concurrency'], MAX_CONCURRENCY)
         except ValueError as error:
