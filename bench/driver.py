@@ -14,10 +14,12 @@ import argparse
 import json
 import os
 import random
+import re
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -658,6 +660,234 @@ def cmd_idle_worker(args):
     implementation().idle_worker()
 
 
+# -- the worker command: threads vs processes -------------------------------
+
+
+def cmd_worker_mode(args):
+    """Start ``modelqueue_worker`` with the given --threads and --concurrency
+    on an empty queue, let every thread connect and go idle, commit `n` due
+    rows at once, and stop it (SIGTERM) once they are finished. Measures the
+    tasks per second, from the first action's start to the last row's finish
+    (as its status records it), and the memory of the command's processes:
+    the peak of their summed RSS, and of their summed PSS, sampled every
+    100 ms."""
+    setup_django()
+    impl = implementation()
+    impl.model.objects.all().delete()
+    sleep = '30' if VENDOR == 'postgresql' else '0.1'  # elsewhere the workers poll
+    with tempfile.TemporaryDirectory() as starts, tempfile.TemporaryFile('w+') as log:
+        command = [
+            sys.executable, '-m', 'bench.driver', 'command-worker',
+            '--delay-ms', str(args.delay_ms), '--starts', starts, '--',
+            '--threads', str(args.threads), '--concurrency', str(args.concurrency), '--sleep', sleep,
+        ]
+        child = subprocess.Popen(command, stderr=log)
+        memory = MemorySampler(child.pid)
+        memory.start()
+        try:
+            time.sleep(args.settle)  # every thread has connected, looked once and sleeps
+            if child.poll() is None:
+                add_due_rows(impl, args.n)
+                wait_for(
+                    lambda: child.poll() is not None or impl.unfinished() == 0, args.timeout, 'the rows to finish'
+                )
+            child.send_signal(signal.SIGTERM)
+            child.wait(timeout=60)
+        finally:
+            memory.stop()
+            if child.poll() is None:
+                child.kill()
+        if child.returncode != 0:
+            log.seek(0)
+            raise RuntimeError(f'the worker command exited with {child.returncode}:\n{log.read()[-3000:]}')
+        started = [line.split() for path in Path(starts).iterdir() for line in path.read_text().splitlines()]
+    keys = [key for key, _ in started]
+    first = min(float(wall) for _, wall in started)
+    last = last_finish(impl)
+    emit(
+        {
+            'tasks': args.n,
+            'threads': args.threads,
+            'concurrency': args.concurrency,
+            'seconds': last - first,
+            'tasks_per_second': len(set(keys)) / (last - first),
+            'duplicates': len(keys) - len(set(keys)),
+            'never_finished': impl.unfinished(),
+            'peak_rss_mb': memory.peak['rss'] / 1024,
+            'peak_pss_mb': memory.peak['pss'] / 1024,
+            'peak_processes': memory.peak['processes'],
+        }
+    )
+
+
+def add_due_rows(impl, count):
+    """Commit `count` due rows in one transaction (on PostgreSQL, one NOTIFY)."""
+    from django.db import transaction
+
+    Status = impl.mq.Status
+    with transaction.atomic():
+        impl.model.objects.bulk_create(
+            (impl.model(data=f'row {n}', status=Status.waiting()) for n in range(count)), batch_size=1000
+        )
+
+
+def last_finish(impl):
+    """When the last row finished (epoch seconds), from the time in its status."""
+    from django.db.models import Max
+
+    Status = impl.mq.Status
+    finished = impl.model.objects.filter(**Status.filter('status', impl.mq.State.finished))
+    _, when, _ = Status(finished.aggregate(last=Max('status'))['last']).parse()
+    return when.timestamp()
+
+
+class MemorySampler:
+    """Every 100 ms, the summed RSS and PSS (kB) of a process and its descendants; keeps the peaks."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.peak = {'rss': 0, 'pss': 0, 'processes': 0}
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        self._done.set()
+        self._thread.join()
+
+    def _run(self):
+        while not self._done.wait(0.1):
+            pids = self._tree(self.pid)
+            sample = {'rss': 0, 'pss': 0, 'processes': len(pids)}
+            for pid in pids:
+                sample['rss'] += _proc_kb(f'/proc/{pid}/status', 'VmRSS:')
+                sample['pss'] += _proc_kb(f'/proc/{pid}/smaps_rollup', 'Pss:')
+            for key, value in sample.items():
+                self.peak[key] = max(self.peak[key], value)
+
+    def _tree(self, pid):
+        pids, index = [pid], 0
+        while index < len(pids):
+            try:
+                with open(f'/proc/{pids[index]}/task/{pids[index]}/children') as children:
+                    pids.extend(int(child) for child in children.read().split())
+            except OSError:
+                pass
+            index += 1
+        return pids
+
+
+def _proc_kb(path, field):
+    try:
+        with open(path) as lines:
+            for line in lines:
+                if line.startswith(field):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def cmd_wakeups(args):
+    """Start ``modelqueue_worker --threads N`` on an empty queue, let it go
+    idle, commit `rows` due rows in one INSERT (one NOTIFY), and count the
+    wake-ups the worker logs once it has run them all."""
+    setup_django()
+    impl = implementation()
+    impl.model.objects.all().delete()
+    with tempfile.TemporaryDirectory() as starts:
+        child = subprocess.Popen(
+            [
+                sys.executable, '-m', 'bench.driver', 'command-worker', '--starts', starts,
+                '--', '--threads', str(args.threads), '--sleep', '30', '--verbosity', '2',
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        log_lines = []
+        reader = threading.Thread(target=lambda: log_lines.extend(child.stderr), daemon=True)
+        reader.start()
+        try:
+            wait_for(lambda: listening(impl), 30, 'the worker to LISTEN')
+            time.sleep(args.settle)  # every thread has looked once and sleeps
+            committed = time.time()
+            add_due_rows(impl, args.rows)
+            wait_for(lambda: impl.unfinished() == 0, 120, 'the rows to finish')
+            drained = last_finish(impl) - committed
+        finally:
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+            reader.join(timeout=5)
+    log = ''.join(log_lines)
+    counts = re.search(
+        r'woken (\d+) times? by a notification, (\d+) by another thread, (\d+) by polling; (\d+) found nothing',
+        log,
+    )
+    if counts is None:
+        raise RuntimeError(f'the worker logged no wake-up counts:\n{log[-3000:]}')
+    notification, handed_on, polling, nothing = map(int, counts.groups())
+    emit(
+        {
+            'threads': args.threads,
+            'rows': args.rows,
+            'woken_by_notification': notification,
+            'woken_by_another_thread': handed_on,
+            'woken_by_polling': polling,
+            'found_nothing': nothing,
+            'drain_seconds': drained,
+        }
+    )
+
+
+def listening(impl):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%%'"
+            " AND state = 'idle' AND datname = current_database()"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f'timed out after {timeout}s waiting for {what}')
+        time.sleep(0.05)
+
+
+def cmd_command_worker(args):
+    """``manage.py modelqueue_worker`` on the benchmark queue, with the
+    benchmark action; each process appends "key start-time" lines to a file
+    of its own in `starts`."""
+    setup_django()
+    from django.core.management import call_command
+
+    from bench.benchapp import actions
+
+    actions.DELAY = args.delay_ms / 1000
+    files = {}
+
+    def on_start(key, wall):
+        pid = os.getpid()
+        if pid not in files:
+            files[pid] = os.open(f'{args.starts}/{pid}', os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        os.write(files[pid], f'{key} {wall}\n'.encode())
+
+    actions.ON_START = on_start
+    options = [option for option in args.options if option != '--']
+    call_command(
+        'modelqueue_worker', 'queueapp.Task', 'status', 'bench.benchapp.actions.perform_task', *options
+    )
+
+
 def cmd_dblimit(args):
     """Single-row UPDATE commits per second on `connections` plain
     connections (psycopg / sqlite3 / MySQLdb directly), each its own process."""
@@ -750,6 +980,21 @@ def main():
     cost.add_argument('--n', type=int, default=500)
     cost.add_argument('--profile', action='store_true')
     commands.add_parser('idle-worker')
+    mode = commands.add_parser('worker-mode')
+    mode.add_argument('--n', type=int, required=True)
+    mode.add_argument('--threads', type=int, default=1)
+    mode.add_argument('--concurrency', type=int, default=1)
+    mode.add_argument('--delay-ms', type=float, default=0)
+    mode.add_argument('--timeout', type=float, default=600)
+    mode.add_argument('--settle', type=float, default=2.0)
+    wakeups = commands.add_parser('wakeups')
+    wakeups.add_argument('--rows', type=int, default=1000)
+    wakeups.add_argument('--threads', type=int, default=8)
+    wakeups.add_argument('--settle', type=float, default=1.0)
+    command_worker = commands.add_parser('command-worker')
+    command_worker.add_argument('--delay-ms', type=float, default=0)
+    command_worker.add_argument('--starts', required=True)
+    command_worker.add_argument('options', nargs=argparse.REMAINDER)
     dblimit = commands.add_parser('dblimit')
     dblimit.add_argument('--connections', type=int, required=True)
     dblimit.add_argument('--seconds', type=float, default=3.0)

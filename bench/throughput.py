@@ -1,5 +1,6 @@
 """Throughput, pickup and claim latency: this checkout beside modelqueue 2.2.1
-and django-tasks-db.
+and django-tasks-db; and this checkout's worker command with threads beside
+processes.
 
     python -m bench throughput                # the full run: SQLite and PostgreSQL
     python -m bench throughput --quick        # a smoke run, well under 2 minutes
@@ -8,7 +9,11 @@ and django-tasks-db.
 Each implementation runs in its own Python (bench/peers.py): this checkout
 in the Python running the harness when it can import it, else in a virtual
 environment of its own; the workload itself is bench/driver.py, run once
-per measurement. Prints a table (bench/throughput_report.py) and writes it
+per measurement. The parts `threads` and `wakeups` run this checkout's
+``modelqueue_worker`` as deployed: --threads 8 beside --concurrency 8 (5 ms
+actions; tasks per second and the memory of the command's processes),
+--threads 32 with 50 ms actions, and, on PostgreSQL, the wake-ups of 8 idle
+threads when 1,000 rows come due in one commit. Prints a table (bench/throughput_report.py) and writes it
 as JSON to bench/results/throughput-<date>-<databases>.json, or, with
 --quick, to bench/results/scratch/ (--out picks the file). Exits 1 if this
 checkout ran a task twice, lost one or raised an error. Standard library
@@ -28,7 +33,13 @@ from .results import ROOT, default_path, header, log, scratch_database, write
 from .throughput_report import report, targets
 
 DATABASES = ['sqlite', 'postgresql', 'mariadb']
-PARTS = ['throughput', 'table', 'cost', 'pickup', 'dblimit']
+PARTS = ['throughput', 'table', 'cost', 'pickup', 'dblimit', 'threads', 'wakeups']
+# The worker command's modes: (label, threads, concurrency, action ms, tasks; quick tasks).
+WORKER_MODES = [
+    ('--threads 8', 8, 1, 5.0, 2000, 100),
+    ('--concurrency 8', 1, 8, 5.0, 2000, 100),
+    ('--threads 32', 32, 1, 50.0, 3200, 320),
+]
 
 
 def listed(convert=str, known=None):
@@ -123,6 +134,8 @@ def main(args):
         'pickup': [],
         'dblimit': [],
         'cost': [],
+        'worker_modes': [],
+        'wakeups': [],
     }
     ours = our_python(args.databases)
     if ours is None:  # this checkout into its own environment, on Django 5.2 LTS
@@ -216,6 +229,17 @@ def main(args):
                 figures.update(database=database, impl=impl)
                 results['pickup'].append(figures)
                 log(f'bench: {database}: {impl} pickup p50 {figures["p50_ms"]} ms')
+        ours_run = 'modelqueue' in args.impls  # its queue table is made by its 'prepare'
+        if 'threads' not in skip and ours_run:
+            run_worker_modes(args, plain, database, results)
+        if 'wakeups' not in skip and ours_run and database == 'postgresql':
+            figures = plain('wakeups', '--rows', 100 if args.quick else 1000, '--threads', 8)
+            figures.update(database=database)
+            results['wakeups'].append(figures)
+            log(
+                f'bench: {database}: {figures["rows"]} rows in one commit, {figures["threads"]} idle threads:'
+                f' {figures["woken_by_notification"]} woken by the notification'
+            )
     results['machine']['load_average_at_end'] = os.getloadavg()
     results['seconds'] = time.time() - started
     results['targets'] = targets(results)
@@ -228,10 +252,46 @@ def main(args):
         row for row in results['throughput']
         if row['impl'] == 'modelqueue'
         and (row['duplicates'] or row['never_finished'] or row['errors'])
-    ]
+    ] + [row for row in results['worker_modes'] if row['duplicates'] or row['never_finished']]
     for row in wrong:
         log(f'bench: modelqueue ran tasks wrongly on {row["database"]}: {row}')
     return 1 if wrong else 0
+
+
+def run_worker_modes(args, plain, database, results):
+    """Each worker mode `--runs` times, interleaved; the median rate and memory."""
+    runs = {mode[0]: [] for mode in WORKER_MODES}
+    for _ in range(args.runs):
+        for label, threads, concurrency, delay, tasks, quick_tasks in WORKER_MODES:
+            runs[label].append(
+                plain(
+                    'worker-mode', '--n', quick_tasks if args.quick else tasks, '--threads', threads,
+                    '--concurrency', concurrency, '--delay-ms', delay,
+                )
+            )
+    for label, threads, concurrency, delay, _, _ in WORKER_MODES:
+        measured = runs[label]
+        row = {
+            'database': database,
+            'mode': label,
+            'threads': threads,
+            'concurrency': concurrency,
+            'delay_ms': delay,
+            'runs': len(measured),
+            'tasks': measured[0]['tasks'],
+            'tasks_per_second': statistics.median(r['tasks_per_second'] for r in measured),
+            'rates': [r['tasks_per_second'] for r in measured],
+            'peak_rss_mb': statistics.median(r['peak_rss_mb'] for r in measured),
+            'peak_pss_mb': statistics.median(r['peak_pss_mb'] for r in measured),
+            'processes': max(r['peak_processes'] for r in measured),
+            'duplicates': sum(r['duplicates'] for r in measured),
+            'never_finished': sum(r['never_finished'] for r in measured),
+        }
+        results['worker_modes'].append(row)
+        log(
+            f'bench: {database}: modelqueue_worker {label}, {delay:g} ms actions:'
+            f' {row["tasks_per_second"]:.0f} tasks/s, {row["peak_rss_mb"]:.0f} MB RSS'
+        )
 
 
 def summarize_throughput(runs):

@@ -99,6 +99,36 @@ def targets(results):
                 ratio <= 2,
                 f'{big["claim_p50_ms"]:.2f} vs {small["claim_p50_ms"]:.2f} ms ({ratio:.2f}x)',
             )
+    modes = results.get('worker_modes', [])
+    threads = find(modes, database='postgresql', mode='--threads 8')
+    processes = find(modes, database='postgresql', mode='--concurrency 8')
+    if threads and processes:
+        speed = threads['tasks_per_second'] / processes['tasks_per_second']
+        memory = threads['peak_rss_mb'] / processes['peak_rss_mb']
+        add(
+            'PostgreSQL 8 x 5 ms: --threads 8 at least as fast as --concurrency 8, with <= 30% of its summed RSS',
+            speed >= 1 and memory <= 0.3,
+            f'{threads["tasks_per_second"]:.0f} vs {processes["tasks_per_second"]:.0f} tasks/s ({speed:.2f}x);'
+            f' {threads["peak_rss_mb"]:.0f} vs {processes["peak_rss_mb"]:.0f} MB RSS ({100 * memory:.0f}%)',
+        )
+    threads = find(modes, database='postgresql', mode='--threads 32')
+    if threads:
+        share = threads['tasks_per_second'] / 640
+        add(
+            'PostgreSQL 32 x 50 ms: --threads 32 >= 90% of the ideal 640 tasks/s',
+            share >= 0.9,
+            f'{threads["tasks_per_second"]:.0f} tasks/s, {100 * share:.0f}%',
+        )
+    woken = find(results.get('wakeups', []), database='postgresql')
+    if woken:
+        add(
+            f'PostgreSQL {woken["rows"]:,} rows in one commit, {woken["threads"]} idle threads:'
+            ' one NOTIFY wakes one thread',
+            woken['woken_by_notification'] == 1,
+            f'{woken["woken_by_notification"]} woken by the notification, {woken["woken_by_another_thread"]}'
+            f' by a thread that found a row, {woken["woken_by_polling"]} by polling; {woken["found_nothing"]}'
+            f' found nothing; drained in {woken["drain_seconds"]:.2f} s',
+        )
     pickup = find(results['pickup'], database='postgresql', impl='modelqueue')
     if pickup and pickup['p50_ms'] is not None:
         add(
@@ -215,6 +245,28 @@ def report(results):
             ours = find(rows, impl='modelqueue')
             if ours:
                 lines.append(f'  modelqueue waits with: {ours["mechanism"]}')
+    modes = results.get('worker_modes', [])
+    for database in dict.fromkeys(r['database'] for r in modes):
+        lines.append('')
+        lines.append(
+            f'modelqueue_worker on {database}, started idle, then the rows committed at once'
+            f' (median of {modes[0]["runs"]} runs): tasks/s, peak summed RSS / PSS of its processes'
+        )
+        for row in modes:
+            if row['database'] == database:
+                lines.append(
+                    f'  {row["mode"]:<16} {row["delay_ms"]:4g} ms x {row["tasks"]:<5} {row["tasks_per_second"]:6.0f}'
+                    f' tasks/s  {row["peak_rss_mb"]:5.0f} / {row["peak_pss_mb"]:4.0f} MB'
+                    f' in {row["processes"]} process{"es" if row["processes"] > 1 else ""}'
+                    f' [{row["duplicates"]}/{row["never_finished"]}]'
+                )
+    for row in results.get('wakeups', []):
+        lines.append(
+            f'{row["rows"]:,} rows committed at once, {row["threads"]} idle threads on {row["database"]}:'
+            f' woken {row["woken_by_notification"]} by the NOTIFY, {row["woken_by_another_thread"]} by another'
+            f' thread, {row["woken_by_polling"]} by polling; {row["found_nothing"]} found nothing;'
+            f' drained in {row["drain_seconds"]:.2f} s'
+        )
     if results['targets']:
         lines.append('')
         lines.append('Targets')

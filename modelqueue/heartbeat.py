@@ -56,7 +56,8 @@ class Heartbeat:
     ``start()`` inserts the row and starts the thread; ``took(task)`` and
     ``done(failed)`` tell it what the worker holds (no query: the thread
     writes it at its next beat); ``stop()`` ends the thread and deletes the
-    row.
+    row. With ``--threads`` each thread tells it of its own row, and the row
+    shows the one held longest, the first to stall.
     """
 
     def __init__(self, queryset, field, interval=None):
@@ -65,10 +66,10 @@ class Heartbeat:
         self.field = field
         self.interval = heartbeat_seconds() if interval is None else interval
         self.pk = None
-        self.object_id = ''
-        self.held_since = None
         self.tasks_done = 0
         self.failures = 0
+        self._held = {}  # thread id -> (row pk, since): each thread of --threads holds its own
+        self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._thread = None
         self._pruner = Pruner(self.using)
@@ -109,14 +110,20 @@ class Heartbeat:
         return self
 
     def took(self, task):
-        self.object_id = str(task.pk)
-        self.held_since = now()
+        with self._lock:
+            self._held[threading.get_ident()] = (str(task.pk), now())
 
     def done(self, failed):
-        self.object_id = ''
-        self.held_since = None
-        self.tasks_done += 1
-        self.failures += bool(failed)
+        with self._lock:
+            self._held.pop(threading.get_ident(), None)
+            self.tasks_done += 1
+            self.failures += bool(failed)
+
+    def in_hand(self):
+        """The row held longest by any of the worker's threads, and since
+        when: ``('', None)`` when none holds a row."""
+        with self._lock:
+            return min(self._held.values(), key=lambda held: held[1], default=('', None))
 
     def stop(self):
         """Stop the thread, then delete the row (a graceful exit)."""
@@ -154,10 +161,11 @@ class Heartbeat:
         """Write the row once: last seen, the row in hand, the counts."""
         from .models import WorkerHeartbeat  # noqa: PLC0415
 
+        object_id, held_since = self.in_hand()
         WorkerHeartbeat.objects.using(self.using).filter(pk=self.pk).update(
             last_seen=now(),
-            object_id=self.object_id,
-            held_since=self.held_since,
+            object_id=object_id,
+            held_since=held_since,
             tasks_done=self.tasks_done,
             failures=self.failures,
         )

@@ -193,7 +193,10 @@ class PollingWaiter:
 
     `wakeup_fd`, when given, ends a wait early as soon as it is readable
     (a worker passes the file descriptor it gave ``signal.set_wakeup_fd``).
+    `notifications` counts what ended the last wait (always 0 here).
     """
+
+    notifications = 0
 
     def __init__(self, queryset, field, wakeup_fd=None):
         self.queryset = queryset
@@ -244,6 +247,9 @@ class ListeningWaiter(PollingWaiter):
     connection and its transactions are untouched. When it breaks, the
     waiter polls until it connects again, and returns at once after a new
     LISTEN, since notifications may have been missed meanwhile.
+
+    After each wait, `notifications` is how many notifications ended it, so
+    that a process of several threads can wake one idle thread for each.
     """
 
     def __init__(self, queryset, field, wakeup_fd=None):
@@ -257,6 +263,7 @@ class ListeningWaiter(PollingWaiter):
 
     def wait(self, seconds):
         """Wait up to `seconds`; return True if woken early, else False."""
+        self.notifications = 0
         if self._listener is None:
             if self._listen():
                 return True
@@ -303,30 +310,31 @@ class ListeningWaiter(PollingWaiter):
         return True
 
     def _drain(self):
-        """Consume pending notifications; return whether there were any.
+        """Consume pending notifications; return how many there were.
 
-        A broken connection counts as a notification: it is closed, and the
-        next wait connects again. Both drivers raise on reading from a lost
-        connection (the server's goodbye is read first, the end of the stream
-        next), so an error is how a loss shows.
+        A broken connection returns True, as if notified: it is closed, and
+        the next wait connects again. Both drivers raise on reading from a
+        lost connection (the server's goodbye is read first, the end of the
+        stream next), so an error is how a loss shows.
         """
         listener = self._listener
+        found = 0
         try:
             if hasattr(listener, 'pgconn'):  # psycopg 3
                 listener.pgconn.consume_input()
-                found = False
                 while listener.pgconn.notifies() is not None:
-                    found = True
-                return found
-            listener.poll()  # psycopg2
-            found = bool(listener.notifies)
-            listener.notifies.clear()
-            return found
+                    found += 1
+            else:  # psycopg2
+                listener.poll()
+                found = len(listener.notifies)
+                listener.notifies.clear()
         except Exception as error:  # noqa: BLE001 (the driver's own errors)
             logger.warning('Lost the LISTEN connection on %s (%s)', self.channel, str(error).strip())
             self.close()
             self._broken = True
             return True
+        self.notifications += found
+        return found
 
 
 def waiter_for(queryset, field, listen=True, wakeup_fd=None):

@@ -1,8 +1,11 @@
 """The worker loop behind ``manage.py modelqueue_worker``.
 
 A :class:`Worker` calls :func:`modelqueue.run` on one queue until it is told
-to stop, logging one line per task through the ``modelqueue.worker`` logger.
-:func:`serve` runs one worker in this process, or several in child processes.
+to stop, logging one line per task through the ``modelqueue.worker`` logger,
+in the main thread or, with `threads`, in a pool of threads
+(:mod:`modelqueue.threads`). :func:`serve` runs one worker in this process,
+or several in child processes that a parent supervises
+(:mod:`modelqueue.supervisor`).
 
 Signals: the first SIGTERM or SIGINT lets the task in hand finish, claims no
 new one, and exits 0; a second one stops at once (rows then held stay
@@ -32,6 +35,8 @@ logger = logging.getLogger('modelqueue.worker')
 BACKOFF = (0.5, 30.0)  # first and longest pause after a database error
 #: The most worker processes one command starts.
 MAX_CONCURRENCY = 256
+#: The most threads one worker process runs.
+MAX_THREADS = 256
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -42,6 +47,8 @@ class Worker:
     `sleep` seconds before it looks again (less when a scheduled row comes
     due sooner, and on PostgreSQL it wakes on commit when `listen` is true).
     `burst` stops it when nothing is due; `max_tasks` after that many tasks.
+    `threads` runs that many threads, each claiming and running its own
+    tasks on its own database connection (see :mod:`modelqueue.threads`).
 
     For example, to process every due task, then return::
 
@@ -63,6 +70,7 @@ class Worker:
         burst=False,
         max_tasks=None,
         listen=True,
+        threads=1,
     ):
         self.attname = check_run_arguments(queryset, field, action, retry, timeout, delay)
         # A zero timeout would let a second worker reclaim the task in hand.
@@ -77,6 +85,7 @@ class Worker:
         self.burst = burst
         self.budget = TaskBudget(check_count('max_tasks', max_tasks, allow_none=True))
         self.listen = listen
+        self.threads = check_count('threads', threads, MAX_THREADS)
         self.processed = 0
         self.stopping = False
         self._signals = 0
@@ -85,6 +94,7 @@ class Worker:
         self._failures = 0
         self._wakeup_fd = None
         self._heartbeat = None
+        self._wakeup_write_fd = None  # worker threads write to it to wake the main thread
 
     @property
     def label(self):
@@ -100,7 +110,7 @@ class Worker:
         os.set_blocking(write_fd, False)
         previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
         previous_handlers = {sig: signal.signal(sig, self._on_signal) for sig in SIGNALS}
-        self._wakeup_fd = read_fd
+        self._wakeup_fd, self._wakeup_write_fd = read_fd, write_fd
         waiter = waiter_for(
             self.queryset, self.field, listen=self.listen, wakeup_fd=read_fd
         )
@@ -109,11 +119,16 @@ class Worker:
             os.getpid(),
             self.label,
             _dotted_name(self.action),
-            waiter.describe(self.sleep),
+            waiter.describe(self.sleep) + (f', {self.threads} threads' if self.threads > 1 else ''),
         )
         self._heartbeat = Heartbeat(self.queryset, self.attname).start()
         try:
-            self._loop(waiter)
+            if self.threads > 1:
+                from .threads import ThreadPool  # noqa: PLC0415 (it imports this module)
+
+                self.processed = ThreadPool(self, waiter, self.threads).run()
+            else:
+                self._loop(waiter)
         finally:
             self._heartbeat.stop()  # deletes the heartbeat row: a graceful exit
             waiter.close()
@@ -122,7 +137,7 @@ class Worker:
             signal.set_wakeup_fd(previous_fd)
             os.close(read_fd)
             os.close(write_fd)
-            self._wakeup_fd = None
+            self._wakeup_fd = self._wakeup_write_fd = None
         logger.info(
             'Worker %s stopped after %s task%s',
             os.getpid(),
@@ -160,13 +175,14 @@ class Worker:
             self.stopping = True
         return self.stopping
 
-    def _run_one(self):
+    def _run_one(self, on_claim=None):
         """Run one task; return whether a row was due.
 
         An action's own exception is logged here (run() has recorded the
-        attempt); errors of the queue's own queries propagate.
+        attempt); errors of the queue's own queries propagate. `on_claim`,
+        if given, is called once a row is claimed, before its action.
         """
-        call = ActionCall(self.action, self._heartbeat)
+        call = ActionCall(self.action, self._heartbeat, on_claim)
         try:
             run(self.queryset, self.field, call, self.retry, self.timeout, self.delay)
         except Exception as error:
@@ -185,22 +201,7 @@ class Worker:
     def _back_off(self, error):
         """Log a database error, drop the connection, pause, and go on."""
         self._failures += 1
-        first, longest = BACKOFF
-        pause = min(longest, first * 2 ** (self._failures - 1))
-        pause *= random.uniform(0.75, 1.25)
-        logger.warning(
-            'Worker %s: database error %s: %s; reconnecting in %.1fs',
-            os.getpid(),
-            type(error).__name__,
-            str(error).strip(),
-            pause,
-        )
-        for connection in connections.all(initialized_only=True):
-            try:
-                connection.close()
-            except DatabaseError:
-                pass
-        self._pause(pause)
+        self._pause(database_error_pause(error, self._failures))
 
     def _pause(self, seconds):
         """Sleep `seconds`, or less if a signal arrives."""
@@ -235,6 +236,27 @@ class Worker:
         self.stopping = True
 
 
+def database_error_pause(error, failures):
+    """Log a database error and close this thread's connections; return the
+    pause before trying again, which doubles with each of `failures`."""
+    first, longest = BACKOFF
+    pause = min(longest, first * 2 ** (failures - 1))
+    pause *= random.uniform(0.75, 1.25)
+    logger.warning(
+        'Worker %s: database error %s: %s; reconnecting in %.1fs',
+        os.getpid(),
+        type(error).__name__,
+        str(error).strip(),
+        pause,
+    )
+    for connection in connections.all(initialized_only=True):
+        try:
+            connection.close()
+        except DatabaseError:
+            pass
+    return pause
+
+
 def _dotted_name(action):
     module = getattr(action, '__module__', None)
     name = getattr(action, '__qualname__', None)
@@ -244,9 +266,10 @@ def _dotted_name(action):
 class ActionCall:
     """The worker's action wrapped: remembers the task, its error and time."""
 
-    def __init__(self, action, heartbeat=None):
+    def __init__(self, action, heartbeat=None, on_claim=None):
         self.action = action
         self.heartbeat = heartbeat  # told what is in hand; writes it every few seconds
+        self.on_claim = on_claim
         self.task = None
         self.error = None
         self.seconds = None
@@ -255,6 +278,8 @@ class ActionCall:
         self.task = task
         if self.heartbeat is not None:
             self.heartbeat.took(task)
+        if self.on_claim is not None:
+            self.on_claim()
         started = time.monotonic()
         try:
             self.action(task)
@@ -331,7 +356,9 @@ def serve(worker, concurrency=1):
 
     On PostgreSQL with ``worker.listen``, first installs the trigger that
     wakes idle workers on commit (see :func:`modelqueue.wakeup.install_trigger`).
-    Returns the exit status: 0 after a graceful stop.
+    Children are supervised: one that dies is started again (see
+    :func:`modelqueue.supervisor.supervise`). Returns the exit status: 0
+    after a graceful stop.
     """
     check_count('concurrency', concurrency, MAX_CONCURRENCY)
     if worker.listen:
@@ -339,7 +366,9 @@ def serve(worker, concurrency=1):
     if concurrency == 1:
         worker.run()
         return 0
-    return _serve_processes(worker, concurrency)
+    from .supervisor import supervise  # noqa: PLC0415 (it imports this module)
+
+    return supervise(worker, concurrency)
 
 
 def _install_trigger(worker):
@@ -356,65 +385,3 @@ def _install_trigger(worker):
         )
     finally:
         connections[worker.queryset.db].close()
-
-
-def _serve_processes(worker, concurrency):
-    """Fork `concurrency` workers; forward signals; wait for them all.
-
-    The first SIGTERM or SIGINT is passed on as SIGTERM (children finish
-    their task); the second kills the children at once. A child ignores
-    further signals itself, since a terminal's Ctrl-C or a service manager
-    may signal the whole group as well as the parent.
-    """
-    connections.close_all()
-    context = multiprocessing.get_context('fork')
-    parent_pid = os.getpid()
-    children = [
-        context.Process(
-            target=_child, args=(worker, parent_pid), name=f'modelqueue-worker-{n}'
-        )
-        for n in range(1, concurrency + 1)
-    ]
-    for child in children:
-        child.start()
-    received = []
-
-    def forward(signum, frame):
-        received.append(signum)
-        if len(received) == 1:
-            logger.info(
-                'Parent %s: %s, letting %s workers finish their tasks',
-                parent_pid,
-                signal.Signals(signum).name,
-                concurrency,
-            )
-            sent = signal.SIGTERM
-        else:
-            logger.warning('Parent %s: second signal, killing workers now', parent_pid)
-            sent = signal.SIGKILL
-        for child in children:
-            if child.exitcode is None:
-                try:
-                    os.kill(child.pid, sent)
-                except ProcessLookupError:
-                    pass
-
-    previous = {sig: signal.signal(sig, forward) for sig in SIGNALS}
-    try:
-        for child in children:
-            child.join()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if len(received) > 1:
-        return 128 + received[-1]
-    failed = [child for child in children if child.exitcode != 0]
-    for child in failed:
-        logger.error('Worker %s exited with status %s', child.pid, child.exitcode)
-    return 1 if failed else 0
-
-
-def _child(worker, parent_pid):
-    worker._parent_pid = parent_pid
-    worker._second_signal_stops = False
-    worker.run()

@@ -24,3 +24,32 @@ def test_a_target_against_a_peer_that_was_not_run_is_not_met():
     results['throughput'] = [row for row in results['throughput'] if row['impl'] == 'modelqueue']
     checks = [check for check in targets(results) if 'peer' in check['target'] or '2.2.1' in check['target']]
     assert checks and all(check['met'] is None for check in checks), checks
+
+
+WORKERS_RUN = ROOT / 'bench' / 'results' / 'workers-2026-11-29-postgresql.json'
+
+
+def test_the_published_worker_modes_run_is_judged_as_the_readme_says():
+    checks = judged(json.loads(WORKERS_RUN.read_text()))
+    assert checks['PostgreSQL 8 x 5 ms']['met'] is True
+    assert '866 vs 807 tasks/s (1.07x); 53 vs 393 MB RSS (13%)' in checks['PostgreSQL 8 x 5 ms']['detail']
+    assert checks['PostgreSQL 32 x 50 ms']['met'] is False
+    assert '565 tasks/s, 88%' in checks['PostgreSQL 32 x 50 ms']['detail']
+    assert checks['PostgreSQL 1,000 rows in one commit, 8 idle threads']['met'] is True
+
+
+def test_worker_mode_targets_are_judged_only_when_their_runs_are_in_the_results():
+    results = json.loads(WORKERS_RUN.read_text())
+    results['worker_modes'] = [row for row in results['worker_modes'] if row['mode'] != '--concurrency 8']
+    results['wakeups'] = []
+    checks = judged(results)
+    assert 'PostgreSQL 8 x 5 ms' not in checks
+    assert 'PostgreSQL 32 x 50 ms' in checks
+    assert not any('idle threads' in name for name in checks)
+    assert not any('threads' in name for name in judged(json.loads(QUIET_RUN.read_text())))
+
+
+def test_a_notification_that_woke_every_idle_thread_misses_the_wakeup_target():
+    results = json.loads(WORKERS_RUN.read_text())
+    results['wakeups'][0].update(woken_by_notification=8, woken_by_another_thread=0)
+    assert judged(results)['PostgreSQL 1,000 rows in one commit, 8 idle threads']['met'] is False

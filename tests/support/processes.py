@@ -52,6 +52,14 @@ class Children:
             child.wait(timeout=30)
 
 
+def children_of(pid):
+    """The pids of the running child processes of `pid`."""
+    listing = subprocess.run(
+        ['ps', '-o', 'pid=', '--ppid', str(pid)], capture_output=True, text=True
+    )
+    return [int(child) for child in listing.stdout.split()]
+
+
 def start_worker(spawn, *options, action='record', env=None, **popen_kwargs):
     """Start ``modelqueue_worker testapp.Task status`` with log lines on (verbosity 2).
 

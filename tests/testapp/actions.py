@@ -1,6 +1,8 @@
 """Actions that tests hand to run() and to worker processes."""
 
 import os
+import signal
+import threading
 import time
 
 import modelqueue
@@ -58,3 +60,15 @@ def append_to_log(task):
     with open(os.environ['MODELQUEUE_TEST_LOG'], 'a') as log:
         log.write(f'{task.pk} {os.getpid()}\n')
     time.sleep(float(os.environ.get('MODELQUEUE_TEST_ACTION_SECONDS', '0')))
+
+
+def record_thread(task):
+    """Count one execution, take a moment, and note the thread that ran it."""
+    record_slowly(task)
+    task.note = threading.current_thread().name
+
+
+def crash_the_process(task):
+    """Count one execution, then end this process as the kernel's OOM killer would."""
+    record(task)
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -3,7 +3,6 @@
 import collections
 import os
 import signal
-import subprocess
 import time
 
 import pytest
@@ -13,7 +12,7 @@ from django.db import connection, transaction
 from modelqueue import State, Status
 from modelqueue.worker import Worker
 from tests.support.connections import cut_sessions
-from tests.support.processes import ACTIONS, finish, start_worker
+from tests.support.processes import ACTIONS, children_of, finish, start_worker
 from tests.support.tasks import executed, executions_per_task, waiting_tasks
 from tests.support.waits import wait_until
 from tests.testapp.models import Execution, Task
@@ -193,13 +192,6 @@ def alive(pid):
             return stat.read().rsplit(')', 1)[1].split()[0] != 'Z'
     except FileNotFoundError:
         return False
-
-
-def children_of(pid):
-    listing = subprocess.run(
-        ['ps', '-o', 'pid=', '--ppid', str(pid)], capture_output=True, text=True
-    )
-    return [int(child) for child in listing.stdout.split()]
 
 
 @pytest.mark.processes

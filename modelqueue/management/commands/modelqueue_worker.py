@@ -56,7 +56,14 @@ class Command(BaseCommand):
             type=int,
             default=1,
             metavar='N',
-            help='number of worker processes (default 1)',
+            help='number of worker processes, supervised by a parent when above 1 (default 1)',
+        )
+        parser.add_argument(
+            '--threads',
+            type=int,
+            default=1,
+            metavar='N',
+            help='threads in each worker process, each with its own database connection (default 1)',
         )
         parser.add_argument(
             '--sleep',
@@ -72,7 +79,7 @@ class Command(BaseCommand):
             '--max-tasks',
             type=int,
             metavar='N',
-            help='exit after this many tasks (in all processes together)',
+            help='exit after this many tasks (in all processes and threads together)',
         )
         parser.add_argument(
             '--no-listen',
@@ -99,6 +106,7 @@ class Command(BaseCommand):
                 burst=options['burst'],
                 max_tasks=check_count('max-tasks', options['max_tasks'], allow_none=True),
                 listen=options['listen'],
+                threads=options['threads'],
             )
             concurrency = check_count('concurrency', options['concurrency'], MAX_CONCURRENCY)
         except ValueError as error:

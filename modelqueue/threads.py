@@ -1,0 +1,225 @@
+"""Many worker threads in one process: ``modelqueue_worker --threads N``.
+
+For actions that mostly wait (on an API, a mail server, a file store), a
+thread costs far less memory than a process. Each thread claims its own
+tasks with :func:`modelqueue.run` on its own database connection (Django's
+connections belong to the thread that opened them), and an action runs in
+the thread that claimed its row.
+
+The main thread handles the signals and waits for work on behalf of all of
+them, with the process's one waiter (on PostgreSQL, its one LISTEN
+connection). Idle threads sleep until it wakes them:
+
+- one idle thread per notification; a notification that finds none idle is
+  kept, and the next thread to go idle looks again instead;
+- when it polls (every `sleep` seconds, or when a scheduled row comes due),
+  one idle thread;
+- a thread woken that claims a row wakes one more idle thread, so a burst
+  of rows committed together spreads over the pool, and the chain stops at
+  the first thread that finds nothing.
+
+:class:`ThreadPool` counts these wake-ups (`wakeups`) and logs them when it
+stops. A first SIGTERM or SIGINT lets every thread finish the task it
+holds; `max_tasks` counts the tasks of every thread (and process) together.
+"""
+
+import collections
+import logging
+import os
+import threading
+
+from django.db import Error as DatabaseError
+from django.db import connections
+
+from .worker import database_error_pause
+
+logger = logging.getLogger('modelqueue.worker')
+
+#: Why an idle thread was woken: the names ThreadPool.wakeups counts.
+NOTIFICATION, POLLING, HANDED_ON = 'notification', 'polling', 'another thread'
+
+
+class _Sleeper:
+    """One idle thread's bed: the event that wakes it and why it was set."""
+
+    def __init__(self):
+        self.event = threading.Event()
+        self.cause = None
+
+
+class ThreadPool:
+    """Run `threads` threads of `worker`'s loop, woken through `waiter`.
+
+    Called by :meth:`modelqueue.worker.Worker.run` in the main thread, which
+    has installed the signal handlers and made `waiter` with the signal
+    wake-up file descriptor. ``run()`` returns the number of tasks processed.
+    """
+
+    def __init__(self, worker, waiter, threads):
+        self.worker = worker
+        self.waiter = waiter
+        self.size = threads
+        self.processed = 0
+        #: Wake-ups of idle threads by cause, and how many found no row.
+        self.wakeups = collections.Counter()
+        self._lock = threading.Lock()
+        self._idle = []  # sleepers, the most recently idle last
+        self._pending = None  # the cause of a wake-up that found no thread idle
+        self._stopped = threading.Event()
+        self._running = 0
+        self._crash = None
+
+    def run(self):
+        threads = [
+            threading.Thread(target=self._serve, name=f'modelqueue-worker-{n}')
+            for n in range(1, self.size + 1)
+        ]
+        self._running = len(threads)
+        for thread in threads:
+            thread.start()
+        try:
+            self._dispatch()
+        finally:
+            self._stop()
+            for thread in threads:
+                thread.join()
+            _close_connections()
+        logger.info(
+            'Worker %s: idle threads woken %s time%s by a notification, %s by another'
+            ' thread, %s by polling; %s found nothing',
+            os.getpid(),
+            self.wakeups[NOTIFICATION],
+            '' if self.wakeups[NOTIFICATION] == 1 else 's',
+            self.wakeups[HANDED_ON],
+            self.wakeups[POLLING],
+            self.wakeups['found nothing'],
+        )
+        if self._crash is not None:
+            raise self._crash
+        return self.processed
+
+    # -- the main thread ---------------------------------------------------
+
+    def _dispatch(self):
+        """Wait for work and wake idle threads, until stopped or all threads end."""
+        worker = self.worker
+        failures = 0
+        while self._running and not (self._stopped.is_set() or worker._should_stop()):
+            try:
+                self.waiter.wait(worker.sleep)
+            except DatabaseError as error:
+                failures += 1
+                worker._pause(database_error_pause(error, failures))
+                continue
+            failures = 0
+            worker._drain_wakeup_fd()
+            if worker.stopping:
+                break
+            if self.waiter.notifications:
+                self._wake(self.waiter.notifications, NOTIFICATION)
+            else:  # the poll is due, or a new LISTEN may have missed some
+                self._wake(1, POLLING)
+
+    def _wake(self, count, cause):
+        """Wake up to `count` idle threads; keep a wake-up none was idle for."""
+        with self._lock:
+            for _ in range(count):
+                if not self._idle:
+                    if cause != HANDED_ON:
+                        self._pending = cause
+                    return
+                sleeper = self._idle.pop()
+                sleeper.cause = cause
+                self.wakeups[cause] += 1
+                sleeper.event.set()
+
+    def _stop(self):
+        """No thread starts another task; wake the idle ones to end."""
+        with self._lock:
+            self._stopped.set()
+            self._release_idle()
+
+    def _release_idle(self):
+        """Wake every idle thread without a cause, to look at its stop conditions."""
+        for sleeper in self._idle:
+            sleeper.event.set()
+        self._idle.clear()
+
+    # -- each worker thread ------------------------------------------------
+
+    def _serve(self):
+        worker = self.worker
+        woken_by = None  # why this thread was woken, until it has looked
+        failures = 0
+        try:
+            while not (self._stopped.is_set() or worker.stopping):
+                if not worker.budget.take():
+                    with self._lock:  # the others may be waiting for nothing now
+                        self._release_idle()
+                    break
+                # Woken and a row claimed: there may be more, so pass it on.
+                hand_on = (lambda: self._wake(1, HANDED_ON)) if woken_by is not None else None
+                try:
+                    found = worker._run_one(on_claim=hand_on)
+                except DatabaseError as error:
+                    worker.budget.give_back()
+                    failures += 1
+                    self._stopped.wait(database_error_pause(error, failures))
+                    continue
+                failures = 0
+                if found:
+                    with self._lock:
+                        self.processed += 1
+                    woken_by = None
+                    continue
+                worker.budget.give_back()
+                if woken_by is not None:
+                    with self._lock:
+                        self.wakeups['found nothing'] += 1
+                if worker.burst:
+                    break
+                woken_by = self._sleep()
+        except BaseException as error:
+            logger.exception(
+                'Worker %s: %s stopped by %s; stopping the others after their tasks',
+                os.getpid(),
+                threading.current_thread().name,
+                type(error).__name__,
+            )
+            with self._lock:
+                if self._crash is None:
+                    self._crash = error
+            self._stop()
+        finally:
+            _close_connections()
+            with self._lock:
+                self._running -= 1
+            self._nudge_main_thread()
+
+    def _sleep(self):
+        """Sleep until woken; return why (None: to look at the stop conditions)."""
+        sleeper = _Sleeper()
+        with self._lock:
+            if self._stopped.is_set():
+                return None
+            if self._pending is not None:  # it came while every thread was busy
+                cause, self._pending = self._pending, None
+                self.wakeups[cause] += 1
+                return cause
+            self._idle.append(sleeper)
+        sleeper.event.wait()
+        return sleeper.cause
+
+    def _nudge_main_thread(self):
+        """End the main thread's wait, so that it sees a thread has ended."""
+        try:
+            os.write(self.worker._wakeup_write_fd, b'\0')
+        except (OSError, TypeError):  # full (it wakes anyway), or not running
+            pass
+
+
+def _close_connections():
+    """Close this thread's database connections (those not in a transaction)."""
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:
+            connection.close()

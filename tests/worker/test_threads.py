@@ -1,0 +1,144 @@
+"""``modelqueue_worker --threads N``: threads in one process, woken by its one waiter."""
+
+import collections
+import re
+import signal
+import time
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from modelqueue import Status
+from tests.support.connections import server_sessions
+from tests.support.processes import ACTIONS, finish, start_worker
+from tests.support.tasks import executed, executions_per_task, waiting_tasks
+from tests.support.waits import wait_until
+from tests.testapp.models import Execution, Task
+
+WAIT_SECONDS = 20
+
+
+def states():
+    return collections.Counter(
+        Status(value).state.name for value in Task.objects.values_list('status', flat=True)
+    )
+
+
+@pytest.mark.processes
+def test_threads_of_several_processes_run_each_row_exactly_once(spawn):
+    tasks = waiting_tasks(40)
+    child = start_worker(
+        spawn,
+        '--burst',
+        '--concurrency=2',
+        '--threads=3',
+        action='record_thread',
+        env={'MODELQUEUE_TEST_ACTION_SECONDS': '0.05'},
+    )
+    status, log = finish(child)
+    assert status == 0, log
+    assert executions_per_task() == {task.pk: 1 for task in tasks}
+    assert states() == {'finished': 40}
+    threads = collections.Counter(
+        (execution.pid, execution.task.note)
+        for execution in Execution.objects.select_related('task')
+    )
+    assert {note for _, note in threads} <= {f'modelqueue-worker-{n}' for n in (1, 2, 3)}
+    assert len(threads) >= 4, threads  # several threads, in both processes
+    assert len({pid for pid, _ in threads}) == 2, threads
+    assert 'started on testapp.Task.status' in log and ', 3 threads)' in log
+
+
+def sessions():
+    """The workers' sessions on the test database (none on SQLite, which has no server)."""
+    return len(server_sessions(connection))
+
+
+@pytest.mark.processes
+def test_sigterm_lets_busy_threads_finish_and_leaves_nothing_working_or_open(spawn):
+    waiting_tasks(2)
+    child = start_worker(
+        spawn,
+        '--threads=4',
+        action='record_slowly',
+        env={'MODELQUEUE_TEST_ACTION_SECONDS': '3'},
+    )
+    wait_until(executed(2), WAIT_SECONDS, 'two threads to start an action', child=child)
+    if connection.vendor != 'sqlite':
+        # Four threads, the main thread's and, on PostgreSQL, the LISTEN connection.
+        wait_until(lambda: sessions() >= 5, WAIT_SECONDS, 'every thread to connect', child=child)
+    waiting_tasks(1)  # due, but the worker must not start it once signaled
+    child.send_signal(signal.SIGTERM)
+    if connection.vendor != 'sqlite':
+        main = 2 if connection.vendor == 'postgresql' else 1
+        wait_until(
+            lambda: sessions() == 2 + main and child.poll() is None,
+            2,
+            'the idle threads to close their connections while the busy ones work',
+        )
+    status, log = finish(child)
+    assert status == 0, log
+    assert states() == {'finished': 2, 'waiting': 1}, log
+    assert Execution.objects.count() == 2
+    assert 'finishing the task in hand' in log and 'stopped after 2 tasks' in log
+    if connection.vendor != 'sqlite':
+        wait_until(lambda: sessions() == 0, 5, 'no session left')
+
+
+@pytest.mark.processes
+def test_max_tasks_counts_every_thread_of_every_process(spawn):
+    waiting_tasks(8)
+    child = start_worker(
+        spawn, '--max-tasks=5', '--concurrency=2', '--threads=3', '--sleep=0.2'
+    )
+    status, log = finish(child)
+    assert status == 0, log
+    assert states() == {'finished': 5, 'waiting': 3}
+    assert Execution.objects.count() == 5
+
+
+def wakeups(log):
+    """The wake-up counts a threaded worker logs when it stops."""
+    found = re.search(
+        r'woken (\d+) times? by a notification, (\d+) by another thread,'
+        r' (\d+) by polling; (\d+) found nothing',
+        log,
+    )
+    assert found, log
+    return dict(zip(('notification', 'handed on', 'polling', 'found nothing'), map(int, found.groups())))
+
+
+def listening():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%%'"
+            " AND state = 'idle' AND datname = current_database()"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+@pytest.mark.processes
+@pytest.mark.vendors('postgresql')  # LISTEN/NOTIFY
+def test_one_notification_wakes_one_idle_thread(spawn):
+    child = start_worker(spawn, '--threads=4', '--sleep=30')
+    wait_until(listening, WAIT_SECONDS, 'the worker to LISTEN', child=child)
+    time.sleep(0.3)  # every thread has looked once and sleeps
+    Task.objects.create(data='one')
+    wait_until(executed(1), WAIT_SECONDS, 'the row', child=child)
+    Task.objects.bulk_create(Task(data=f'burst {n}') for n in range(20))  # one NOTIFY
+    wait_until(executed(21), WAIT_SECONDS, 'the burst', child=child)
+    child.send_signal(signal.SIGTERM)
+    status, log = finish(child)
+    assert status == 0, log
+    counts = wakeups(log)
+    assert counts['notification'] == 2, log
+    assert counts['handed on'] >= 1, 'a burst spreads over the threads'
+    # The first LISTEN's look, then at most one empty look per chain of wake-ups.
+    assert counts['found nothing'] <= 3, log
+
+
+def test_bad_thread_counts_are_rejected_with_a_clear_message():
+    for value, message in (('0', 'invalid threads 0'), ('257', 'invalid threads 257')):
+        with pytest.raises(CommandError, match=f'^{message}: expected a whole number from 1 through 256'):
+            call_command('modelqueue_worker', 'testapp.Task', 'status', ACTIONS + 'record', f'--threads={value}')
