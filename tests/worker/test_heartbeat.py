@@ -1,18 +1,18 @@
-"""Worker heartbeats and failure records with real worker processes."""
+"""Worker heartbeats, and failure records with real worker processes."""
 
 import datetime as dt
 import signal
+import threading
 
 import pytest
 
 from modelqueue import Status, now, run
+from modelqueue.heartbeat import Heartbeat
 from modelqueue.models import FailureRecord, WorkerHeartbeat
 from tests.support.processes import finish, start_worker
 from tests.support.waits import wait_until
 from tests.testapp.actions import record
 from tests.testapp.models import Task
-
-pytestmark = pytest.mark.processes
 
 FAST = {'MODELQUEUE_HEARTBEAT_SECONDS': '0.2'}
 WAIT_SECONDS = 20
@@ -22,6 +22,7 @@ def beats():
     return list(WorkerHeartbeat.objects.all())
 
 
+@pytest.mark.processes
 def test_a_heartbeat_row_is_written_every_few_seconds_and_removed_on_sigterm(spawn):
     Task.objects.create(data='ok')
     Task.objects.create(data='fail')
@@ -44,6 +45,7 @@ def test_a_heartbeat_row_is_written_every_few_seconds_and_removed_on_sigterm(spa
     assert beats() == []
 
 
+@pytest.mark.processes
 def test_a_worker_killed_mid_task_is_named_by_the_record_of_its_reclaim(spawn):
     task = Task.objects.create(data='slow')
     child = start_worker(spawn, action='record_slowly', env={**FAST, 'MODELQUEUE_TEST_ACTION_SECONDS': '60'})
@@ -63,3 +65,34 @@ def test_a_worker_killed_mid_task_is_named_by_the_record_of_its_reclaim(spawn):
     assert reclaim.worker == f'{beat.host}:{child.pid}'
     assert (reclaim.object_id, reclaim.attempt, reclaim.outcome) == (str(task.pk), 1, 'waiting')
     assert reclaim.started == claimed.parse()[1]
+
+
+@pytest.mark.django_db
+def test_with_threads_the_heartbeat_shows_the_row_held_longest():
+    """Each thread of --threads tells the process's one heartbeat of its row."""
+    heartbeat = Heartbeat(Task.objects.all(), 'status')
+    first, second = Task.objects.create(data='1'), Task.objects.create(data='2')
+    took_first, took_second, finish_first = threading.Event(), threading.Event(), threading.Event()
+
+    def hold(task, took, wait_for=None, failed=False):
+        heartbeat.took(task)
+        took.set()
+        if wait_for is not None:
+            wait_for.wait(WAIT_SECONDS)
+        heartbeat.done(failed)
+
+    threads = [threading.Thread(target=hold, args=(first, took_first, finish_first))]
+    threads[0].start()
+    assert took_first.wait(WAIT_SECONDS)
+    finish_second = threading.Event()
+    threads.append(threading.Thread(target=hold, args=(second, took_second, finish_second, True)))
+    threads[1].start()
+    assert took_second.wait(WAIT_SECONDS)
+    assert heartbeat.in_hand()[0] == str(first.pk)
+    finish_first.set()
+    threads[0].join(WAIT_SECONDS)
+    assert heartbeat.in_hand()[0] == str(second.pk)
+    finish_second.set()
+    threads[1].join(WAIT_SECONDS)
+    assert heartbeat.in_hand() == ('', None)
+    assert (heartbeat.tasks_done, heartbeat.failures) == (2, 1)
