@@ -62,7 +62,9 @@ def test_sigterm_lets_busy_threads_finish_and_leaves_nothing_working_or_open(spa
         spawn,
         '--threads=4',
         action='record_slowly',
-        env={'MODELQUEUE_TEST_ACTION_SECONDS': '3'},
+        # The heartbeat's thread connects at its first beat: none in this test,
+        # so the sessions counted are the worker threads' own.
+        env={'MODELQUEUE_TEST_ACTION_SECONDS': '3', 'MODELQUEUE_HEARTBEAT_SECONDS': '3600'},
     )
     wait_until(executed(2), WAIT_SECONDS, 'two threads to start an action', child=child)
     if connection.vendor != 'sqlite':
