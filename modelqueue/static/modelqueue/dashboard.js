@@ -116,8 +116,9 @@
                 ? formatAge(queue[key]) : String(queue[key]);
         });
         section.querySelectorAll('[data-tally]').forEach((element) => {
-            element.textContent = String(queue.tally[element.dataset.tally]);
+            element.textContent = queue.tally_text[element.dataset.tally];
         });
+        section.querySelector('[data-estimated-note]').hidden = queue.estimated.length === 0;
         const stalled = section.querySelector('[data-alert="stalled"]');
         stalled.classList.toggle('modelqueue-alert', queue.stalled > 0);
         const chart = charts[queue.field];
