@@ -19,20 +19,47 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.utils.functional import cached_property
 
-from .counts import count_rows
+from ..status import State, now
+from .counts import count_rows, state_counts
 
 
 class EstimatingPaginator(Paginator):
-    """A paginator whose count is estimated from `estimate_above` rows on
-    (see :func:`modelqueue.admin.counts.count_rows`); None counts exactly."""
+    """A paginator whose count is `counter()`, which may be an estimate."""
 
-    def __init__(self, object_list, per_page, *args, estimate_above=None, **kwargs):
+    def __init__(self, object_list, per_page, *args, counter, **kwargs):
         super().__init__(object_list, per_page, *args, **kwargs)
-        self.estimate_above = estimate_above
+        self.counter = counter
 
     @cached_property
     def count(self):
-        return count_rows(self.object_list, self.estimate_above)
+        return self.counter()
+
+
+def page_count(model_admin, request, queryset):
+    """The number of rows of the changelist `queryset` of `request`.
+
+    Unfiltered: the planner's estimate of the table from
+    ``queue_estimate_above`` rows on. Filtered to finished or canceled by
+    one queue field's state filter: that state's count as the dashboard
+    gives it (:func:`~modelqueue.admin.counts.state_counts`, estimated from
+    the table's size less the other states' exact counts), so both pages
+    show the same figure. Anything else is counted.
+    """
+    above = model_admin.queue_estimate_for(request)
+    if above is None:
+        return queryset.count()
+    filtered = [
+        (field, request.GET[f'{field}_queue'])
+        for field in model_admin.valid_queue_fields
+        if f'{field}_queue' in request.GET
+    ]
+    if not filtered:
+        return count_rows(queryset, above)
+    if len(filtered) == 1 and filtered[0][1] in (State.finished.name, State.canceled.name):
+        field, value = filtered[0]
+        rows = model_admin.get_queryset(request)
+        return state_counts(rows, field, now(), model_admin.queue_timeout, above)[value]
+    return queryset.count()
 
 
 class _Counted:

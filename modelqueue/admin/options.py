@@ -46,7 +46,7 @@ from ..validation import status_field_problem
 from . import checks
 from .actions import queue_actions
 from .changeform import OPENED, RowChangedMeanwhile, fenced_form, opened_token, save_edited
-from .changelist import EstimatingPaginator, QueueChangeList
+from .changelist import EstimatingPaginator, QueueChangeList, page_count
 from .display import COLUMN_PARTS, STATE_LABELS, column_name, queue_columns
 from .figures import THROUGHPUT_MINUTES, iso, queue_figures
 from .filters import queue_list_filter
@@ -255,12 +255,13 @@ class QueueAdminMixin:
         return self.queue_estimate_above if set(request.GET) <= allowed else None
 
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
-        """A paginator that estimates huge counts (see `queue_estimate_for`)."""
+        """A paginator that estimates huge counts (see
+        :func:`modelqueue.admin.changelist.page_count`)."""
         if self.paginator is not Paginator:  # the subclass chose its own
             return super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
         return EstimatingPaginator(
             queryset, per_page, orphans, allow_empty_first_page,
-            estimate_above=self.queue_estimate_for(request),
+            counter=lambda: page_count(self, request, queryset),
         )
 
     def get_changelist(self, request, **kwargs):
