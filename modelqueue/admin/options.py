@@ -84,6 +84,10 @@ class QueueAdminMixin:
       *Show counts*, the changelist's total) are estimated from the
       planner's statistics and shown as ``≈ 9.0 M``; None counts every row
       (default 1,000,000; see :mod:`modelqueue.admin.counts`)
+    - ``get_queue_changeable(request, queryset)``: define it, beside an
+      overridden ``has_change_permission``, to give the rows of a
+      selection the user may change as a queryset; the bulk actions then
+      check a selection with one query instead of asking about each row
     - ``queue_dashboard_template``, ``queue_cancel_confirmation_template``,
       ``queue_reprioritize_template``: a template name (or list) for a page;
       by default ``modelqueue/<app>/<model>/<page>.html``, then
