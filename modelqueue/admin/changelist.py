@@ -19,8 +19,8 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.utils.functional import cached_property
 
-from ..status import State, now
-from .counts import count_rows, state_counts
+from ..status import State
+from .counts import count_rows, request_state_counts
 
 
 class EstimatingPaginator(Paginator):
@@ -58,7 +58,7 @@ def page_count(model_admin, request, queryset):
     if len(filtered) == 1 and filtered[0][1] in (State.finished.name, State.canceled.name):
         field, value = filtered[0]
         rows = model_admin.get_queryset(request)
-        return state_counts(rows, field, now(), model_admin.queue_timeout, above)[value]
+        return request_state_counts(request, rows, field, model_admin.queue_timeout, above)[value]
     return queryset.count()
 
 

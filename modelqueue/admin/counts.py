@@ -26,7 +26,7 @@ from django.db import connections
 from django.utils.translation import gettext
 
 from .. import ranges
-from ..status import ONE_HOUR, State, Status
+from ..status import ONE_HOUR, State, Status, now
 
 
 class Estimate(int):
@@ -129,3 +129,14 @@ def state_counts(queryset, field, current, timeout=ONE_HOUR, estimate_above=None
         'scheduled': scheduled,
         'stalled': count(ranges.stalled(field, current, timeout)),
     }
+
+
+def request_state_counts(request, queryset, field, timeout=ONE_HOUR, estimate_above=None):
+    """:func:`state_counts` at the current time, once per `request` for the
+    same rows: a changelist filtered to finished with *Show counts* needs
+    them for its paginator and for its filter's counts."""
+    cache = request.__dict__.setdefault('modelqueue_state_counts', {})
+    key = (field, str(queryset.order_by().query), timeout, estimate_above)
+    if key not in cache:
+        cache[key] = state_counts(queryset, field, now(), timeout, estimate_above)
+    return cache[key]

@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import ranges
 from ..status import ONE_HOUR, State, Status, now
-from .counts import state_counts
+from .counts import request_state_counts
 from .display import STATE_LABELS
 
 
@@ -64,7 +64,7 @@ def admin_list_filter(field):
             rows = changelist.get_queryset(self.request, exclude_parameters=self.expected_parameters())
             estimate_for = getattr(self.model_admin, 'queue_estimate_for', None)
             above = estimate_for(self.request) if estimate_for is not None else None
-            counts = state_counts(rows, field, now(), self.timeout, above)
+            counts = request_state_counts(self.request, rows, field, self.timeout, above)
             return {
                 f'{index}__c': counts[value]
                 for index, (value, _title) in enumerate(self.lookup_choices)
