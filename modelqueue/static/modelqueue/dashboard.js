@@ -118,7 +118,10 @@
         section.querySelectorAll('[data-tally]').forEach((element) => {
             element.textContent = queue.tally_text[element.dataset.tally];
         });
-        section.querySelector('[data-estimated-note]').hidden = queue.estimated.length === 0;
+        const note = section.querySelector('[data-estimated-note]');
+        if (note) {  // a dashboard template of your own may leave it out
+            note.hidden = queue.estimated.length === 0;
+        }
         const stalled = section.querySelector('[data-alert="stalled"]');
         stalled.classList.toggle('modelqueue-alert', queue.stalled > 0);
         const chart = charts[queue.field];
