@@ -22,7 +22,7 @@ Estimate(9012345)
 
 import json
 
-from django.db import connections
+from django.db import connections, transaction
 from django.utils.translation import gettext
 
 from .. import ranges
@@ -95,7 +95,25 @@ def state_counts(queryset, field, current, timeout=ONE_HOUR, estimate_above=None
     the two is counted.
     """
     queryset = queryset.order_by()
+    if connections[queryset.db].vendor != 'postgresql':
+        return _state_counts(queryset, field, current, timeout, estimate_above)
+    with transaction.atomic(using=queryset.db):
+        short_counts(queryset.db)
+        return _state_counts(queryset, field, current, timeout, estimate_above)
 
+
+def short_counts(using):
+    """Plan this PostgreSQL transaction's counts as the short queries they
+    are: without JIT compilation or parallel workers, whose start-up
+    (measured at 10 to 50 ms a count on 2 cores) costs more than reading a
+    million index entries in one process saves. ``SET LOCAL`` ends with the
+    transaction."""
+    with connections[using].cursor() as cursor:
+        cursor.execute('SET LOCAL jit = off')
+        cursor.execute('SET LOCAL max_parallel_workers_per_gather = 0')
+
+
+def _state_counts(queryset, field, current, timeout, estimate_above):
     def count(where):
         return queryset.filter(where).count()
 
