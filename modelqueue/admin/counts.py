@@ -64,12 +64,36 @@ def planner_rows(queryset):
     return int(plan[0]['Plan']['Plan Rows'])
 
 
+def estimated_rows(queryset):
+    """The rows of `queryset` as PostgreSQL's statistics put them.
+
+    For a whole table, ``pg_class.reltuples`` as the last ``ANALYZE`` (or
+    autovacuum) left it: updates do not move it, where the planner's own
+    estimate grows with the pages that dead row versions fill until the next
+    vacuum (measured: +34% after six million updates of a 10,000,000-row
+    queue), and a queue updates each row twice. New rows are missing from it
+    until autovacuum's next ``ANALYZE``. Anything else: the planner's rows.
+    """
+    query = queryset.query
+    if query.where or query.distinct or query.is_sliced or query.combinator:
+        return planner_rows(queryset)
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(
+            'SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)',
+            [connections[queryset.db].ops.quote_name(queryset.model._meta.db_table)],
+        )
+        row = cursor.fetchone()
+    if row is None or row[0] < 0:  # never analyzed
+        return planner_rows(queryset)
+    return int(row[0])
+
+
 def count_rows(queryset, estimate_above=None):
     """The number of rows of `queryset`: an :class:`Estimate` when
     `estimate_above` is a number, the database is PostgreSQL and its planner
     expects at least that many rows; otherwise an exact ``COUNT``."""
     if estimate_above is not None and can_estimate(queryset):
-        rows = planner_rows(queryset)
+        rows = estimated_rows(queryset)
         if rows >= estimate_above:
             return Estimate(rows)
     return queryset.count()
@@ -87,12 +111,12 @@ def state_counts(queryset, field, current, timeout=ONE_HOUR, estimate_above=None
     waiting, working, due, scheduled and stalled are always exact. Of
     finished and canceled, the one PostgreSQL's planner expects to be larger
     is an :class:`Estimate` when the planner expects at least
-    `estimate_above` rows in it: the planner's size of `queryset` less the
-    exact counts of every other state. Only the size of the whole table
-    comes from statistics, so the estimate is as close as the table's size
-    (``pg_class.reltuples``), where the planner's guess for a range of the
-    column's histogram could miss by a bucket at each end. The smaller of
-    the two is counted.
+    `estimate_above` rows in it: the size of `queryset` from the statistics
+    (:func:`estimated_rows`) less the exact counts of every other state.
+    Only that size comes from statistics, so the estimate is as close as the
+    table's size, where the planner's guess for a range of the column's
+    histogram could miss by a bucket at each end. The smaller of the two is
+    counted.
     """
     queryset = queryset.order_by()
     if connections[queryset.db].vendor != 'postgresql':
@@ -136,7 +160,7 @@ def _state_counts(queryset, field, current, timeout, estimate_above):
             estimate = large
     counts[small.name] = count(ranges.in_states(field, small))
     if estimate is not None:
-        rest = planner_rows(queryset) - sum(counts.values())
+        rest = estimated_rows(queryset) - sum(counts.values())
         # Statistics older than the rows counted can leave too little: count.
         counts[large.name] = Estimate(rest) if rest >= estimate_above else count(ranges.in_states(field, large))
     else:
