@@ -4,6 +4,7 @@
     python -m bench throughput --quick      # a smoke run; CI runs it after the tests
     python -m bench dashboard sqlite        # the admin dashboard at 1,000,000 rows
     python -m bench failures sqlite         # failure records: recording on beside off
+    python -m bench scale postgresql        # the admin at 10,000,000 rows
     python -m bench <subcommand> --help
 
 Run it from the checkout's root with a Python that imports this checkout
@@ -15,9 +16,9 @@ bench/results/scratch/, which git ignores (bench/results.py).
 import argparse
 import sys
 
-from . import dashboard, failures, throughput
+from . import dashboard, failures, scale, throughput
 
-SUBCOMMANDS = {'throughput': throughput, 'dashboard': dashboard, 'failures': failures}
+SUBCOMMANDS = {'throughput': throughput, 'dashboard': dashboard, 'failures': failures, 'scale': scale}
 
 
 def main(argv=None):

@@ -159,19 +159,29 @@ def may_change_each(modeladmin, request, queryset):
 
     As Django's ``delete_selected`` checks each object: when the model admin
     overrides ``has_change_permission``, it is asked about every row (Django's
-    own ignores the row, so then nothing needs reading). One row refused
-    refuses the whole action, and nothing changes.
+    own ignores the row, so then nothing needs reading). A model admin with
+    ``get_queue_changeable(request, queryset)`` (the rows the user may
+    change, as a queryset) is answered with one query instead, so "select
+    all" on a million rows loads none of them. One row refused refuses the
+    whole action, and nothing changes.
     """
     if type(modeladmin).has_change_permission is ModelAdmin.has_change_permission:
         return True
-    refused = [
-        row
-        for row in queryset.iterator(chunk_size=2000)
-        if not modeladmin.has_change_permission(request, row)
-    ]
-    if not refused:
+    changeable = getattr(modeladmin, 'get_queue_changeable', None)
+    if changeable is not None:
+        refused_rows = queryset.exclude(pk__in=changeable(request, queryset).values('pk'))
+        count = refused_rows.count()
+        refused = list(refused_rows.order_by('pk')[:5])
+    else:
+        refused = [
+            row
+            for row in queryset.iterator(chunk_size=2000)
+            if not modeladmin.has_change_permission(request, row)
+        ]
+        count = len(refused)
+    if not count:
         return True
-    shown = ', '.join(str(row) for row in refused[:5]) + (', ...' if len(refused) > 5 else '')
+    shown = ', '.join(str(row) for row in refused[:5]) + (', ...' if count > 5 else '')
     modeladmin.message_user(
         request,
         _(
@@ -179,8 +189,8 @@ def may_change_each(modeladmin, request, queryset):
             ' %(items)s (%(rows)s).'
         )
         % {
-            'count': len(refused),
-            'items': model_ngettext(modeladmin.model, len(refused)),
+            'count': count,
+            'items': model_ngettext(modeladmin.model, count),
             'rows': shown,
         },
         messages.ERROR,

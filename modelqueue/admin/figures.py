@@ -23,6 +23,7 @@ from ..status import (
     now,
     priority_to_datetime,
 )
+from .counts import is_estimate, state_counts
 
 #: Minutes of throughput the dashboard shows.
 THROUGHPUT_MINUTES = 60
@@ -112,10 +113,13 @@ def throughput(queryset, field, current, minutes=THROUGHPUT_MINUTES):
     return slots, counts[State.finished], counts[State.canceled]
 
 
-def queue_figures(queryset, field, timeout=ONE_HOUR, current=None):
+def queue_figures(queryset, field, timeout=ONE_HOUR, current=None, estimate_above=None):
     """Return the dashboard's figures for the queue `field` of `queryset`.
 
-    A JSON-ready mapping: ``tally`` (state name to count), ``due``,
+    A JSON-ready mapping: ``tally`` (state name to count), ``tally_text``
+    (state name to the count as shown: ``≈ 9.0 M`` when estimated),
+    ``estimated`` (the names of the estimated states; see
+    :func:`modelqueue.admin.counts.state_counts` and `estimate_above`), ``due``,
     ``scheduled``, ``stalled``, ``oldest_due`` (ISO 8601 UTC or None),
     ``latency_seconds`` (age of the oldest due row, or None),
     ``throughput`` (``minutes``, ``finished``, ``canceled``: one entry per
@@ -123,8 +127,9 @@ def queue_figures(queryset, field, timeout=ONE_HOUR, current=None):
     ``canceled_last_hour``.
     """
     current = now() if current is None else current
-    counts = ranges.tally(queryset, field)
-    due, oldest = backlog(queryset, field, current)
+    counted = state_counts(queryset, field, current, timeout, estimate_above)
+    counts = {state.name: counted[state.name] for state in Status.states}
+    oldest = oldest_due(queryset, field, current)
     minutes, finished, canceled = throughput(queryset, field, current)
     latency = None
     if oldest is not None:
@@ -132,9 +137,11 @@ def queue_figures(queryset, field, timeout=ONE_HOUR, current=None):
     return {
         'field': field,
         'tally': counts,
-        'due': due,
-        'scheduled': counts[State.waiting.name] - due,
-        'stalled': stalled(queryset, field, current, timeout),
+        'tally_text': {name: str(count) for name, count in counts.items()},
+        'estimated': [name for name, count in counts.items() if is_estimate(count)],
+        'due': counted['due'],
+        'scheduled': counted['scheduled'],
+        'stalled': counted['stalled'],
         'oldest_due': None if oldest is None else iso(oldest),
         'latency_seconds': latency,
         'throughput': {

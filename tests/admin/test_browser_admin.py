@@ -163,6 +163,8 @@ def test_dashboard_follows_a_worker_without_reload(browser, spawn, monkeypatch):
     assert sum(finished) == 6 and sum(canceled) == 0 and sum(failed) == 0
     assert browser.find_element(By.CSS_SELECTOR, '[data-figure="due"]').text == '0'
     assert browser.find_element(By.CSS_SELECTOR, '[data-figure="finished_last_hour"]').text == '6'
+    assert browser.find_element(By.CSS_SELECTOR, '[data-tally="finished"]').text == '6'
+    assert not browser.find_element(By.CSS_SELECTOR, '[data-estimated-note]').is_displayed()  # nothing estimated
     assert browser.execute_script('return window.modelqueueNoReload === true')
     browser.screenshot('admin-dashboard')
 

@@ -102,7 +102,8 @@ def test_query_count_does_not_grow_with_rows():
     def queries():
         with CaptureQueriesContext(connection) as captured:
             queue_figures(Task.objects.all(), 'status', current=CURRENT)
-        return len(captured)
+        # Reads only: PostgreSQL's counts also SET LOCAL their plan settings.
+        return len([query for query in captured if query['sql'].startswith('SELECT')])
 
     empty = queries()
     add(*(Status.finished(ago(minutes=minute % 90)) for minute in range(300)))

@@ -84,6 +84,37 @@ def test_a_bulk_action_runs_when_every_selected_row_is_allowed(superuser_client,
     assert status_of(free).state == State.waiting
 
 
+@pytest.mark.parametrize(('action', 'extra'), BULK_ACTIONS)
+def test_a_queryset_of_changeable_rows_refuses_a_selection_in_one_query_without_loading_rows(
+    superuser_client, guarded, monkeypatch, action, extra
+):
+    asked = []
+    check_row = guarded.has_change_permission
+
+    def has_change_permission(request, obj=None):
+        asked.append(obj)
+        return check_row(request, obj)
+
+    monkeypatch.setattr(type(guarded), 'has_change_permission', staticmethod(has_change_permission))
+    monkeypatch.setattr(guarded, 'has_change_permission', has_change_permission)
+    monkeypatch.setattr(
+        guarded, 'get_queue_changeable',
+        lambda request, queryset: queryset.exclude(data__startswith='locked'), raising=False,
+    )
+    free = Task.objects.create(data='free', status=Status.finished(ago(minutes=1), 2))
+    locked = Task.objects.create(data='locked row', status=Status.finished(ago(minutes=1), 2))
+    before = {task.pk: status_of(task) for task in (free, locked)}
+    response = post_action(superuser_client, action, [free, locked], **extra)
+    assert {task.pk: status_of(task) for task in (free, locked)} == before
+    assert any(
+        'Nothing was changed: you may not change 1 of the selected task (locked row)' in text
+        for text in messages_of(response)
+    ), messages_of(response)
+    assert [obj for obj in asked if obj is not None] == []  # no row was asked about
+    post_action(superuser_client, 'requeue_status', [free])
+    assert status_of(free).state == State.waiting
+
+
 # 6. Row buttons do not tell which ids exist.
 
 

@@ -127,8 +127,12 @@
                 ? formatAge(queue[key]) : String(queue[key]);
         });
         section.querySelectorAll('[data-tally]').forEach((element) => {
-            element.textContent = String(queue.tally[element.dataset.tally]);
+            element.textContent = queue.tally_text[element.dataset.tally];
         });
+        const note = section.querySelector('[data-estimated-note]');
+        if (note) {  // a dashboard template of your own may leave it out
+            note.hidden = queue.estimated.length === 0;
+        }
         const stalled = section.querySelector('[data-alert="stalled"]');
         stalled.classList.toggle('modelqueue-alert', queue.stalled > 0);
         section.querySelector('[data-alert="failed_last_hour"]')
