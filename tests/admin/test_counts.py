@@ -66,7 +66,11 @@ def test_show_counts_are_range_counts_of_every_choice(superuser_client, rows):
     with CaptureQueriesContext(connection) as queries:
         shown = facets(superuser_client)
     assert shown == {name: str(count) for name, count in TRUE.items()}
-    facet_queries = [query['sql'] for query in queries.captured_queries if 'COUNT' in query['sql']]
+    # The state filter's (the failures filter counts rows by their failure records).
+    facet_queries = [
+        query['sql'] for query in queries.captured_queries
+        if 'COUNT' in query['sql'] and 'modelqueue_failurerecord' not in query['sql']
+    ]
     # Not Django's generic facets: COUNT(id) FILTER (WHERE id IN (subquery)) per choice.
     assert not [sql for sql in facet_queries if re.search(r'IN \(SELECT', sql)], facet_queries
 

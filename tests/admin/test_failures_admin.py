@@ -113,6 +113,17 @@ def test_the_filter_separates_canceled_after_failures_from_canceled_by_an_operat
     assert shown('canceled_by_operator') == {retried_then_operator.data, operator.data}
     assert shown('last_hour') == {failed.data, retried_then_operator.data}
 
+    # Show counts: each choice counted by a query of its own, not Django's
+    # generic facets (a subquery tested against every row of the queue).
+    with CaptureQueriesContext(connection) as queries:
+        page = admin_client.get(CHANGELIST, {'_facets': 1}).content.decode()
+    section = page.split('By failures', 1)[1].split('</ul>', 1)[0]
+    counts = dict(re.findall(r'status_failures=([\w:.]+)[^>]*>\s*(?:–\s*)?[^<(]+? \((\d+)\)', section))
+    assert counts['canceled_after_failures'] == '1'
+    assert counts['canceled_by_operator'] == '2'
+    assert counts['last_hour'] == '2'
+    assert not [q['sql'] for q in queries.captured_queries if 'FILTER (WHERE' in q['sql'].upper()]
+
 
 def test_the_dashboard_groups_the_last_hour_by_exception_and_links_to_its_rows(admin_client):
     tasks = [Task.objects.create(data=f'mail {number}') for number in range(4)]
