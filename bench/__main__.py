@@ -3,6 +3,7 @@
     python -m bench throughput              # this checkout beside 2.2.1 and django-tasks-db
     python -m bench throughput --quick      # a smoke run; CI runs it after the tests
     python -m bench dashboard sqlite        # the admin dashboard at 1,000,000 rows
+    python -m bench tasks                   # Django's Tasks framework: ours beside django-tasks-db
     python -m bench <subcommand> --help
 
 Run it from the checkout's root with a Python that imports this checkout
@@ -14,9 +15,9 @@ bench/results/scratch/, which git ignores (bench/results.py).
 import argparse
 import sys
 
-from . import dashboard, throughput
+from . import dashboard, tasks, throughput
 
-SUBCOMMANDS = {'throughput': throughput, 'dashboard': dashboard}
+SUBCOMMANDS = {'throughput': throughput, 'dashboard': dashboard, 'tasks': tasks}
 
 
 def main(argv=None):
