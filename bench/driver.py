@@ -290,11 +290,11 @@ class ModelQueueTasksImpl(TasksDbImpl):
 
     def __init__(self):
         import modelqueue
-        from modelqueue.tasks.models import Task
+        from modelqueue.tasks.models import QueuedTask
 
         self.mq = modelqueue
-        self.model = Task
-        self.table = Task._meta.db_table
+        self.model = QueuedTask
+        self.table = QueuedTask._meta.db_table
         self.status_column = 'status'
 
     def version(self):
@@ -709,7 +709,7 @@ def pickup_mechanism():
     if IMPL == 'modelqueue':
         from bench.queueapp.models import Task
     else:
-        from modelqueue.tasks.models import Task
+        from modelqueue.tasks.models import QueuedTask as Task
     from modelqueue.wakeup import waiter_for
 
     waiter = waiter_for(Task.objects.all(), 'status')

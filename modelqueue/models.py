@@ -1,5 +1,5 @@
 """The models of the ``modelqueue`` app."""
 
-from .tasks.models import Task
+from .tasks.models import QueuedTask
 
-__all__ = ['Task']
+__all__ = ['QueuedTask']

@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Task',
+            name='QueuedTask',
             fields=[
                 ('id', models.BigAutoField(primary_key=True, serialize=False)),
                 ('status', models.BigIntegerField(default=modelqueue.status.Status.waiting, verbose_name='status')),

@@ -1,6 +1,6 @@
 """``ModelQueueBackend``: Django's Tasks framework on a ModelQueue queue.
 
-``enqueue()`` inserts one row of :class:`modelqueue.tasks.models.Task` (in
+``enqueue()`` inserts one row of :class:`modelqueue.tasks.models.QueuedTask` (in
 the caller's transaction, so a rollback leaves nothing to run); ``manage.py
 modelqueue_worker --tasks`` claims and runs the rows with :func:`modelqueue.run`,
 so the claim, fenced completion, the timeout reclaim and ``modelqueue.Retry``,
@@ -44,7 +44,7 @@ from .compat import (
     TaskResultStatus,
     task_enqueued,
 )
-from .models import Task, ready_status
+from .models import QueuedTask, ready_status
 
 ON_EXCEPTION = ('fail', 'retry')
 ID = re.compile(r'[0-9]{1,19}')
@@ -102,7 +102,7 @@ class ModelQueueBackend(BaseTaskBackend):
             status = ready_status(task.priority)
         else:
             status = Status.waiting(_next_millisecond(run_after), 0)
-        row = Task.objects.using(router.db_for_write(Task)).create(
+        row = QueuedTask.objects.using(router.db_for_write(QueuedTask)).create(
             status=status,
             task_path=task.module_path,
             queue_name=task.queue_name,
@@ -126,10 +126,10 @@ class ModelQueueBackend(BaseTaskBackend):
         if not ID.fullmatch(text) or int(text) > MAX_ID:
             raise TaskResultDoesNotExist(result_id)
         try:
-            row = Task.objects.using(router.db_for_read(Task)).get(
+            row = QueuedTask.objects.using(router.db_for_read(QueuedTask)).get(
                 pk=int(text), backend_name=self.alias
             )
-        except Task.DoesNotExist:
+        except QueuedTask.DoesNotExist:
             raise TaskResultDoesNotExist(result_id) from None
         return self.result_of(row)
 

@@ -75,7 +75,7 @@ STATE_OF = {
 }
 
 
-class Task(models.Model):
+class QueuedTask(models.Model):
     """One task enqueued through ModelQueue's backend of Django's Tasks framework."""
 
     id = models.BigAutoField(primary_key=True)

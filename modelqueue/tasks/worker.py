@@ -28,7 +28,7 @@ from .compat import (
     task_finished,
     task_started,
 )
-from .models import Task, promote_due
+from .models import QueuedTask, promote_due
 
 logger = logging.getLogger('modelqueue.worker')
 
@@ -116,7 +116,7 @@ class TaskWorker(Worker):
 
     def __init__(self, alias='default', queues=(), **options):
         self.backend = task_backends[alias]
-        queryset = Task.objects.using(router.db_for_write(Task)).filter(backend_name=alias)
+        queryset = QueuedTask.objects.using(router.db_for_write(QueuedTask)).filter(backend_name=alias)
         if queues:
             queryset = queryset.filter(queue_name__in=sorted(set(queues)))
         self.runner = TaskRunner(self.backend)

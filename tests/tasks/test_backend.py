@@ -24,7 +24,7 @@ from modelqueue.tasks.compat import (
     task_finished,
     task_started,
 )
-from modelqueue.tasks.models import Task as TaskRow
+from modelqueue.tasks.models import QueuedTask as TaskRow
 from modelqueue.tasks.worker import TaskWorker
 from tests.testapp import tasks
 
