@@ -238,6 +238,13 @@ def test_run_after_is_honoured_and_a_due_deferred_task_takes_its_place_by_priori
     assert tasks.RAN == ['ready-1', 'deferred-high', 'ready-2', 'ready-3']
 
 
+def test_run_after_within_a_millisecond_is_never_due_early():
+    run_after = dt.datetime(2099, 1, 1, 0, 0, 0, 500001, tzinfo=dt.timezone.utc)
+    result = tasks.add.using(run_after=run_after).enqueue(1, 1)
+    due_at = status_of(result).parse()[1]
+    assert run_after <= due_at < run_after + dt.timedelta(milliseconds=1)
+
+
 def test_run_after_in_the_past_is_ready_at_once():
     past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
     result = tasks.add.using(run_after=past).enqueue(1, 1)
