@@ -135,12 +135,16 @@ class ModelQueueBackend(BaseTaskBackend):
 
     def result_of(self, row):
         """The ``TaskResult`` that the task row `row` reads as."""
-        task = import_string(row.task_path).using(
-            priority=row.priority,
-            queue_name=row.queue_name,
-            run_after=row.run_after,
-            backend=self.alias,
-        )
+        task = import_string(row.task_path)
+        if (task.priority, task.queue_name, task.run_after, task.backend) != (
+            row.priority, row.queue_name, row.run_after, self.alias
+        ):  # (using() checks the task again: skipped when nothing differs)
+            task = task.using(
+                priority=row.priority,
+                queue_name=row.queue_name,
+                run_after=row.run_after,
+                backend=self.alias,
+            )
         result = TaskResult(
             task=task,
             id=str(row.pk),

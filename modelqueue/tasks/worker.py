@@ -54,7 +54,7 @@ class TaskRunner:
         attempt = Status(row.status).attempts + 1
         try:
             result = self.backend.result_of(row)
-        except (ImportError, ValueError, TypeError, InvalidTask) as error:
+        except (ImportError, AttributeError, ValueError, TypeError, InvalidTask) as error:
             # The path no longer names a task, or its queue is gone.
             self._record(row, error, final=True)
             raise Cancel from error

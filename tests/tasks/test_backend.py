@@ -134,6 +134,16 @@ def test_a_return_value_that_is_not_json_fails_the_task():
     assert result.errors[0].exception_class is TypeError
 
 
+@pytest.mark.parametrize('path', ['tests.testapp.tasks.gone', 'tests.testapp.tasks.RAN'])
+def test_a_row_whose_path_names_no_task_fails_with_the_error_recorded(path):
+    result = tasks.add.enqueue(1, 2)
+    TaskRow.objects.filter(pk=result.id).update(task_path=path)
+    assert run_tasks() == 1
+    row = TaskRow.objects.get(pk=result.id)
+    assert Status(row.status).state == State.canceled
+    assert row.errors and row.finished_at is not None
+
+
 def test_async_tasks_run():
     result = tasks.add_later.enqueue(3, 4)
     run_tasks()
