@@ -7,7 +7,7 @@ runs higher priorities first and, within one priority, tasks in the order
 they were enqueued::
 
     state  (100 - priority) x 10**10   attempts
-      2    0000100 0000000000              0        a ready task of priority 0
+      2    0000100 0000000000              0        a ready task of priority 0 (100 x 10**10)
 
 Such a plain-integer priority is always due. A task that may run only later
 (``run_after``, a retry after a delay, an operator's requeue) holds a
@@ -33,7 +33,7 @@ def ready_status(priority, attempts=0):
     """The waiting status of a ready task of Django `priority`.
 
     >>> ready_status(0)
-    Status(2000001000000000000)
+    Status(2000010000000000000)
     >>> ready_status(100) < ready_status(0) < ready_status(-100)
     True
     """
