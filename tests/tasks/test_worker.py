@@ -1,5 +1,7 @@
 """``modelqueue_worker --tasks``: real worker processes on the test database."""
 
+import signal
+
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -39,6 +41,19 @@ def test_named_queues_only_and_max_tasks(spawn):
     assert status == 0, log
     states = [r.status for r in refreshed([*emails, other])]
     assert states == [TaskResultStatus.SUCCESSFUL] * 2 + [TaskResultStatus.READY] * 2
+
+
+@pytest.mark.processes
+def test_a_signal_lets_the_task_in_hand_finish_then_exits_0(spawn):
+    result = tasks.sleep_then_return.enqueue(1.5)
+    child = spawn(*TASKS_WORKER, env=ENV)
+    wait_until(
+        lambda: refreshed([result])[0].status == TaskResultStatus.RUNNING, 20, 'the task to start', child=child
+    )
+    child.send_signal(signal.SIGTERM)
+    status, log = finish(child)
+    assert status == 0, log
+    assert refreshed([result])[0].status == TaskResultStatus.SUCCESSFUL
 
 
 @pytest.mark.processes

@@ -58,3 +58,11 @@ def fail_then_succeed(marker_path):
         marker.write_text('failed once')
         raise RuntimeError('first attempt')
     return 'second attempt'
+
+
+@task
+def sleep_then_return(seconds):
+    import time  # noqa: PLC0415
+
+    time.sleep(seconds)
+    return seconds
