@@ -306,7 +306,9 @@ class ListeningWaiter(PollingWaiter):
         """Consume pending notifications; return whether there were any.
 
         A broken connection counts as a notification: it is closed, and the
-        next wait connects again.
+        next wait connects again. Both drivers raise on reading from a lost
+        connection (the server's goodbye is read first, the end of the stream
+        next), so an error is how a loss shows.
         """
         listener = self._listener
         try:
@@ -315,20 +317,16 @@ class ListeningWaiter(PollingWaiter):
                 found = False
                 while listener.pgconn.notifies() is not None:
                     found = True
-                broken = listener.pgconn.status != 0  # CONNECTION_OK
-            else:  # psycopg2
-                listener.poll()
-                found = bool(listener.notifies)
-                listener.notifies.clear()
-                broken = bool(listener.closed)
+                return found
+            listener.poll()  # psycopg2
+            found = bool(listener.notifies)
+            listener.notifies.clear()
+            return found
         except Exception as error:  # noqa: BLE001 (the driver's own errors)
-            logger.warning('Lost the LISTEN connection on %s (%s)', self.channel, error)
-            broken = True
-        if broken:
+            logger.warning('Lost the LISTEN connection on %s (%s)', self.channel, str(error).strip())
             self.close()
             self._broken = True
             return True
-        return found
 
 
 def waiter_for(queryset, field, listen=True, wakeup_fd=None):

@@ -56,3 +56,22 @@ def test_each_operation_keeps_its_name_states_and_messages():
     assert (cancel.name, cancel.states) == ('cancel', (State.created, State.waiting, State.working))
     assert str(cancel.verb) == 'canceled'
     assert 'Canceled %(count)s' in str(cancel.done)
+
+
+class ElsewhereRouter:
+    """Routes every query to a database that does not exist: only a query
+    that takes its database from the queryset itself still runs."""
+
+    def db_for_read(self, model, **hints):
+        return 'elsewhere'
+
+    db_for_write = db_for_read
+
+
+def test_an_operation_runs_on_the_database_of_its_queryset(settings):
+    task = Task.objects.create(data='t', status=Status.waiting(0))
+    settings.DATABASE_ROUTERS = [ElsewhereRouter()]
+    before, changed, rows = operations.CANCEL.apply(Task.objects.using('default'), 'status')
+    assert (before['waiting'], changed, [row.pk for row, _ in rows]) == (1, 1, [task.pk])
+    settings.DATABASE_ROUTERS = []
+    assert Status(Task.objects.get(pk=task.pk).status).state == State.canceled

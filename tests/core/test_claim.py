@@ -10,7 +10,7 @@ from django.db.models import IntegerField, Value
 
 from modelqueue import State, Status, claim, now, run
 from modelqueue.status import MAX_ATTEMPTS
-from tests.testapp.models import Execution, Task
+from tests.testapp.models import Delivery, Execution, Recipient, Task
 
 WAIT = 10  # seconds: a bound on every wait
 TIMEOUT = dt.timedelta(minutes=10)
@@ -26,18 +26,22 @@ CLAIMS = {
 
 
 class RowLocker(threading.Thread):
-    """Another worker in the middle of its claim: holds a row lock until told to let go."""
+    """Another worker in the middle of its claim: holds a row lock until told to let go.
 
-    def __init__(self, pk):
+    Or another transaction that holds a row of the `model` a queue's queryset joins.
+    """
+
+    def __init__(self, pk, model=Task):
         super().__init__(daemon=True)
         self.pk = pk
+        self.model = model
         self.locked = threading.Event()
         self.release = threading.Event()
 
     def run(self):
         try:
             with transaction.atomic():
-                list(Task.objects.select_for_update().filter(pk=self.pk))
+                list(self.model.objects.select_for_update().filter(pk=self.pk))
                 self.locked.set()
                 self.release.wait(WAIT)
         finally:
@@ -192,3 +196,54 @@ def test_every_claim_of_an_empty_queue_returns_none(claim_of):
 def test_only_plain_rows_of_one_table_are_claimed_in_one_statement(queryset):
     assert claim.claims_in_one_statement(Task.objects.all())
     assert not claim.claims_in_one_statement(queryset())
+
+
+# A queue of deliveries, claimed in one statement and (with select_related)
+# by the other path: SELECT ... FOR UPDATE SKIP LOCKED, or compare-and-swap
+# on SQLite.
+DELIVERY_CLAIMS = {
+    'one statement': lambda: Delivery.objects.filter(recipient__address='a@example.com'),
+    'other path': lambda: Delivery.objects.select_related('recipient').filter(recipient__address='a@example.com'),
+}
+
+
+def delivery(**values):
+    recipient = Recipient.objects.create(address='a@example.com')
+    return Delivery.objects.create(recipient=recipient, **values)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize('claim_of', DELIVERY_CLAIMS.values(), ids=DELIVERY_CLAIMS.keys())
+def test_every_claim_loads_the_row_as_a_query_loads_it(claim_of):
+    """Each column through the database's converters and the field's from_db_value."""
+    row = delivery(urgent=True, amount='12.50', payload={'to': ['x']}, label='blue', note='n')
+    seen = []
+    run(claim_of(), 'status', seen.append)
+    (claimed,) = seen
+    loaded = Delivery.objects.get(pk=row.pk)
+    for field in Delivery._meta.concrete_fields:
+        if field.name == 'status':
+            continue
+        value, expected = getattr(claimed, field.attname), getattr(loaded, field.attname)
+        assert (value, type(value)) == (expected, type(expected)), field.name
+    assert (claimed.label.vendor, claimed.label.column) == (connection.vendor, 'label')
+    assert claimed._state.db == 'default' and claimed._state.adding is False
+
+
+@pytest.mark.vendors('postgresql')
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize('claim_of', DELIVERY_CLAIMS.values(), ids=DELIVERY_CLAIMS.keys())
+def test_a_lock_on_a_row_the_queryset_joins_hides_no_due_row(claim_of):
+    """The claim locks the queue's row only (FOR UPDATE OF), not the rows it
+    joins: another transaction holding the recipient does not make the
+    delivery look taken."""
+    row = delivery()
+    locker = RowLocker(row.recipient_id, Recipient)
+    locker.start()
+    try:
+        assert locker.locked.wait(WAIT), 'the other transaction never locked the recipient'
+        claimed = run(claim_of(), 'status', lambda task: None)
+    finally:
+        locker.release.set()
+        locker.join(WAIT)
+    assert claimed is not None and claimed.pk == row.pk

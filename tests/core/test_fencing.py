@@ -17,7 +17,7 @@ import pytest
 from django.db import connection
 
 from modelqueue import State, Status, now, queue, run
-from tests.testapp.models import Task
+from tests.testapp.models import Delivery, Recipient, Task
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -133,3 +133,32 @@ def test_a_reclaim_never_overwrites_a_row_that_finished_after_it_was_read(monkey
     assert run(Task.objects.defer('note'), 'status', run_again, timeout=TIMEOUT) is None
     assert writes, 'the reclaim did not write'
     assert status_of(task) == finished
+
+
+class RecordingRouter:
+    """A database router that notes each question about writes and sends them to the default."""
+
+    asked = []
+
+    def db_for_write(self, model, **hints):
+        self.asked.append((model, hints.get('instance')))
+        return 'default'
+
+
+def test_a_fenced_save_writes_as_a_save_would_and_asks_the_router_about_the_row(settings):
+    """The operator's paths save through save_fields_fenced: auto_now fields
+    are stamped, an auto_now_add field keeps its value, and the database is
+    the one the routers choose for this instance."""
+    row = Delivery.objects.create(recipient=Recipient.objects.create(address='a@example.com'))
+    created, modified = row.created, row.modified
+    settings.DATABASE_ROUTERS = [RecordingRouter()]
+    RecordingRouter.asked.clear()
+    row.note = 'edited'
+    assert queue.save_fields_fenced(row, ['note', 'created', 'modified'], {'status': row.status})
+    assert RecordingRouter.asked == [(Delivery, row)]
+    saved = Delivery.objects.get(pk=row.pk)
+    assert (saved.note, saved.created) == ('edited', created)
+    assert saved.modified > modified
+    row.note = 'fenced out'
+    assert not queue.save_fields_fenced(row, ['note'], {'status': row.status + 1})
+    assert Delivery.objects.get(pk=row.pk).note == 'edited'

@@ -275,6 +275,16 @@ def test_timeout_reclaims_a_stalled_row_while_claiming_a_due_one():
     assert status_of(stalled).parse()[0::2] == (State.waiting, 2)
 
 
+def test_a_claim_while_several_rows_are_stalled_gives_back_exactly_one():
+    stalled = [make(f'stalled {n}', Status.working(now() - dt.timedelta(minutes=11 + n), 0)) for n in range(3)]
+    make('due', Status.waiting(now() - dt.timedelta(minutes=1)))
+    seen = []
+    run(Task.objects.all(), 'status', lambda task: seen.append(task.data), timeout=dt.timedelta(minutes=10))
+    assert seen == ['due']
+    states = sorted(status_of(task).state for task in stalled)
+    assert states == [State.waiting, State.working, State.working]
+
+
 def test_timeout_does_not_reclaim_a_row_within_its_timeout():
     busy = make('busy', Status.working(now() - dt.timedelta(minutes=9), 0))
     assert run(Task.objects.all(), 'status', pytest.fail, timeout=dt.timedelta(minutes=10)) is None

@@ -1,3 +1,5 @@
+import uuid
+
 from django.db import models
 
 import modelqueue
@@ -34,3 +36,43 @@ class Upload(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class Label(str):
+    """A string that knows the database vendor and the column it was read from."""
+
+    vendor = column = None
+
+
+class LabelField(models.CharField):
+    """A custom field whose ``from_db_value`` reads its expression and connection,
+    as custom fields may: every load of a row must pass both, as a query does."""
+
+    def from_db_value(self, value, expression, connection):
+        label = Label(value)
+        label.vendor = connection.vendor
+        label.column = expression.target.column
+        return label
+
+
+class Recipient(models.Model):
+    """Whom a delivery goes to: a queue's queryset may filter through it."""
+
+    address = models.CharField(max_length=200)
+
+
+class Delivery(models.Model):
+    """A queue whose columns the database hands back in other types than the
+    model's (booleans, decimals, JSON, datetimes, UUIDs on some databases), so
+    that a row loaded by the claim can be compared with one loaded by a query."""
+
+    recipient = models.ForeignKey(Recipient, on_delete=models.CASCADE)
+    urgent = models.BooleanField(default=False)
+    amount = models.DecimalField(max_digits=8, decimal_places=2, default=0)
+    payload = models.JSONField(default=dict)
+    token = models.UUIDField(default=uuid.uuid4)
+    label = LabelField(max_length=50, default='')
+    note = models.CharField(max_length=200, blank=True, default='')
+    created = models.DateTimeField(auto_now_add=True)
+    modified = models.DateTimeField(auto_now=True)
+    status = modelqueue.StatusField(db_index=True, default=modelqueue.Status.waiting)

@@ -394,3 +394,47 @@ def test_install_trigger_in_the_callers_transaction_leaves_its_lock_timeout(tran
         assert install_trigger(Task, 'status') is True
         cursor.execute('SHOW lock_timeout')
         assert cursor.fetchone() == (before,)
+
+
+@postgresql_only
+def test_of_two_installs_at_once_only_the_one_that_installed_says_so(transactional_db):
+    """Two processes migrate at once: the second waits for the first's lock,
+    then finds the trigger current and reports that it installed nothing."""
+    import threading
+
+    uninstall_trigger(Task, 'status')
+    installed_first = threading.Event()
+    commit_first = threading.Event()
+    results = {}
+
+    def first():
+        try:
+            with transaction.atomic():  # holds the install lock until it commits
+                results['first'] = install_trigger(Task, 'status')
+                installed_first.set()
+                commit_first.wait(BOUND)
+        finally:
+            connection.close()
+
+    def second():
+        try:
+            results['second'] = install_trigger(Task, 'status')
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=first)]
+    threads[0].start()
+    assert installed_first.wait(BOUND)
+    threads.append(threading.Thread(target=second))
+    threads[1].start()
+
+    def second_waits():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+            return cursor.fetchone()[0]
+
+    wait_until(second_waits, BOUND, 'the second install to wait for the lock')
+    commit_first.set()
+    for thread in threads:
+        thread.join(BOUND)
+    assert results == {'first': True, 'second': False}
