@@ -5,6 +5,7 @@
     python -m bench dashboard sqlite        # the admin dashboard at 1,000,000 rows
     python -m bench failures sqlite         # failure records: recording on beside off
     python -m bench scale postgresql        # the admin at 10,000,000 rows
+    python -m bench tasks                   # Django's Tasks framework: ours beside django-tasks-db
     python -m bench <subcommand> --help
 
 Run it from the checkout's root with a Python that imports this checkout
@@ -16,9 +17,15 @@ bench/results/scratch/, which git ignores (bench/results.py).
 import argparse
 import sys
 
-from . import dashboard, failures, scale, throughput
+from . import dashboard, failures, scale, tasks, throughput
 
-SUBCOMMANDS = {'throughput': throughput, 'dashboard': dashboard, 'failures': failures, 'scale': scale}
+SUBCOMMANDS = {
+    'throughput': throughput,
+    'dashboard': dashboard,
+    'failures': failures,
+    'scale': scale,
+    'tasks': tasks,
+}
 
 
 def main(argv=None):

@@ -286,9 +286,78 @@ class TasksDbImpl:
         return None
 
 
+class ModelQueueTasksImpl(TasksDbImpl):
+    """This checkout as a backend of Django's Tasks framework: the same
+    ``@task`` as django-tasks-db, run by ``modelqueue_worker --tasks``."""
+
+    def __init__(self):
+        import modelqueue
+        from modelqueue.tasks.models import QueuedTask
+
+        self.mq = modelqueue
+        self.model = QueuedTask
+        self.table = QueuedTask._meta.db_table
+        self.status_column = 'status'
+
+    def version(self):
+        return self.mq.__version__
+
+    def statuses(self):
+        from modelqueue.tasks.models import ready_status
+
+        done = self.mq.Status.finished(self.mq.now(), 1)
+        return str(int(ready_status(0))), str(int(done))
+
+    def due(self):
+        from modelqueue import ranges
+
+        return self.model.objects.filter(ranges.due('status', self.mq.now()))
+
+    def unfinished(self):
+        from modelqueue import ranges
+
+        return self.model.objects.exclude(ranges.in_states('status', 'finished')).count()
+
+    def run_once(self, action=None):
+        from modelqueue.tasks.worker import task_worker
+
+        return task_worker(burst=True, max_tasks=1, listen=False).run() == 1
+
+    def drain(self, counters):
+        """``modelqueue_worker --tasks --burst`` until no due row is left."""
+        from django.core.management import call_command
+
+        from modelqueue.tasks.compat import task_finished
+
+        def finished(sender, task_result, **kwargs):
+            counters['last'] = time.time()
+
+        task_finished.connect(finished, weak=False)
+        while True:
+            try:
+                call_command('modelqueue_worker', tasks=True, burst=True, listen=False, verbosity=0)
+            except Exception as error:  # noqa: BLE001 - counted, reported
+                counters['errors'] += 1
+                counters['error_kinds'].add(type(error).__name__ + ': ' + str(error)[:80])
+                if counters['errors'] > 1000:
+                    return
+                continue
+            if not due_unclaimed(self):
+                return
+            counters['empty_while_due'] += 1
+
+    def idle_worker(self):
+        """``modelqueue_worker --tasks`` as deployed (on PostgreSQL it wakes on commit)."""
+        from django.core.management import call_command
+
+        call_command('modelqueue_worker', tasks=True, verbosity=0)
+
+
 def implementation():
     if IMPL == 'django-tasks-db':
         return TasksDbImpl()
+    if IMPL == 'modelqueue-tasks':
+        return ModelQueueTasksImpl()
     return ModelQueueImpl()
 
 
@@ -637,9 +706,12 @@ def cmd_pickup(args):
 
 
 def pickup_mechanism():
-    if IMPL != 'modelqueue':
+    if IMPL not in ('modelqueue', 'modelqueue-tasks'):
         return 'polls every 1 s'
-    from bench.queueapp.models import Task
+    if IMPL == 'modelqueue':
+        from bench.queueapp.models import Task
+    else:
+        from modelqueue.tasks.models import QueuedTask as Task
     from modelqueue.wakeup import waiter_for
 
     waiter = waiter_for(Task.objects.all(), 'status')

@@ -24,8 +24,14 @@ PACKAGES = {
     'modelqueue': ['-e', str(ROOT)],
     'modelqueue-2.2.1': [MODELQUEUE_221],
     'django-tasks-db': [DJANGO_TASKS_DB],
+    # This checkout as a backend of Django's Tasks framework (python -m bench tasks).
+    'modelqueue-tasks': ['-e', str(ROOT) + '[tasks]'],
 }
-IMPLS = list(PACKAGES)
+#: The implementations that are this checkout, run from its source.
+OURS = ('modelqueue', 'modelqueue-tasks')
+#: The implementations of `python -m bench throughput`, and of `python -m bench tasks`.
+IMPLS = ['modelqueue', 'modelqueue-2.2.1', 'django-tasks-db']
+TASKS_IMPLS = ['modelqueue-tasks', 'django-tasks-db']
 
 
 def python_can(python, code):

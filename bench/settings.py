@@ -1,7 +1,8 @@
 """Django settings for one implementation under benchmark.
 
-MQBENCH_IMPL picks the implementation (modelqueue, modelqueue-2.2.1 or
-django-tasks-db), MQBENCH_DB the database (sqlite, postgresql, mariadb) and
+MQBENCH_IMPL picks the implementation (modelqueue, modelqueue-2.2.1,
+django-tasks-db, or modelqueue-tasks: this checkout's ModelQueueBackend of
+Django's Tasks framework), MQBENCH_DB the database (sqlite, postgresql, mariadb) and
 MQBENCH_DB_NAME the database name (a file path for SQLite). Every
 implementation gets the same database settings: the ones our README
 recommends for several workers on SQLite, defaults elsewhere.
@@ -23,6 +24,11 @@ if IMPL == 'django-tasks-db':
     INSTALLED_APPS.append('django_tasks_db')
     TASKS = {
         'default': {'BACKEND': 'django_tasks_db.DatabaseBackend', 'QUEUES': ['default']}
+    }
+elif IMPL == 'modelqueue-tasks':
+    INSTALLED_APPS.append('modelqueue')  # its task table and worker command
+    TASKS = {
+        'default': {'BACKEND': 'modelqueue.tasks.ModelQueueBackend', 'QUEUES': ['default']}
     }
 else:
     INSTALLED_APPS.append('bench.queueapp')  # the Task model of both modelqueues

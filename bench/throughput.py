@@ -28,7 +28,7 @@ import statistics
 import subprocess
 import time
 
-from .peers import IMPLS, ensure_venvs, import_path, our_python
+from .peers import IMPLS, OURS, ensure_venvs, import_path, our_python
 from .results import ROOT, default_path, header, log, scratch_database, write
 from .throughput_report import report, targets
 
@@ -103,7 +103,7 @@ class Driver:
             MQBENCH_DB=database,
             MQBENCH_DB_NAME=name,
             DJANGO_SETTINGS_MODULE='bench.settings',
-            PYTHONPATH=str(ROOT) if impl == 'modelqueue' else '',
+            PYTHONPATH=str(ROOT) if impl in OURS else '',
         )
 
     def __call__(self, command, *args, timeout=1800):
@@ -123,7 +123,9 @@ class Driver:
         return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def main(args):
+def main(args, kind='throughput', judge=targets):
+    """Run the measurements `args` select; `kind` names the results file and
+    `judge` returns the targets judged on them."""
     plan(args)
     started = time.time()
     results = {
@@ -144,8 +146,8 @@ def main(args):
         [ours, '-c', 'import django; print(django.get_version())'],
         capture_output=True, text=True, check=True,
     ).stdout.strip()
-    pythons = ensure_venvs([i for i in args.impls if i != 'modelqueue'], args.databases, django_version)
-    pythons['modelqueue'] = ours
+    pythons = ensure_venvs([i for i in args.impls if i not in OURS], args.databases, django_version)
+    pythons.update(dict.fromkeys(OURS, ours))
     skip = set(args.skip)
     for database in args.databases:
         drivers = {impl: Driver(impl, database, pythons[impl]) for impl in args.impls}
@@ -242,19 +244,19 @@ def main(args):
             )
     results['machine']['load_average_at_end'] = os.getloadavg()
     results['seconds'] = time.time() - started
-    results['targets'] = targets(results)
+    results['targets'] = judge(results)
     print(report(results))
-    write(results, args.out or default_path('throughput', '-'.join(args.databases), args.quick))
-    log(f'bench: throughput run took {results["seconds"]:.0f} s')
+    write(results, args.out or default_path(kind, '-'.join(args.databases), args.quick))
+    log(f'bench: {kind} run took {results["seconds"]:.0f} s')
     # Figures are not judged here (the machine may be busy), but correctness is:
     # this checkout must run every task exactly once, without errors.
     wrong = [
         row for row in results['throughput']
-        if row['impl'] == 'modelqueue'
+        if row['impl'] in OURS
         and (row['duplicates'] or row['never_finished'] or row['errors'])
     ] + [row for row in results['worker_modes'] if row['duplicates'] or row['never_finished']]
     for row in wrong:
-        log(f'bench: modelqueue ran tasks wrongly on {row["database"]}: {row}')
+        log(f'bench: {row["impl"]} ran tasks wrongly on {row["database"]}: {row}')
     return 1 if wrong else 0
 
 

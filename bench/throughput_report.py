@@ -8,6 +8,7 @@ LABELS = {
     'modelqueue': 'modelqueue (this)',
     'modelqueue-2.2.1': 'modelqueue 2.2.1',
     'django-tasks-db': 'django-tasks-db',
+    'modelqueue-tasks': 'modelqueue --tasks',
 }
 
 
@@ -242,7 +243,7 @@ def report(results):
                     if r and r['p50_ms'] is not None else '-'.ljust(width)
                 )
             lines.append('          | ' + ' | '.join(cells))
-            ours = find(rows, impl='modelqueue')
+            ours = find(rows, impl='modelqueue') or find(rows, impl='modelqueue-tasks')
             if ours:
                 lines.append(f'  modelqueue waits with: {ours["mechanism"]}')
     modes = results.get('worker_modes', [])

@@ -38,6 +38,15 @@ except ImportError:
 else:
     INSTALLED_APPS.append('import_export')
 
+# Django's Tasks framework on ModelQueue (demo/jobs/tasks.py); its worker is
+# modelqueue_worker --tasks.
+TASKS = {
+    'default': {
+        'BACKEND': 'modelqueue.tasks.ModelQueueBackend',
+        'QUEUES': ['default', 'reports'],
+    }
+}
+
 MIDDLEWARE = [
     'django.middleware.security.SecurityMiddleware',
     'django.contrib.sessions.middleware.SessionMiddleware',

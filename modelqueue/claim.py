@@ -4,7 +4,7 @@ On PostgreSQL and SQLite (3.35 or newer) ``run()`` claims a row with one
 autocommitted statement::
 
     UPDATE <table> SET <status> = <working since now, attempts kept>
-    WHERE <pk> = (SELECT <pk> ... <due now> ORDER BY <status> LIMIT 1
+    WHERE <pk> = (SELECT <pk> ... <due now> ORDER BY <status>, <pk> LIMIT 1
                   [FOR UPDATE SKIP LOCKED])
     RETURNING <every column>, (SELECT <pk> ... <stalled> LIMIT 1)
 
@@ -70,8 +70,11 @@ def claim_bounds(at, timeout):
 
 
 def due_rows(queryset, attname, at):
-    """The due rows of `queryset`, first to run first."""
-    return queryset.filter(ranges.due(attname, at)).order_by(attname)
+    """The due rows of `queryset`, first to run first: the lowest status, and
+    among equal statuses the lowest primary key (for rows made in one
+    millisecond, or given one integer priority, that is the order they were
+    inserted in, with an auto-incremented key)."""
+    return queryset.filter(ranges.due(attname, at)).order_by(attname, 'pk')
 
 
 class ClaimStatement:

@@ -1,8 +1,9 @@
-"""The tables of the modelqueue app: failure records and worker heartbeats.
+"""The tables of the modelqueue app: failure records, worker heartbeats, and
+the task table of the Django Tasks backend (:mod:`modelqueue.tasks`).
 
-Neither is needed for run() to work: a failed attempt is recorded when the
-table exists (see :mod:`modelqueue.failures`), and a worker keeps a
-heartbeat row when it can (see :mod:`modelqueue.heartbeat`).
+Neither of the first two is needed for run() to work: a failed attempt is
+recorded when the table exists (see :mod:`modelqueue.failures`), and a
+worker keeps a heartbeat row when it can (see :mod:`modelqueue.heartbeat`).
 """
 
 from django.contrib.contenttypes.models import ContentType
@@ -108,3 +109,5 @@ class WorkerHeartbeat(models.Model):
     def is_lost(self, current):
         """Whether the worker missed three heartbeats by `current`."""
         return (current - self.last_seen).total_seconds() > 3 * self.interval
+
+

@@ -124,3 +124,17 @@ LOGGING = {
     'handlers': {'console': {'class': 'logging.StreamHandler'}},
     'loggers': {'modelqueue': {'handlers': ['console'], 'level': 'WARNING'}},
 }
+
+# Django's Tasks framework (django.tasks, or the django-tasks backport on
+# Django 5.2) on ModelQueue: tests/tasks.
+TASKS = {
+    'default': {
+        'BACKEND': 'modelqueue.tasks.ModelQueueBackend',
+        'QUEUES': ['default', 'emails', 'reports'],
+    },
+    'retrying': {
+        'BACKEND': 'modelqueue.tasks.ModelQueueBackend',
+        'QUEUES': ['default'],
+        'OPTIONS': {'ON_EXCEPTION': 'retry', 'RETRY': 2},
+    },
+}

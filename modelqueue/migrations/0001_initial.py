@@ -1,7 +1,9 @@
-# Failure records and worker heartbeats (modelqueue.models).
+# The tables of the modelqueue app: the Tasks backend's, failure records and worker heartbeats.
 
 import django.db.models.deletion
 from django.db import migrations, models
+
+import modelqueue.status
 
 
 class Migration(migrations.Migration):
@@ -13,6 +15,34 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.CreateModel(
+            name='QueuedTask',
+            fields=[
+                ('id', models.BigAutoField(primary_key=True, serialize=False)),
+                ('status', models.BigIntegerField(default=modelqueue.status.Status.waiting, verbose_name='status')),
+                ('task_path', models.CharField(db_index=True, max_length=255, verbose_name='task path')),
+                ('queue_name', models.CharField(db_index=True, max_length=100, verbose_name='queue name')),
+                ('backend_name', models.CharField(max_length=100, verbose_name='backend')),
+                ('priority', models.SmallIntegerField(default=0, verbose_name='priority')),
+                ('run_after', models.DateTimeField(blank=True, null=True, verbose_name='run after')),
+                ('takes_context', models.BooleanField(default=False, verbose_name='takes context')),
+                ('args', models.JSONField(blank=True, default=list, verbose_name='arguments')),
+                ('kwargs', models.JSONField(blank=True, default=dict, verbose_name='keyword arguments')),
+                ('enqueued_at', models.DateTimeField(default=modelqueue.status.now, verbose_name='enqueued at')),
+                ('started_at', models.DateTimeField(blank=True, null=True, verbose_name='started at')),
+                ('finished_at', models.DateTimeField(blank=True, null=True, verbose_name='finished at')),
+                ('last_attempted_at', models.DateTimeField(blank=True, null=True, verbose_name='last attempted at')),
+                ('worker_ids', models.JSONField(blank=True, default=list, verbose_name='worker ids')),
+                ('return_value', models.JSONField(blank=True, null=True, verbose_name='return value')),
+                ('errors', models.JSONField(blank=True, default=list, verbose_name='errors')),
+            ],
+            options={
+                'verbose_name': 'task',
+                'verbose_name_plural': 'tasks',
+                'db_table': 'modelqueue_task',
+                'indexes': [models.Index(fields=['status', 'id'], name='modelqueue_task_claim')],
+            },
+        ),
         migrations.CreateModel(
             name='FailureRecord',
             fields=[

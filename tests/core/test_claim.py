@@ -159,6 +159,19 @@ def test_every_claim_takes_the_lowest_due_row_keeps_its_attempts_and_loads_it_wh
 
 @pytest.mark.django_db
 @pytest.mark.parametrize('claim_of', CLAIMS.values(), ids=CLAIMS.keys())
+def test_every_claim_takes_the_lowest_key_among_equal_statuses(claim_of):
+    rows = [Task.objects.create(data=str(n), status=Status.waiting(5, 0)) for n in range(4)]
+    # Rewritten rows move in the table (and on PostgreSQL to the end of the
+    # index's run of equal keys), so without a tie-break they come last.
+    for row in rows[:2]:
+        Task.objects.filter(pk=row.pk).update(status=Status.canceled(5, 0))
+        Task.objects.filter(pk=row.pk).update(status=Status.waiting(5, 0))
+    claimed = [run(claim_of(), 'status', lambda task: None).pk for _ in rows]
+    assert claimed == [row.pk for row in rows]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize('claim_of', CLAIMS.values(), ids=CLAIMS.keys())
 def test_every_claim_of_an_empty_queue_returns_none(claim_of):
     Task.objects.create(data='scheduled', status=Status.waiting(now() + dt.timedelta(hours=1), 0))
     assert run(claim_of(), 'status', pytest.fail) is None

@@ -170,7 +170,7 @@ def demo(tmp_path_factory):
 def test_setup_creates_the_superuser_and_seeds_once(demo):
     assert 'Created the superuser admin.' in demo.first_setup
     assert 'Log in as: admin / password: admin' in demo.first_setup
-    assert 'Seeded 240 emails and 120 images.' in demo.first_setup
+    assert 'Seeded 240 emails, 120 images and 8 report tasks.' in demo.first_setup
     if 'DATABASE_URL' in demo.env:  # on the suite's PostgreSQL or MariaDB
         assert f'Created the database {DEMO_DATABASE}.' in demo.first_setup
     before = demo.snapshot()
@@ -293,6 +293,15 @@ def test_run_serves_the_admin_and_the_dashboards_move(demo):
             )
 
         wait_until(moved, 60, 'the workers and the producer to move the dashboards')
+
+        def reports_ran():  # the @task of demo/jobs/tasks.py, by modelqueue_worker --tasks
+            status, _, body = client.get('/admin/modelqueue/queuedtask/dashboard/data/')
+            assert status == 200
+            return json.loads(body)['queues'][0]['tally']['finished'] > 0
+
+        wait_until(reports_ran, 30, 'the tasks worker to run report tasks')
+        status, _, page = client.get('/admin/modelqueue/queuedtask/?queue_name=reports')
+        assert status == 200 and 'demo.jobs.tasks.build_report' in page
     finally:
         process.send_signal(signal.SIGTERM)
         try:

@@ -1,4 +1,6 @@
-"""``manage.py modelqueue_worker app_label.Model field dotted.path.to.action``.
+"""``manage.py modelqueue_worker app_label.Model field dotted.path.to.action``,
+or ``manage.py modelqueue_worker --tasks [--queue NAME ...] [--backend ALIAS]``
+for the tasks of Django's Tasks framework stored by ModelQueueBackend.
 
 Parses and checks the arguments, then hands over to modelqueue.worker.
 """
@@ -25,10 +27,31 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument('model', help='the queue model, as app_label.ModelName')
-        parser.add_argument('field', help='the status field of the queue')
+        parser.add_argument('model', nargs='?', help='the queue model, as app_label.ModelName')
+        parser.add_argument('field', nargs='?', help='the status field of the queue')
         parser.add_argument(
-            'action', help='dotted path of a callable that takes one model instance'
+            'action', nargs='?', help='dotted path of a callable that takes one model instance'
+        )
+        # Django's Tasks framework (modelqueue.tasks): no model, field or action.
+        parser.add_argument(
+            '--tasks',
+            action='store_true',
+            help="run the tasks of Django's Tasks framework that ModelQueueBackend stored"
+            ' (retry, timeout and delay come from the backend\'s OPTIONS)',
+        )
+        parser.add_argument(
+            '--queue',
+            dest='queues',
+            action='append',
+            default=[],
+            metavar='NAME',
+            help='with --tasks: run only this queue (repeat for several; default all)',
+        )
+        parser.add_argument(
+            '--backend',
+            default='default',
+            metavar='ALIAS',
+            help='with --tasks: the TASKS backend alias (default "default")',
         )
         parser.add_argument(
             '--retry',
@@ -90,6 +113,16 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         self._configure_logging(options['verbosity'])
+        if options['tasks'] or options['queues'] or options['backend'] != 'default':
+            worker = _task_worker(options)
+            status = serve(worker, _concurrency(options))
+            if status:
+                sys.exit(status)
+            return
+        if options['action'] is None:
+            raise CommandError(
+                'expected MODEL FIELD ACTION, or --tasks for the tasks of Django\'s Tasks framework'
+            )
         queryset = _model(options['model'])._default_manager.all()
         action = _action(options['action'])
         try:
@@ -128,6 +161,36 @@ class Command(BaseCommand):
             logger.setLevel(level)
         elif verbosity != 1:
             logger.setLevel(level)
+
+
+def _concurrency(options):
+    try:
+        return check_count('concurrency', options['concurrency'], MAX_CONCURRENCY)
+    except ValueError as error:
+        raise CommandError(error) from None
+
+
+def _task_worker(options):
+    """The worker of ``--tasks``, its arguments checked."""
+    if not options['tasks']:
+        raise CommandError('--queue and --backend apply to --tasks only')
+    if options['model'] is not None:
+        raise CommandError(
+            f"unexpected argument {options['model']!r}: --tasks takes no model, field or action"
+        )
+    from ...tasks.worker import task_worker  # noqa: PLC0415 (needs Django's Tasks framework)
+
+    try:
+        return task_worker(
+            options['backend'],
+            options['queues'],
+            sleep=options['sleep'],
+            burst=options['burst'],
+            max_tasks=check_count('max-tasks', options['max_tasks'], allow_none=True),
+            listen=options['listen'],
+        )
+    except ValueError as error:
+        raise CommandError(error) from None
 
 
 def _model(label):

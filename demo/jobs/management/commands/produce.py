@@ -17,9 +17,11 @@ from django.core.management.base import BaseCommand, CommandError
 
 from demo.jobs.management.commands.seed import NAMES, SIZE_WEIGHTS, SIZES
 from demo.jobs.models import Email, Image
+from demo.jobs.tasks import build_report
 from modelqueue import State, Status, now
 
 NEWSLETTER_SECONDS = 60
+REPORTS = ['sales', 'signups', 'refunds', 'inventory']
 
 
 class Command(BaseCommand):
@@ -66,6 +68,10 @@ class Command(BaseCommand):
                 )
                 for _ in range(count)
             )
+            if rng.random() < 0.5:  # a task of Django's Tasks framework
+                build_report.using(priority=rng.choice([0, 0, 10])).enqueue(
+                    rng.choice(REPORTS), rows=rng.randint(10, 500)
+                )
             if rng.random() < 0.3:
                 width, height = rng.choices(SIZES, weights=SIZE_WEIGHTS)[0]
                 Image.objects.create(

@@ -16,6 +16,7 @@ from django.db import transaction
 
 from demo.jobs.actions import MAX_PIXELS
 from demo.jobs.models import Email, Image
+from demo.jobs.tasks import build_report
 from modelqueue import Status, now
 
 EMAILS = 240
@@ -58,7 +59,9 @@ class Command(BaseCommand):
             rng = random.Random(5)
             Email.objects.bulk_create(email(rng, number) for number in range(EMAILS))
             Image.objects.bulk_create(image(rng, number) for number in range(IMAGES))
-        self.stdout.write(f'Seeded {EMAILS} emails and {IMAGES} images.')
+            for number, name in enumerate(['sales', 'signups', 'refunds', 'inventory'] * 2):
+                build_report.using(priority=10 * (number % 2)).enqueue(name, rows=100 + number)
+        self.stdout.write(f'Seeded {EMAILS} emails, {IMAGES} images and 8 report tasks.')
 
 
 def email(rng, number):

@@ -1,0 +1,19 @@
+"""ModelQueue as a backend of Django's Tasks framework (``django.tasks``, or
+the ``django-tasks`` backport on Django 5.2).
+
+``TASKS = {'default': {'BACKEND': 'modelqueue.tasks.ModelQueueBackend'}}``
+with ``'modelqueue'`` in ``INSTALLED_APPS``; run the tasks with ``manage.py
+modelqueue_worker --tasks``. The backend is loaded when first used, so that
+``modelqueue.models`` can import the task model from this package without
+needing Django's Tasks framework.
+"""
+
+__all__ = ['ModelQueueBackend']
+
+
+def __getattr__(name):
+    if name == 'ModelQueueBackend':
+        from .backend import ModelQueueBackend  # noqa: PLC0415
+
+        return ModelQueueBackend
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

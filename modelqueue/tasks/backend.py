@@ -1,0 +1,233 @@
+"""``ModelQueueBackend``: Django's Tasks framework on a ModelQueue queue.
+
+``enqueue()`` inserts one row of :class:`modelqueue.tasks.models.QueuedTask` (in
+the caller's transaction, so a rollback leaves nothing to run); ``manage.py
+modelqueue_worker --tasks`` claims and runs the rows with :func:`modelqueue.run`,
+so the claim, fenced completion, the timeout reclaim and ``modelqueue.Retry``,
+``Abort`` and ``Cancel`` keep their meaning. Configure it with::
+
+    TASKS = {
+        'default': {
+            'BACKEND': 'modelqueue.tasks.ModelQueueBackend',
+            'QUEUES': ['default', 'emails'],
+            'OPTIONS': {'RETRY': 3, 'ON_EXCEPTION': 'fail', 'TIMEOUT': 3600, 'DELAY': 0},
+        }
+    }
+
+OPTIONS (all optional):
+
+- ``ON_EXCEPTION``: what an exception other than Retry, Abort and Cancel
+  does. ``'fail'`` (the default, as Django's own backends do): the task is
+  FAILED at once. ``'retry'``: it counts as an attempt, like ``Abort``.
+- ``RETRY`` (0 to 8, default 3): the attempts an ``Abort`` (and with
+  ``'retry'``, any exception) or a run cut off by ``TIMEOUT`` may use before
+  the task is FAILED.
+- ``TIMEOUT`` (seconds, default 3600): a task left RUNNING longer (its worker
+  died) is given back to the queue, that attempt counted.
+- ``DELAY`` (seconds, default 0): the wait before a retried task is due again.
+"""
+
+import datetime as dt
+import re
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import router
+from django.utils.module_loading import import_string
+
+from ..queue import MAX_RETRY
+from ..status import Status, now, priority_to_datetime
+from .compat import (
+    BaseTaskBackend,
+    TaskError,
+    TaskResult,
+    TaskResultDoesNotExist,
+    TaskResultStatus,
+    task_enqueued,
+)
+from .models import QueuedTask, ready_status
+
+ON_EXCEPTION = ('fail', 'retry')
+ID = re.compile(r'[0-9]{1,19}')
+MAX_ID = 2**63 - 1
+
+
+class ModelQueueBackend(BaseTaskBackend):
+    """Store tasks in ModelQueue's task table; ``modelqueue_worker --tasks`` runs them."""
+
+    supports_defer = True
+    supports_priority = True
+    supports_get_result = True
+    supports_async_task = True
+
+    def __init__(self, alias, params):
+        super().__init__(alias, params)
+        options = dict(self.options)
+        self.on_exception = options.pop('ON_EXCEPTION', 'fail')
+        if self.on_exception not in ON_EXCEPTION:
+            raise ImproperlyConfigured(
+                f"invalid TASKS[{alias!r}]['OPTIONS']['ON_EXCEPTION'] {self.on_exception!r}:"
+                " expected 'fail' or 'retry'"
+            )
+        self.retry = _option(alias, options, 'RETRY', 3, maximum=MAX_RETRY)
+        self.timeout = dt.timedelta(seconds=_option(alias, options, 'TIMEOUT', 3600, above_zero=True))
+        self.delay = dt.timedelta(seconds=_option(alias, options, 'DELAY', 0))
+        if options:
+            raise ImproperlyConfigured(
+                f'unknown TASKS[{alias!r}] OPTIONS {", ".join(sorted(options))}: expected'
+                ' ON_EXCEPTION, RETRY, TIMEOUT or DELAY'
+            )
+
+    def enqueue(self, task, args, kwargs):
+        """Store the task; return its READY result (whose id is the row's id)."""
+        self.validate_task(task)
+        # TaskResult normalizes the arguments to JSON and refuses what cannot
+        # be (TypeError or ValueError) before anything is stored.
+        result = TaskResult(
+            task=task,
+            id='',
+            status=TaskResultStatus.READY,
+            enqueued_at=None,
+            started_at=None,
+            finished_at=None,
+            last_attempted_at=None,
+            args=args,
+            kwargs=kwargs,
+            backend=self.alias,
+            errors=[],
+            worker_ids=[],
+        )
+        enqueued_at = now()
+        run_after = task.run_after
+        if run_after is None or run_after <= enqueued_at:
+            status = ready_status(task.priority)
+        else:
+            status = Status.waiting(_next_millisecond(run_after), 0)
+        row = QueuedTask.objects.using(router.db_for_write(QueuedTask)).create(
+            status=status,
+            task_path=task.module_path,
+            queue_name=task.queue_name,
+            backend_name=self.alias,
+            priority=task.priority,
+            run_after=run_after,
+            takes_context=task.takes_context,
+            args=result.args,
+            kwargs=result.kwargs,
+            enqueued_at=enqueued_at,
+        )
+        object.__setattr__(result, 'id', str(row.pk))
+        object.__setattr__(result, 'enqueued_at', enqueued_at)
+        task_enqueued.send(type(self), task_result=result)
+        return result
+
+    def get_result(self, result_id):
+        """The stored state of the task `result_id`; TaskResultDoesNotExist for
+        an id this backend never gave (of any shape)."""
+        text = str(result_id)
+        if not ID.fullmatch(text) or int(text) > MAX_ID:
+            raise TaskResultDoesNotExist(result_id)
+        try:
+            row = QueuedTask.objects.using(router.db_for_read(QueuedTask)).get(
+                pk=int(text), backend_name=self.alias
+            )
+        except QueuedTask.DoesNotExist:
+            raise TaskResultDoesNotExist(result_id) from None
+        return self.result_of(row)
+
+    def result_of(self, row):
+        """The ``TaskResult`` that the task row `row` reads as."""
+        task = import_string(row.task_path)
+        if (task.priority, task.queue_name, task.run_after, task.backend) != (
+            row.priority, row.queue_name, row.run_after, self.alias
+        ):  # (using() checks the task again: skipped when nothing differs)
+            task = task.using(
+                priority=row.priority,
+                queue_name=row.queue_name,
+                run_after=row.run_after,
+                backend=self.alias,
+            )
+        result = TaskResult(
+            task=task,
+            id=str(row.pk),
+            status=TaskResultStatus.READY,
+            enqueued_at=row.enqueued_at,
+            started_at=None,
+            finished_at=None,
+            last_attempted_at=None,
+            args=row.args,
+            kwargs=row.kwargs,
+            backend=self.alias,
+            errors=[],
+            worker_ids=[],
+        )
+        self.update_result(result, row)
+        return result
+
+    @staticmethod
+    def update_result(result, row):
+        """Give `result` the state the task row `row` holds."""
+        state = TaskResultStatus(row.state)
+        started_at, last_attempted_at = row.started_at, row.last_attempted_at
+        if state == TaskResultStatus.RUNNING:
+            # The claim wrote the time it began as the working status's priority.
+            claimed_at = priority_to_datetime(Status(row.status).priority)
+            started_at = started_at or claimed_at
+            last_attempted_at = claimed_at or last_attempted_at
+        values = {
+            'status': state,
+            'started_at': started_at,
+            'finished_at': row.finished_at,
+            'last_attempted_at': last_attempted_at,
+            'worker_ids': list(row.worker_ids),
+            'errors': [
+                TaskError(
+                    exception_class_path=error['exception_class_path'],
+                    traceback=error['traceback'],
+                )
+                for error in row.errors
+            ],
+            '_return_value': row.return_value if state == TaskResultStatus.SUCCESSFUL else None,
+        }
+        for name, value in values.items():
+            object.__setattr__(result, name, value)
+
+    def check(self, **kwargs):
+        from django.apps import apps  # noqa: PLC0415
+        from django.core import checks  # noqa: PLC0415
+
+        if not apps.is_installed('modelqueue'):
+            return [
+                checks.Error(
+                    f'TASKS[{self.alias!r}] uses ModelQueueBackend, whose task table'
+                    " belongs to the 'modelqueue' app",
+                    hint="Add 'modelqueue' to INSTALLED_APPS and run migrate.",
+                    id='modelqueue.E201',
+                )
+            ]
+        return []
+
+
+def _option(alias, options, name, default, maximum=None, above_zero=False):
+    value = options.pop(name, default)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (maximum is not None and (not isinstance(value, int) or value > maximum))
+        or value < 0
+        or (above_zero and value == 0)
+    ):
+        expected = (
+            f'an integer from 0 through {maximum}'
+            if maximum is not None
+            else 'a number of seconds above 0' if above_zero else 'a number of seconds, 0 or more'
+        )
+        raise ImproperlyConfigured(
+            f"invalid TASKS[{alias!r}]['OPTIONS'][{name!r}] {value!r}: expected {expected}"
+        )
+    return value
+
+
+def _next_millisecond(value):
+    """`value` rounded up to a whole millisecond, so a task never runs before
+    its ``run_after`` (statuses keep milliseconds)."""
+    extra = value.microsecond % 1000
+    return value + dt.timedelta(microseconds=1000 - extra) if extra else value

@@ -1,0 +1,174 @@
+"""Running Django tasks with ModelQueue's worker (``modelqueue_worker --tasks``).
+
+:class:`TaskWorker` is the worker loop of :mod:`modelqueue.worker` on the task
+table, with :class:`TaskRunner` as its action. Every ``PROMOTE_EVERY``
+seconds (and before its first claim) it gives due timestamped rows their
+priority back (:func:`modelqueue.tasks.models.promote_due`), so a deferred
+or retried task that came due runs in its place by priority.
+"""
+
+import logging
+import os
+import socket
+import time
+import traceback
+
+from django.db import router
+from django.utils import timezone
+
+from ..queue import Abort, Cancel, Retry
+from ..status import State, Status
+from ..worker import Worker
+from .compat import (
+    InvalidTask,
+    TaskContext,
+    TaskResultStatus,
+    normalize_json,
+    task_backends,
+    task_finished,
+    task_started,
+)
+from .models import QueuedTask, promote_due
+
+logger = logging.getLogger('modelqueue.worker')
+
+PROMOTE_EVERY = 0.1  # seconds
+FINAL = (State.finished, State.canceled)
+
+
+class TaskRunner:
+    """The action run() calls with a task row: runs the task function and
+    records the outcome on the row, which run() then writes, fenced."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.row = None  # the last row run, and the TaskResult it was run as
+        self.result = None
+
+    def __call__(self, row):
+        self.row, self.result = row, None
+        at = timezone.now()
+        row.started_at = row.started_at or at
+        row.last_attempted_at = at
+        row.worker_ids = [*row.worker_ids, worker_id()]
+        attempt = Status(row.status).attempts + 1
+        try:
+            result = self.backend.result_of(row)
+        except (ImportError, AttributeError, ValueError, TypeError, InvalidTask) as error:
+            # The path no longer names a task, or its queue is gone.
+            self._record(row, error, final=True)
+            raise Cancel from error
+        object.__setattr__(result, 'status', TaskResultStatus.RUNNING)
+        self.result = result
+        task_started.send(type(self.backend), task_result=result)
+        task = result.task
+        try:
+            if task.takes_context:
+                value = task.call(TaskContext(task_result=result), *result.args, **result.kwargs)
+            else:
+                value = task.call(*result.args, **result.kwargs)
+            row.return_value = normalize_json(value)
+        except Retry:
+            raise
+        except Cancel as error:
+            self._record(row, error, final=True)
+            raise
+        except Abort as error:
+            self._record(row, error, final=attempt > self.backend.retry)
+            raise
+        except Exception as error:
+            if self.backend.on_exception == 'fail':
+                self._record(row, error, final=True)
+                logger.error('Task %s pk=%s failed', row.task_path, row.pk, exc_info=error)
+                raise Cancel from error
+            self._record(row, error, final=attempt > self.backend.retry)
+            raise
+        except BaseException as error:  # the worker is being stopped
+            self._record(row, error, final=attempt > self.backend.retry)
+            raise
+        row.finished_at = timezone.now()
+
+    @staticmethod
+    def _record(row, error, final):
+        kind = type(error)
+        row.errors = [
+            *row.errors,
+            {
+                'exception_class_path': f'{kind.__module__}.{kind.__qualname__}',
+                'traceback': ''.join(traceback.format_exception(error)),
+            },
+        ]
+        if final:
+            row.finished_at = timezone.now()
+
+
+def worker_id():
+    """This process as a worker id: host name and process id."""
+    return f'{socket.gethostname()}:{os.getpid()}'
+
+
+class TaskWorker(Worker):
+    """The ModelQueue worker on the tasks of one backend (of some queues).
+
+    ``TaskWorker(alias, queues=['emails'], burst=True).run()`` runs every
+    due task of the queue 'emails' of the backend `alias`, then returns.
+    """
+
+    def __init__(self, alias='default', queues=(), **options):
+        self.backend = task_backends[alias]
+        queryset = QueuedTask.objects.using(router.db_for_write(QueuedTask)).filter(backend_name=alias)
+        if queues:
+            queryset = queryset.filter(queue_name__in=sorted(set(queues)))
+        self.runner = TaskRunner(self.backend)
+        super().__init__(
+            queryset,
+            'status',
+            self.runner,
+            retry=self.backend.retry,
+            timeout=self.backend.timeout,
+            delay=self.backend.delay,
+            **options,
+        )
+        self._next_promotion = 0.0
+
+    def _run_one(self):
+        if time.monotonic() >= self._next_promotion:
+            promote_due(self.queryset)
+            self._next_promotion = time.monotonic() + PROMOTE_EVERY
+        self.runner.row = self.runner.result = None
+        found = super()._run_one()
+        if found:
+            self._send_finished()
+        return found
+
+    def _send_finished(self):
+        """task_finished, once the outcome is written (not when run() was
+        fenced off, nor when the task waits for another attempt)."""
+        row, result = self.runner.row, self.runner.result
+        if result is None or Status(row.status).state not in FINAL:
+            return
+        self.backend.update_result(result, row)
+        task_finished.send(type(self.backend), task_result=result)
+
+
+def task_worker(alias='default', queues=(), **options):
+    """A :class:`TaskWorker`, its backend and queues checked: ValueError
+    names an alias that is not a ModelQueueBackend or a queue it lacks."""
+    from .backend import ModelQueueBackend  # noqa: PLC0415
+
+    try:
+        backend = task_backends[alias]
+    except Exception as error:  # noqa: BLE001 (InvalidTaskBackend, or its backport's name)
+        raise ValueError(f'invalid --backend {alias!r}: {error}') from None
+    if not isinstance(backend, ModelQueueBackend):
+        raise ValueError(
+            f'invalid --backend {alias!r}: expected a TASKS alias whose BACKEND is'
+            f' modelqueue.tasks.ModelQueueBackend, found {type(backend).__name__}'
+        )
+    unknown = sorted(set(queues) - backend.queues) if backend.queues else []
+    if unknown:
+        raise ValueError(
+            f'invalid --queue {", ".join(map(repr, unknown))}: expected one of the'
+            f' QUEUES of TASKS[{alias!r}] ({", ".join(sorted(backend.queues))})'
+        )
+    return TaskWorker(alias, queues, **options)

@@ -1,0 +1,88 @@
+"""``modelqueue_worker --tasks``: real worker processes on the test database."""
+
+import signal
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from modelqueue.tasks.compat import TaskResultStatus
+from tests.support.processes import finish
+from tests.support.waits import wait_until
+from tests.testapp import tasks
+
+TASKS_WORKER = ('-m', 'django', 'modelqueue_worker', '--tasks', '--verbosity=2')
+ENV = {'DJANGO_SETTINGS_MODULE': 'tests.settings'}
+
+
+def refreshed(results):
+    for result in results:
+        result.refresh()
+    return results
+
+
+@pytest.mark.processes
+def test_concurrent_workers_run_each_task_once_and_exit_0(spawn):
+    results = [tasks.with_context.enqueue(n) for n in range(12)]
+    status, log = finish(spawn(*TASKS_WORKER, '--burst', '--concurrency=2', env=ENV))
+    assert status == 0, log
+    for n, result in enumerate(refreshed(results)):
+        assert result.status == TaskResultStatus.SUCCESSFUL, log
+        assert result.return_value == {'id': result.id, 'attempt': 1, 'value': n}
+        assert len(result.worker_ids) == 1
+    assert len({r.worker_ids[0] for r in results}) <= 2
+    assert log.count('modelqueue.QueuedTask.status pk=') == 12
+
+
+@pytest.mark.processes
+def test_named_queues_only_and_max_tasks(spawn):
+    emails = [tasks.send_email.enqueue(f'{n}@example.com') for n in range(3)]
+    other = tasks.add.enqueue(1, 2)
+    status, log = finish(spawn(*TASKS_WORKER, '--burst', '--queue=emails', '--max-tasks=2', env=ENV))
+    assert status == 0, log
+    states = [r.status for r in refreshed([*emails, other])]
+    assert states == [TaskResultStatus.SUCCESSFUL] * 2 + [TaskResultStatus.READY] * 2
+
+
+@pytest.mark.processes
+def test_a_signal_lets_the_task_in_hand_finish_then_exits_0(spawn):
+    result = tasks.sleep_then_return.enqueue(1.5)
+    child = spawn(*TASKS_WORKER, env=ENV)
+    wait_until(
+        lambda: refreshed([result])[0].status == TaskResultStatus.RUNNING, 20, 'the task to start', child=child
+    )
+    child.send_signal(signal.SIGTERM)
+    status, log = finish(child)
+    assert status == 0, log
+    assert refreshed([result])[0].status == TaskResultStatus.SUCCESSFUL
+
+
+@pytest.mark.processes
+@pytest.mark.vendors('postgresql')
+def test_an_idle_worker_wakes_on_commit(spawn):
+    warm_up = tasks.add.enqueue(0, 0)
+    child = spawn(*TASKS_WORKER, '--sleep=60', env=ENV)
+    # The worker listens before its first claim: once it ran this, it listens.
+    wait_until(lambda: refreshed([warm_up])[0].is_finished, 20, 'the worker to start', child=child)
+    result = tasks.add.enqueue(2, 2)
+    wait_until(
+        lambda: refreshed([result])[0].status == TaskResultStatus.SUCCESSFUL,
+        10,
+        'the task to run well before the 60 s poll',
+        child=child,
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    'arguments, message',
+    [
+        (['--tasks', '--backend=nowhere'], "invalid --backend 'nowhere'"),
+        (['--tasks', '--queue=nowhere'], "invalid --queue 'nowhere': expected one of the QUEUES"),
+        (['--tasks', 'testapp.Task'], "unexpected argument 'testapp.Task'"),
+        (['--queue=emails'], '--queue and --backend apply to --tasks only'),
+        ([], 'expected MODEL FIELD ACTION, or --tasks'),
+    ],
+)
+def test_bad_arguments_are_refused_naming_them(arguments, message):
+    with pytest.raises(CommandError, match=message):
+        call_command('modelqueue_worker', *arguments)
