@@ -111,3 +111,8 @@ class WorkerHeartbeat(models.Model):
         return (current - self.last_seen).total_seconds() > 3 * self.interval
 
 
+
+
+# The Tasks backend's table, defined beside the backend; imported here so that
+# Django registers it with the app's models.
+from .tasks.models import QueuedTask  # noqa: E402, F401
