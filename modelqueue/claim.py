@@ -4,7 +4,7 @@ On PostgreSQL and SQLite (3.35 or newer) ``run()`` claims a row with one
 autocommitted statement::
 
     UPDATE <table> SET <status> = <working since now, attempts kept>
-    WHERE <pk> = (SELECT <pk> ... <due now> ORDER BY <status>, <pk> LIMIT 1
+    WHERE <pk> = (SELECT <pk> ... <due now> ORDER BY <status>[, <the queryset's order_by>] LIMIT 1
                   [FOR UPDATE SKIP LOCKED])
     RETURNING <every column>, (SELECT <pk> ... <stalled> LIMIT 1)
 
@@ -71,10 +71,14 @@ def claim_bounds(at, timeout):
 
 def due_rows(queryset, attname, at):
     """The due rows of `queryset`, first to run first: the lowest status, and
-    among equal statuses the lowest primary key (for rows made in one
-    millisecond, or given one integer priority, that is the order they were
-    inserted in, with an auto-incremented key)."""
-    return queryset.filter(ranges.due(attname, at)).order_by(attname, 'pk')
+    among equal statuses the order of the queryset's own ``order_by()``, if
+    any. ``Task.objects.order_by('pk')`` runs rows made in one millisecond, or
+    given one integer priority, in the order they were inserted; give such a
+    queue an index on (status, pk), as the Tasks backend's table has, or the
+    database sorts every row of a status to find the first. Without an
+    ``order_by()`` the status index alone decides, and ties go in no
+    particular order."""
+    return queryset.filter(ranges.due(attname, at)).order_by(attname, *queryset.query.order_by)
 
 
 class ClaimStatement:
@@ -167,6 +171,7 @@ def claim_statement(queryset, attname, timeout, at):
             attname,
             tuple(query.alias_map),
             query.where,
+            tuple(query.order_by),
             query.low_mark,
             query.high_mark,
         )

@@ -126,12 +126,15 @@ class Heartbeat:
             return min(self._held.values(), key=lambda held: held[1], default=('', None))
 
     def stop(self):
-        """Stop the thread, then delete the row (a graceful exit)."""
+        """Stop the thread, then delete the row (a graceful exit), on the
+        caller's connection, as the row was inserted: on SQLite a write from
+        another connection would wait for the caller's open transaction."""
         if self._thread is None:
             return
         self._stopped.set()
         self._thread.join()
         self._thread = None
+        self._guarded(self._delete)
 
     def _beat_until_stopped(self):
         next_prune = time.monotonic() + PRUNE_SECONDS * random.uniform(0.2, 1.0)
@@ -141,7 +144,6 @@ class Heartbeat:
                 if time.monotonic() >= next_prune:
                     next_prune = time.monotonic() + PRUNE_SECONDS
                     self._guarded(self.prune)
-            self._guarded(self._delete)
         finally:
             connections.close_all()  # this thread's own connections
 

@@ -116,7 +116,11 @@ class TaskWorker(Worker):
 
     def __init__(self, alias='default', queues=(), **options):
         self.backend = task_backends[alias]
-        queryset = QueuedTask.objects.using(router.db_for_write(QueuedTask)).filter(backend_name=alias)
+        # Among tasks of one priority, enqueue order (the claim's tie-break; the
+        # table's index on (status, id) serves it).
+        queryset = (
+            QueuedTask.objects.using(router.db_for_write(QueuedTask)).filter(backend_name=alias).order_by('pk')
+        )
         if queues:
             queryset = queryset.filter(queue_name__in=sorted(set(queues)))
         self.runner = TaskRunner(self.backend)

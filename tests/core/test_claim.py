@@ -159,15 +159,27 @@ def test_every_claim_takes_the_lowest_due_row_keeps_its_attempts_and_loads_it_wh
 
 @pytest.mark.django_db
 @pytest.mark.parametrize('claim_of', CLAIMS.values(), ids=CLAIMS.keys())
-def test_every_claim_takes_the_lowest_key_among_equal_statuses(claim_of):
+def test_among_equal_statuses_a_claim_follows_the_querysets_order_by(claim_of):
     rows = [Task.objects.create(data=str(n), status=Status.waiting(5, 0)) for n in range(4)]
     # Rewritten rows move in the table (and on PostgreSQL to the end of the
     # index's run of equal keys), so without a tie-break they come last.
     for row in rows[:2]:
         Task.objects.filter(pk=row.pk).update(status=Status.canceled(5, 0))
         Task.objects.filter(pk=row.pk).update(status=Status.waiting(5, 0))
-    claimed = [run(claim_of(), 'status', lambda task: None).pk for _ in rows]
+    claimed = [run(claim_of().order_by('pk'), 'status', lambda task: None).pk for _ in rows]
     assert claimed == [row.pk for row in rows]
+    Task.objects.update(status=Status.waiting(5, 0))
+    claimed = [run(claim_of().order_by('-pk'), 'status', lambda task: None).pk for _ in rows]
+    assert claimed == [row.pk for row in reversed(rows)]
+
+
+@pytest.mark.django_db
+def test_a_claim_without_order_by_sorts_by_the_status_alone():
+    """No tie-break by default: with only an index on the status, ORDER BY
+    status, pk would make the database sort every row of one status."""
+    compiled = claim.claim_statement(Task.objects.all(), 'status', TIMEOUT, now())
+    ordering = compiled.sql.split('ORDER BY', 1)[1].split('LIMIT', 1)[0]
+    assert '"id"' not in ordering and '`id`' not in ordering, ordering
 
 
 @pytest.mark.django_db
