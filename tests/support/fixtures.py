@@ -69,6 +69,23 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
 
 
 @pytest.fixture(autouse=True)
+def look_for_the_failure_tables_afresh():
+    """Start every test with no memory of whether the failure tables exist.
+
+    run() and the admin remember a missing table for a while (so that an
+    unmigrated database costs one failed query a minute, not one per task);
+    a test that hides the table must not turn recording off for the tests
+    after it, whatever their order.
+    """
+    from modelqueue import failures
+    from modelqueue.admin import failures as admin_failures
+
+    failures._off_until.clear()
+    failures._statements.clear()
+    admin_failures._available.clear()
+
+
+@pytest.fixture(autouse=True)
 def compile_claims_afresh():
     """Start every test with no compiled claim statement (modelqueue.claim's cache).
 
