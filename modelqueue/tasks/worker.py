@@ -10,6 +10,7 @@ or retried task that came due runs in its place by priority.
 import logging
 import os
 import socket
+import threading
 import time
 import traceback
 
@@ -36,9 +37,10 @@ PROMOTE_EVERY = 0.1  # seconds
 FINAL = (State.finished, State.canceled)
 
 
-class TaskRunner:
+class TaskRunner(threading.local):
     """The action run() calls with a task row: runs the task function and
-    records the outcome on the row, which run() then writes, fenced."""
+    records the outcome on the row, which run() then writes, fenced. Its
+    last row and result are the calling thread's own (``--threads``)."""
 
     def __init__(self, backend):
         self.backend = backend
@@ -135,12 +137,12 @@ class TaskWorker(Worker):
         )
         self._next_promotion = 0.0
 
-    def _run_one(self):
+    def _run_one(self, on_claim=None):
         if time.monotonic() >= self._next_promotion:
-            promote_due(self.queryset)
             self._next_promotion = time.monotonic() + PROMOTE_EVERY
+            promote_due(self.queryset)
         self.runner.row = self.runner.result = None
-        found = super()._run_one()
+        found = super()._run_one(on_claim)
         if found:
             self._send_finished()
         return found

@@ -21,15 +21,23 @@ def refreshed(results):
 
 
 @pytest.mark.processes
-def test_concurrent_workers_run_each_task_once_and_exit_0(spawn):
+@pytest.mark.parametrize(
+    'options, processes',
+    [(['--concurrency=2'], 2), (['--threads=3'], 1), (['--concurrency=2', '--threads=2'], 2)],
+    ids=['processes', 'threads', 'both'],
+)
+def test_concurrent_workers_run_each_task_once_and_exit_0(spawn, options, processes):
     results = [tasks.with_context.enqueue(n) for n in range(12)]
-    status, log = finish(spawn(*TASKS_WORKER, '--burst', '--concurrency=2', env=ENV))
+    status, log = finish(spawn(*TASKS_WORKER, '--burst', *options, env=ENV))
     assert status == 0, log
     for n, result in enumerate(refreshed(results)):
         assert result.status == TaskResultStatus.SUCCESSFUL, log
         assert result.return_value == {'id': result.id, 'attempt': 1, 'value': n}
         assert len(result.worker_ids) == 1
-    assert len({r.worker_ids[0] for r in results}) <= 2
+    assert len({r.worker_ids[0] for r in results}) <= processes
+    threads = [option.split('=')[1] for option in options if option.startswith('--threads=')]
+    if threads:
+        assert f', {threads[0]} threads' in log, log
     assert log.count('modelqueue.QueuedTask.status pk=') == 12
 
 

@@ -188,6 +188,7 @@ def _task_worker(options):
             burst=options['burst'],
             max_tasks=check_count('max-tasks', options['max_tasks'], allow_none=True),
             listen=options['listen'],
+            threads=options['threads'],
         )
     except ValueError as error:
         raise CommandError(error) from None
