@@ -26,7 +26,8 @@ if IMPL == 'django-tasks-db':
         'default': {'BACKEND': 'django_tasks_db.DatabaseBackend', 'QUEUES': ['default']}
     }
 elif IMPL == 'modelqueue-tasks':
-    INSTALLED_APPS.append('modelqueue')  # its task table and worker command
+    # Its task table and worker command; failure records and heartbeats name content types.
+    INSTALLED_APPS += ['django.contrib.contenttypes', 'modelqueue']
     TASKS = {
         'default': {'BACKEND': 'modelqueue.tasks.ModelQueueBackend', 'QUEUES': ['default']}
     }
