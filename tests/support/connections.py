@@ -5,6 +5,16 @@ pg_terminate_backend, MariaDB's KILL CONNECTION. SQLite has no sessions.
 """
 
 
+def listening(connection):
+    """Whether a worker's LISTEN session on this test database (PostgreSQL) is idle, waiting."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%%'"
+            " AND state = 'idle' AND datname = current_database()"
+        )
+        return cursor.fetchone()[0] > 0
+
+
 def server_sessions(connection):
     """Ids of the other sessions on this test database (the workers').
 

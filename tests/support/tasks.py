@@ -21,3 +21,10 @@ def executions_per_task():
 def executed(count):
     """A predicate for wait_until: true once actions have run `count` times in all."""
     return lambda: Execution.objects.count() >= count
+
+
+def state_counts():
+    """How many tasks are in each state: {state name: count}."""
+    return collections.Counter(
+        Status(value).state.name for value in Task.objects.values_list('status', flat=True)
+    )

@@ -1,6 +1,7 @@
 """``modelqueue_worker --threads N``: threads in one process, woken by its one waiter."""
 
 import collections
+import datetime as dt
 import re
 import signal
 import time
@@ -9,20 +10,14 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from modelqueue import Status
-from tests.support.connections import server_sessions
+from modelqueue import Status, now
+from tests.support.connections import listening, server_sessions
 from tests.support.processes import ACTIONS, finish, start_worker
-from tests.support.tasks import executed, executions_per_task, waiting_tasks
+from tests.support.tasks import executed, executions_per_task, state_counts, waiting_tasks
 from tests.support.waits import wait_until
 from tests.testapp.models import Execution, Task
 
 WAIT_SECONDS = 20
-
-
-def states():
-    return collections.Counter(
-        Status(value).state.name for value in Task.objects.values_list('status', flat=True)
-    )
 
 
 @pytest.mark.processes
@@ -39,7 +34,7 @@ def test_threads_of_several_processes_run_each_row_exactly_once(spawn):
     status, log = finish(child)
     assert status == 0, log
     assert executions_per_task() == {task.pk: 1 for task in tasks}
-    assert states() == {'finished': 40}
+    assert state_counts() == {'finished': 40}
     threads = collections.Counter(
         (execution.pid, execution.task.note)
         for execution in Execution.objects.select_related('task')
@@ -70,7 +65,10 @@ def test_sigterm_lets_busy_threads_finish_and_leaves_nothing_working_or_open(spa
     if connection.vendor != 'sqlite':
         # Four threads, the main thread's and, on PostgreSQL, the LISTEN connection.
         wait_until(lambda: sessions() >= 5, WAIT_SECONDS, 'every thread to connect', child=child)
-    waiting_tasks(1)  # due, but the worker must not start it once signaled
+    # Due 1 s after the signal, while the busy threads still work: the worker
+    # must not start it. (Due at once, an idle thread woken by its NOTIFY
+    # could claim it before the signal arrives.)
+    Task.objects.create(data='after the signal', status=Status.waiting(now() + dt.timedelta(seconds=1)))
     child.send_signal(signal.SIGTERM)
     if connection.vendor != 'sqlite':
         main = 2 if connection.vendor == 'postgresql' else 1
@@ -81,7 +79,7 @@ def test_sigterm_lets_busy_threads_finish_and_leaves_nothing_working_or_open(spa
         )
     status, log = finish(child)
     assert status == 0, log
-    assert states() == {'finished': 2, 'waiting': 1}, log
+    assert state_counts() == {'finished': 2, 'waiting': 1}, log
     assert Execution.objects.count() == 2
     assert 'finishing the task in hand' in log and 'stopped after 2 tasks' in log
     if connection.vendor != 'sqlite':
@@ -96,7 +94,7 @@ def test_max_tasks_counts_every_thread_of_every_process(spawn):
     )
     status, log = finish(child)
     assert status == 0, log
-    assert states() == {'finished': 5, 'waiting': 3}
+    assert state_counts() == {'finished': 5, 'waiting': 3}
     assert Execution.objects.count() == 5
 
 
@@ -111,20 +109,11 @@ def wakeups(log):
     return dict(zip(('notification', 'handed on', 'polling', 'found nothing'), map(int, found.groups())))
 
 
-def listening():
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%%'"
-            " AND state = 'idle' AND datname = current_database()"
-        )
-        return cursor.fetchone()[0] > 0
-
-
 @pytest.mark.processes
 @pytest.mark.vendors('postgresql')  # LISTEN/NOTIFY
 def test_one_notification_wakes_one_idle_thread(spawn):
     child = start_worker(spawn, '--threads=4', '--sleep=30')
-    wait_until(listening, WAIT_SECONDS, 'the worker to LISTEN', child=child)
+    wait_until(lambda: listening(connection), WAIT_SECONDS, 'the worker to LISTEN', child=child)
     time.sleep(0.3)  # every thread has looked once and sleeps
     Task.objects.create(data='one')
     wait_until(executed(1), WAIT_SECONDS, 'the row', child=child)

@@ -21,6 +21,7 @@ from modelqueue.wakeup import (
     uninstall_trigger,
     waiter_for,
 )
+from tests.support.connections import listening
 from tests.support.processes import finish, start_worker
 from tests.support.tasks import executed
 from tests.support.waits import wait_until
@@ -176,20 +177,11 @@ def test_listening_waiter_wakes_on_commit_and_survives_a_lost_connection(transac
         waiter.close()
 
 
-def listening():
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%%'"
-            " AND state = 'idle' AND datname = current_database()"
-        )
-        return cursor.fetchone()[0] > 0
-
-
 @pytest.mark.processes
 @postgresql_only
 def test_idle_worker_wakes_for_rows_made_due_by_any_path(spawn):
     child = start_worker(spawn, '--sleep=30')
-    wait_until(listening, 20, 'the worker to LISTEN', child=child)
+    wait_until(lambda: listening(connection), 20, 'the worker to LISTEN', child=child)
     time.sleep(0.2)  # past the check a fresh LISTEN makes
     Task.objects.create(data='saved')
     wait_until(executed(1), BOUND, 'a saved row', child=child)

@@ -1,6 +1,5 @@
 """The modelqueue_worker command, run as real processes against the test database."""
 
-import collections
 import os
 import signal
 import time
@@ -13,17 +12,11 @@ from modelqueue import State, Status
 from modelqueue.worker import Worker
 from tests.support.connections import cut_sessions
 from tests.support.processes import ACTIONS, children_of, finish, start_worker
-from tests.support.tasks import executed, executions_per_task, waiting_tasks
+from tests.support.tasks import executed, executions_per_task, state_counts, waiting_tasks
 from tests.support.waits import wait_until
 from tests.testapp.models import Execution, Task
 
 WAIT_SECONDS = 20  # for a worker to get somewhere
-
-
-def states():
-    return collections.Counter(
-        Status(value).state.name for value in Task.objects.values_list('status', flat=True)
-    )
 
 
 @pytest.mark.processes
@@ -31,7 +24,7 @@ def test_burst_processes_the_queue_and_exits_0(spawn):
     tasks = waiting_tasks(5)
     status, log = finish(start_worker(spawn, '--burst'))
     assert status == 0, log
-    assert states() == {'finished': 5}
+    assert state_counts() == {'finished': 5}
     assert executions_per_task() == {task.pk: 1 for task in tasks}
     for task in tasks:
         assert f'testapp.Task.status pk={task.pk} finished in ' in log
@@ -77,7 +70,7 @@ def test_concurrency_processes_each_row_exactly_once(spawn):
     status, log = finish(child)
     assert status == 0, log
     assert executions_per_task() == {task.pk: 1 for task in tasks}
-    assert states() == {'finished': 30}
+    assert state_counts() == {'finished': 30}
     pids = set(Execution.objects.values_list('pid', flat=True))
     assert child.pid not in pids
     assert 2 <= len(pids) <= 3, pids
@@ -88,7 +81,7 @@ def test_max_tasks_stops_after_that_many(spawn):
     waiting_tasks(5)
     status, log = finish(start_worker(spawn, '--max-tasks=2'))
     assert status == 0, log
-    assert states() == {'finished': 2, 'waiting': 3}
+    assert state_counts() == {'finished': 2, 'waiting': 3}
 
 
 @pytest.mark.processes
@@ -96,7 +89,7 @@ def test_max_tasks_counts_all_processes_together(spawn):
     waiting_tasks(8)
     status, log = finish(start_worker(spawn, '--max-tasks=3', '--concurrency=2'))
     assert status == 0, log
-    assert states() == {'finished': 3, 'waiting': 5}
+    assert state_counts() == {'finished': 3, 'waiting': 5}
     assert Execution.objects.count() == 3
 
 
@@ -112,7 +105,7 @@ def test_signal_finishes_the_task_in_hand_and_exits_0(spawn, sent):
     child.send_signal(sent)
     status, log = finish(child)
     assert status == 0, log
-    assert states() == {'finished': 1, 'waiting': 1}, log
+    assert state_counts() == {'finished': 1, 'waiting': 1}, log
     assert Execution.objects.count() == 1
     assert 'finishing the task in hand' in log
 
@@ -141,7 +134,7 @@ def test_second_signal_stops_at_once(spawn):
     child.send_signal(signal.SIGTERM)
     status, log = finish(child, timeout=10)
     assert status == 128 + signal.SIGTERM, log
-    assert states() == {'working': 1}, 'the row stays held until the timeout'
+    assert state_counts() == {'working': 1}, 'the row stays held until the timeout'
     assert 'stopping now' in log
 
 
@@ -160,7 +153,7 @@ def test_concurrent_workers_finish_their_tasks_on_a_signal_to_the_group(spawn):
     os.killpg(child.pid, signal.SIGINT)
     status, log = finish(child)
     assert status == 0, log
-    assert states() == {'finished': 2, 'waiting': 1}, log
+    assert state_counts() == {'finished': 2, 'waiting': 1}, log
     assert Execution.objects.count() == 2
 
 
@@ -179,7 +172,7 @@ def test_second_signal_to_the_parent_kills_the_workers(spawn):
     child.send_signal(signal.SIGTERM)
     status, log = finish(child, timeout=10)
     assert status == 128 + signal.SIGTERM, log
-    assert states() == {'working': 2}
+    assert state_counts() == {'working': 2}
     for pid in Execution.objects.values_list('pid', flat=True):
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
@@ -211,10 +204,10 @@ def test_workers_stop_when_their_parent_dies(spawn):
 def test_worker_survives_its_connection_being_terminated(spawn):
     first = waiting_tasks(1)[0]
     child = start_worker(spawn, '--sleep=0.1')
-    wait_until(lambda: states() == {'finished': 1}, WAIT_SECONDS, 'the first task', child=child)
+    wait_until(lambda: state_counts() == {'finished': 1}, WAIT_SECONDS, 'the first task', child=child)
     assert cut_sessions(connection) >= 1  # as a database restart would
     second = waiting_tasks(1)[0]
-    wait_until(lambda: states() == {'finished': 2}, WAIT_SECONDS, 'the second task', child=child)
+    wait_until(lambda: state_counts() == {'finished': 2}, WAIT_SECONDS, 'the second task', child=child)
     assert child.poll() is None
     child.send_signal(signal.SIGTERM)
     status, log = finish(child)
@@ -252,7 +245,7 @@ def test_worker_survives_lock_timeouts(spawn):
     finally:
         with connection.cursor() as cursor:
             cursor.execute(f'ALTER DATABASE {database} RESET lock_timeout')
-    wait_until(lambda: states() == {'finished': 1}, WAIT_SECONDS, 'the task', child=child)
+    wait_until(lambda: state_counts() == {'finished': 1}, WAIT_SECONDS, 'the task', child=child)
     child.send_signal(signal.SIGTERM)
     status, log = finish(child)
     assert status == 0, log
