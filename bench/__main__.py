@@ -6,6 +6,7 @@
     python -m bench failures sqlite         # failure records: recording on beside off
     python -m bench scale postgresql        # the admin at 10,000,000 rows
     python -m bench tasks                   # Django's Tasks framework: ours beside django-tasks-db
+    python -m bench counters                # the write cost of the state counters (PostgreSQL)
     python -m bench <subcommand> --help
 
 Run it from the checkout's root with a Python that imports this checkout
@@ -17,7 +18,7 @@ bench/results/scratch/, which git ignores (bench/results.py).
 import argparse
 import sys
 
-from . import dashboard, failures, scale, tasks, throughput
+from . import counters, dashboard, failures, scale, tasks, throughput
 
 SUBCOMMANDS = {
     'throughput': throughput,
@@ -25,6 +26,7 @@ SUBCOMMANDS = {
     'failures': failures,
     'scale': scale,
     'tasks': tasks,
+    'counters': counters,
 }
 
 

@@ -64,6 +64,8 @@ def add_arguments(parser):
     parser.add_argument('--repeat', type=int, default=5, help='timed runs per figure (median)')
     parser.add_argument('--bulk-rows', type=int, help='rows of the bulk action (default 1,000,000)')
     parser.add_argument('--bulk-repeat', type=int, default=3, help='timed bulk actions (median)')
+    parser.add_argument('--counters', action='store_true',
+                        help='install the state counters (modelqueue.counters, PostgreSQL) at every size')
     parser.add_argument('--drop', action='store_true', help="drop the benchmark's databases and stop")
     parser.add_argument('--out', help='JSON file (default bench/results/scale-<date>-<vendor>.json)')
 
@@ -227,6 +229,7 @@ def fill(alias, rows):
     from tests.testapp.models import Task  # noqa: PLC0415
 
     call_command('migrate', run_syncdb=True, verbosity=0, database=alias)
+    set_counters(alias, wanted=False)
     if Task.objects.using(alias).count() == rows:
         analyze(alias)  # as autovacuum would leave it after an earlier run's bulk actions
         return None
@@ -247,6 +250,23 @@ def fill(alias, rows):
     analyze(alias)
     seconds = time.perf_counter() - started
     log(f'bench: filled {rows:,} rows in {seconds:.1f}s')
+    return seconds
+
+
+def set_counters(alias, wanted):
+    """Install the state counters of the Task queue (`wanted`) or remove
+    them; return the seconds the install took (it counts the table once),
+    or None. The fill runs without them."""
+    from modelqueue.counters import install_counters, uninstall_counters  # noqa: PLC0415
+    from tests.testapp.models import Task  # noqa: PLC0415
+
+    if not wanted:
+        uninstall_counters(Task, 'status', using=alias)
+        return None
+    started = time.perf_counter()
+    install_counters(Task, 'status', using=alias)
+    seconds = time.perf_counter() - started
+    log(f'bench: installed the state counters in {seconds:.1f}s')
     return seconds
 
 
@@ -311,7 +331,7 @@ def estimates_against_truth(admin, request):
     figures = admin.get_queue_figures(request)[0]
     above = admin.queue_estimate_above
     shown = {f'dashboard {name}': figures['tally'][name] for name in figures['tally']}
-    shown['changelist total'] = count_rows(Task.objects.all(), above)
+    shown['changelist total'] = count_rows(Task.objects.all(), above, admin.valid_queue_fields)
     for name in ('finished', 'canceled'):
         filtered = RequestFactory().get('/', {'status_queue': name})
         filtered.user = request.user
@@ -357,6 +377,7 @@ def main(args):
     for rows in sizes:
         ROUTER.alias = alias_of(rows)
         fill_seconds = fill(ROUTER.alias, rows)
+        counters_seconds = set_counters(ROUTER.alias, args.counters)
         user, _created = User.objects.get_or_create(
             username='bench', defaults={'is_staff': True, 'is_superuser': True}
         )
@@ -368,7 +389,9 @@ def main(args):
             assert response.status_code == expect, (url, response.status_code)
             return response
 
-        size = results['sizes'][str(rows)] = {'rows': Task.objects.count(), 'fill_seconds': fill_seconds}
+        size = results['sizes'][str(rows)] = {
+            'rows': Task.objects.count(), 'fill_seconds': fill_seconds, 'counters_install_seconds': counters_seconds,
+        }
         with CaptureQueriesContext(connections[ROUTER.alias]) as queries:
             get(dashboard_url)
         size['dashboard_queries'] = len(queries)

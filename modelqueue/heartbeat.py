@@ -9,7 +9,9 @@ heartbeats the admin shows it as *lost*, and the rows it held name it. Lost
 rows are deleted a day after they were last seen.
 
 The same thread prunes failure records (:class:`modelqueue.failures.Pruner`)
-about once a minute, so no task and no request pays for it. Database errors
+about once a minute, and compacts the queue's state counters
+(:func:`modelqueue.counters.compact_counters`, where installed) at every
+beat, so no task and no request pays for it. Database errors
 in the thread are logged and never reach the worker; without the table (the
 migrations not applied) the worker runs without a heartbeat and says so once.
 """
@@ -25,6 +27,7 @@ import time
 from django.conf import settings
 from django.db import DatabaseError, connections
 
+from .counters import compact_counters
 from .failures import Pruner
 from .status import now
 
@@ -141,6 +144,7 @@ class Heartbeat:
         try:
             while not self._stopped.wait(self.interval):
                 self._guarded(self.beat)
+                compact_counters(self.model, self.field, using=self.using)
                 if time.monotonic() >= next_prune:
                     next_prune = time.monotonic() + PRUNE_SECONDS
                     self._guarded(self.prune)

@@ -38,8 +38,9 @@ class EstimatingPaginator(Paginator):
 def page_count(model_admin, request, queryset):
     """The number of rows of the changelist `queryset` of `request`.
 
-    Unfiltered: the planner's estimate of the table from
-    ``queue_estimate_above`` rows on. Filtered to finished or canceled by
+    Unfiltered: the sum of the queue's state counters where installed,
+    else the planner's estimate of the table from ``queue_estimate_above``
+    rows on. Filtered to finished or canceled by
     one queue field's state filter: that state's count as the dashboard
     gives it (:func:`~modelqueue.admin.counts.state_counts`, estimated from
     the table's size less the other states' exact counts), so both pages
@@ -54,7 +55,7 @@ def page_count(model_admin, request, queryset):
         if f'{field}_queue' in request.GET
     ]
     if not filtered:
-        return count_rows(queryset, above)
+        return count_rows(queryset, above, model_admin.valid_queue_fields)
     if len(filtered) == 1 and filtered[0][1] in (State.finished.name, State.canceled.name):
         field, value = filtered[0]
         rows = model_admin.get_queryset(request)
@@ -83,7 +84,7 @@ class QueueChangeList(ChangeList):
         if above is None or not self.model_admin.show_full_result_count:
             return super().get_results(request)
         root = self.root_queryset
-        self.root_queryset = _Counted(count_rows(root, above))
+        self.root_queryset = _Counted(count_rows(root, above, self.model_admin.valid_queue_fields))
         try:
             return super().get_results(request)
         finally:

@@ -102,13 +102,14 @@ def test_query_count_does_not_grow_with_rows():
     def queries():
         with CaptureQueriesContext(connection) as captured:
             queue_figures(Task.objects.all(), 'status', current=CURRENT)
-        # Reads only: PostgreSQL's counts also SET LOCAL their plan settings.
+        # Reads only: PostgreSQL's counts also SET LOCAL their plan settings,
+        # and ask once whether the queue has state counters.
         return len([query for query in captured if query['sql'].startswith('SELECT')])
 
     empty = queries()
     add(*(Status.finished(ago(minutes=minute % 90)) for minute in range(300)))
     add(*(Status.waiting(ago(minutes=minute)) for minute in range(50)))
-    assert queries() == empty <= 9
+    assert queries() == empty <= (10 if connection.vendor == 'postgresql' else 9)
 
 
 def test_rows_written_while_the_figures_are_read_count_in_the_last_minute():

@@ -1,0 +1,291 @@
+"""Exact counts of a queue's states, kept by PostgreSQL triggers.
+
+Counting the rows of a state reads one index entry per row, so on a queue
+with a long history the dashboard's counts cost more every day. Once
+:func:`install_counters` has run for a queue, PostgreSQL keeps them:
+
+- statement triggers on the queue's table (after INSERT, UPDATE, DELETE and
+  TRUNCATE) add one row per changed state to ``modelqueue_state_count``,
+  with how many rows the statement moved into (+) or out of (-) it, read
+  from the statement's transition tables: a bulk action on a million rows
+  adds at most ten;
+- a state's count is the sum of its rows there: exact, in the reader's
+  snapshot, like a ``COUNT``, and as cheap at ten million rows as at ten;
+- :func:`compact_counters` folds the added rows back into one per state. The
+  worker's heartbeat thread calls it every few seconds, and the admin calls
+  it after a read that summed more than :data:`COMPACT_ABOVE` rows.
+
+A status change then costs its transaction one more INSERT (into a table no
+other statement locks, so workers never wait on each other for it). The
+counters are therefore opt-in: install them for queues whose history makes
+the dashboard slow, from a migration::
+
+    from django.db import migrations
+    from modelqueue.counters import install_counters, uninstall_counters
+
+    def install(apps, schema_editor):
+        Task = apps.get_model('shop', 'Task')
+        install_counters(Task, 'status', using=schema_editor.connection.alias)
+
+    def uninstall(apps, schema_editor):
+        Task = apps.get_model('shop', 'Task')
+        uninstall_counters(Task, 'status', using=schema_editor.connection.alias)
+
+    class Migration(migrations.Migration):
+        dependencies = [('shop', '0002_task_status')]
+        operations = [migrations.RunPython(install, uninstall)]
+
+Installing counts the table once, with writes to it held back meanwhile (a
+second or two for ten million rows). Other databases have no statement
+triggers with transition tables: there the functions do nothing and return
+False, and the admin counts rows as before.
+"""
+
+import hashlib
+import logging
+
+from django.db import DatabaseError, connections, transaction
+
+from .status import State, Status
+
+logger = logging.getLogger('modelqueue')
+
+COUNTERS_VERSION = 1
+#: The table of counts, shared by every queue with counters installed.
+COUNTS_TABLE = 'modelqueue_state_count'
+#: A reader that sums more rows than this for one queue compacts them.
+COMPACT_ABOVE = 10_000
+#: What a row in no state (a value that is not a status) is counted as.
+NO_STATE = 0
+LOCK_TIMEOUT = '5s'
+
+_EVENTS = ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+
+
+def queue_key(model, field):
+    """How ``modelqueue_state_count`` names the queue `field` of `model`.
+
+    >>> from django.contrib.auth.models import User
+    >>> queue_key(User, 'last_login')
+    'auth_user.last_login'
+    """
+    return f'{model._meta.db_table}.{model._meta.get_field(field).column}'
+
+
+def trigger_names(model, field):
+    """The names of the queue's trigger function and of its four triggers
+    (INSERT, UPDATE, DELETE, TRUNCATE), at most 63 bytes each."""
+    base = 'modelqueue_count_' + hashlib.sha1(queue_key(model, field).encode()).hexdigest()[:12]
+    return base, [f'{base}_{event.lower()}' for event in _EVENTS]
+
+
+def _state_sql(column):
+    """SQL for the state number of `column`: 1 (created) to 5 (canceled), else 0."""
+    return (
+        f'CASE WHEN {column} BETWEEN {Status.minimum(State.created)} AND {Status.maximum(State.canceled)}'
+        f' THEN ({column} / {Status.minimum(State.created)})::smallint ELSE {NO_STATE} END'
+    )
+
+
+def _literal(text):
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _trigger_sql(model, field, connection):
+    """The function's name and body, the trigger names, and the statements."""
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    state = _state_sql(quote(model._meta.get_field(field).column))
+    key = _literal(queue_key(model, field))
+    function, triggers = trigger_names(model, field)
+    insert = f'INSERT INTO {COUNTS_TABLE} (queue, state, rows)'
+    body = f"""
+BEGIN
+    -- modelqueue state counters, version {COUNTERS_VERSION}
+    IF TG_OP = 'TRUNCATE' THEN
+        DELETE FROM {COUNTS_TABLE} WHERE queue = {key};
+    ELSIF TG_OP = 'INSERT' THEN
+        {insert} SELECT {key}, {state}, count(*) FROM new_rows GROUP BY 2;
+    ELSIF TG_OP = 'DELETE' THEN
+        {insert} SELECT {key}, {state}, -count(*) FROM old_rows GROUP BY 2;
+    ELSE
+        {insert} SELECT {key}, state, sum(change) FROM (
+            SELECT {state} AS state, 1 AS change FROM new_rows
+            UNION ALL SELECT {state}, -1 FROM old_rows
+        ) AS changes GROUP BY state HAVING sum(change) <> 0;
+    END IF;
+    RETURN NULL;
+END;
+"""
+    transitions = {
+        'INSERT': 'REFERENCING NEW TABLE AS new_rows',
+        'UPDATE': 'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows',
+        'DELETE': 'REFERENCING OLD TABLE AS old_rows',
+        'TRUNCATE': '',
+    }
+    statements = [
+        f'CREATE OR REPLACE FUNCTION {quote(function)}() RETURNS trigger'
+        f' LANGUAGE plpgsql AS $modelqueue${body}$modelqueue$',
+        *(
+            f'CREATE OR REPLACE TRIGGER {quote(trigger)} AFTER {event} ON {table}'
+            f' {transitions[event]} FOR EACH STATEMENT EXECUTE FUNCTION {quote(function)}()'
+            for event, trigger in zip(_EVENTS, triggers)
+        ),
+    ]
+    return function, body, triggers, statements
+
+
+def install_counters(model, field, using='default'):
+    """Keep exact counts of the states of `model`'s `field` queue.
+
+    On PostgreSQL, creates ``modelqueue_state_count`` if need be, and a
+    function and four statement triggers on the table, then counts the
+    table once, holding back writes to it meanwhile. Returns True when it
+    changed the database; False when the counters were already installed,
+    or the database is not PostgreSQL.
+    """
+    connection = connections[using]
+    if connection.vendor != 'postgresql':
+        return False
+    function, body, triggers, statements = _trigger_sql(model, field, connection)
+    if _installed(connection, model, triggers) and _function_source(connection, function) == body:
+        return False
+    quote = connection.ops.quote_name
+    key = queue_key(model, field)
+    column = quote(model._meta.get_field(field).column)
+    table = quote(model._meta.db_table)
+    owns_transaction = not connection.in_atomic_block
+    with transaction.atomic(using=using), connection.cursor() as cursor:
+        # Installs take turns: CREATE TABLE IF NOT EXISTS is not safe against itself.
+        cursor.execute('SELECT pg_advisory_xact_lock(%s)', [_lock_key(COUNTS_TABLE)])
+        if owns_transaction:  # never wait long behind a busy table
+            cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+        cursor.execute(
+            f'CREATE TABLE IF NOT EXISTS {COUNTS_TABLE}'
+            ' (queue text NOT NULL, state smallint NOT NULL, rows bigint NOT NULL)'
+        )
+        cursor.execute(f'CREATE INDEX IF NOT EXISTS {COUNTS_TABLE}_queue ON {COUNTS_TABLE} (queue)')
+        # Writes wait from here to the commit, so that the count below and
+        # the triggers' first rows neither miss nor repeat a change.
+        cursor.execute(f'LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE')
+        for statement in statements:
+            cursor.execute(statement)
+        cursor.execute(f'DELETE FROM {COUNTS_TABLE} WHERE queue = %s', [key])
+        cursor.execute(
+            f'INSERT INTO {COUNTS_TABLE} (queue, state, rows)'
+            f' SELECT %s, {_state_sql(column)}, count(*) FROM {table} GROUP BY 2',
+            [key],
+        )
+    logger.info('Installed the state counters %s on %s', function, model._meta.db_table)
+    return True
+
+
+def uninstall_counters(model, field, using='default'):
+    """Remove what :func:`install_counters` created for the queue, and its
+    counts; False when the database is not PostgreSQL."""
+    connection = connections[using]
+    if connection.vendor != 'postgresql':
+        return False
+    quote = connection.ops.quote_name
+    function, _, triggers, _ = _trigger_sql(model, field, connection)
+    with transaction.atomic(using=using), connection.cursor() as cursor:
+        for trigger in triggers:
+            cursor.execute(f'DROP TRIGGER IF EXISTS {quote(trigger)} ON {quote(model._meta.db_table)}')
+        cursor.execute(f'DROP FUNCTION IF EXISTS {quote(function)}()')
+        cursor.execute('SELECT to_regclass(%s)', [COUNTS_TABLE])
+        if cursor.fetchone()[0] is not None:
+            cursor.execute(f'DELETE FROM {COUNTS_TABLE} WHERE queue = %s', [queue_key(model, field)])
+    return True
+
+
+class StateTotals(dict):
+    """State name to rows; `rows_summed` is how many counter rows gave them
+    (above :data:`COMPACT_ABOVE`, the reader should compact them)."""
+
+    def __init__(self, totals, rows_summed):
+        super().__init__(totals)
+        self.rows_summed = rows_summed
+
+
+def state_totals(queryset, field):
+    """The rows of `queryset` in each state of `field`, from the counters.
+
+    A :class:`StateTotals` from state name (and ``None`` for rows in no
+    state) to rows, or None when the counters cannot answer: not PostgreSQL, not installed (or
+    a trigger disabled), or `queryset` is not a whole table (they count
+    tables, not filters).
+    """
+    query = queryset.query
+    if query.where or query.distinct or query.is_sliced or query.combinator:
+        return None
+    connection = connections[queryset.db]
+    if connection.vendor != 'postgresql':
+        return None
+    model = queryset.model
+    if not _installed(connection, model, trigger_names(model, field)[1]):
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'SELECT state, sum(rows), count(*) FROM {COUNTS_TABLE} WHERE queue = %s GROUP BY state',
+            [queue_key(model, field)],
+        )
+        found = cursor.fetchall()
+    names = {int(state): state.name for state in Status.states}
+    totals = StateTotals({state.name: 0 for state in Status.states}, rows_summed=0)
+    totals[None] = 0
+    for state, rows, summed in found:
+        totals[names.get(state)] += int(rows)
+        totals.rows_summed += summed
+    return totals
+
+
+def compact_counters(model, field, using='default'):
+    """Fold the counts the triggers added for the queue into one row per
+    state; the sums do not change. Returns the rows removed (0 elsewhere
+    than on PostgreSQL, or without counters)."""
+    connection = connections[using]
+    if connection.vendor != 'postgresql':
+        return 0
+    key = queue_key(model, field)
+    try:
+        with transaction.atomic(using=using), connection.cursor() as cursor:
+            cursor.execute('SELECT to_regclass(%s)', [COUNTS_TABLE])
+            if cursor.fetchone()[0] is None:
+                return 0
+            # Rows a concurrent compaction deletes first are skipped here,
+            # and its sums, committed after this statement began, are not
+            # seen: each row is folded once.
+            cursor.execute(
+                f'WITH folded AS (DELETE FROM {COUNTS_TABLE} WHERE queue = %s RETURNING state, rows),'
+                f' kept AS (INSERT INTO {COUNTS_TABLE} (queue, state, rows)'
+                '  SELECT %s, state, sum(rows) FROM folded GROUP BY state HAVING sum(rows) <> 0 RETURNING 1)'
+                ' SELECT (SELECT count(*) FROM folded) - (SELECT count(*) FROM kept)',
+                [key, key],
+            )
+            return cursor.fetchone()[0]
+    except DatabaseError as error:  # a read-only user, say: the sums stay right
+        logger.warning('Could not compact the state counters of %s: %s', key, error)
+        return 0
+
+
+def _installed(connection, model, triggers):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND tgname = ANY(%s) AND tgenabled <> 'D'",
+            [connection.ops.quote_name(model._meta.db_table), triggers],
+        )
+        return cursor.fetchone()[0] == len(triggers)
+
+
+def _function_source(connection, function):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            'SELECT prosrc FROM pg_proc WHERE proname = %s AND pronamespace = current_schema()::regnamespace',
+            [function],
+        )
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+def _lock_key(name):
+    return int.from_bytes(hashlib.sha1(name.encode()).digest()[:8], 'big', signed=True)

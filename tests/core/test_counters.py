@@ -1,0 +1,234 @@
+"""State counters kept by PostgreSQL triggers: exact after every kind of write.
+
+Each test compares the counters with ``COUNT`` of each state's range, read
+in one snapshot; the process test does so while workers claim and finish
+rows and an operator's bulk update runs.
+"""
+
+import datetime as dt
+import signal
+import time
+
+import pytest
+from django.db import connection, transaction
+
+from modelqueue import State, Status, counters, now
+from modelqueue.admin.counts import is_estimate, state_counts
+from modelqueue.counters import compact_counters, install_counters, state_totals, uninstall_counters
+from modelqueue.ranges import in_states
+from tests.support.processes import finish, start_worker
+from tests.support.waits import wait_until
+from tests.testapp.models import Task, Upload
+
+postgresql_only = pytest.mark.vendors('postgresql')  # statement triggers with transition tables
+
+
+def true_counts(queryset=None, field='status'):
+    """Each state's COUNT, and the rows in no state (under None)."""
+    queryset = Task.objects.all() if queryset is None else queryset
+    found = {state.name: queryset.filter(in_states(field, state)).count() for state in Status.states}
+    found[None] = queryset.count() - sum(found.values())
+    return found
+
+
+def counter_rows():
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT count(*) FROM {counters.COUNTS_TABLE} WHERE queue = %s', ['testapp_task.status'])
+        return cursor.fetchone()[0]
+
+
+def make(*statuses):
+    return Task.objects.bulk_create(Task(data=f'row {n}', status=status) for n, status in enumerate(statuses))
+
+
+@postgresql_only
+@pytest.mark.django_db
+def test_installing_counts_the_rows_already_there_and_a_second_install_changes_nothing():
+    make(Status.waiting(), Status.waiting(), Status.finished(now()), -5)
+    assert install_counters(Task, 'status') is True
+    assert install_counters(Task, 'status') is False
+    assert state_totals(Task.objects.all(), 'status') == {**true_counts(), 'waiting': 2, 'finished': 1, None: 1}
+
+
+@postgresql_only
+@pytest.mark.django_db
+def test_every_kind_of_write_keeps_the_counts_exact():
+    install_counters(Task, 'status')
+    current = now()
+    rows = make(*[Status.waiting()] * 5, Status.created(current), *[Status.finished(current)] * 3)
+    checks = []
+
+    def check():
+        checks.append(state_totals(Task.objects.all(), 'status') == true_counts())
+
+    check()
+    Task.objects.filter(pk__in=[row.pk for row in rows[:3]]).update(status=Status.working(current))  # a claim
+    check()
+    row = Task.objects.get(pk=rows[0].pk)
+    row.status = Status.canceled(current)  # a save
+    row.save()
+    check()
+    Task.objects.filter(pk=rows[1].pk).update(data='no status change')
+    check()
+    Task.objects.filter(pk=rows[2].pk).update(status=-1)  # no state
+    check()
+    Task.objects.filter(pk=rows[5].pk).delete()
+    check()
+    with connection.cursor() as cursor:
+        cursor.execute('UPDATE testapp_task SET status = status + 1 WHERE status BETWEEN %s AND %s',
+                       [Status.minimum(State.finished), Status.maximum(State.finished)])  # attempts, same state
+        cursor.execute('UPDATE testapp_task SET status = NULL WHERE false')
+    check()
+    assert checks == [True] * 7
+    assert state_totals(Task.objects.all(), 'status')['canceled'] == 1
+
+
+@postgresql_only
+@pytest.mark.django_db
+def test_truncate_empties_the_counts_and_counting_goes_on_after_it():
+    install_counters(Task, 'status')
+    make(*[Status.waiting()] * 4)
+    with connection.cursor() as cursor:
+        cursor.execute('TRUNCATE testapp_task CASCADE')
+    assert state_totals(Task.objects.all(), 'status')['waiting'] == 0
+    make(Status.waiting())
+    assert state_totals(Task.objects.all(), 'status') == true_counts()
+
+
+@postgresql_only
+@pytest.mark.django_db
+def test_compacting_folds_the_rows_into_one_per_state_and_keeps_the_sums():
+    install_counters(Task, 'status')
+    for _ in range(6):
+        make(Status.waiting(), Status.finished(now()))
+    before = state_totals(Task.objects.all(), 'status')
+    assert counter_rows() == 12  # one per state per INSERT; counting the empty table added none
+    assert compact_counters(Task, 'status') == 10
+    assert counter_rows() == 2
+    assert state_totals(Task.objects.all(), 'status') == before == true_counts()
+
+
+@postgresql_only
+@pytest.mark.django_db
+def test_counters_answer_only_for_a_whole_table_with_every_trigger_enabled():
+    make(Status.waiting())
+    assert state_totals(Task.objects.all(), 'status') is None  # not installed
+    install_counters(Task, 'status')
+    assert state_totals(Task.objects.filter(data='row 0'), 'status') is None
+    assert state_totals(Upload.objects.all(), 'scan_status') is None  # another queue
+    with connection.cursor() as cursor:
+        _, (_, update, _, _) = counters.trigger_names(Task, 'status')
+        cursor.execute(f'ALTER TABLE testapp_task DISABLE TRIGGER {update}')
+    assert state_totals(Task.objects.all(), 'status') is None
+    uninstall_counters(Task, 'status')
+    assert state_totals(Task.objects.all(), 'status') is None
+
+
+@postgresql_only
+@pytest.mark.django_db
+def test_two_queues_of_one_table_have_counts_of_their_own():
+    install_counters(Upload, 'scan_status')
+    install_counters(Upload, 'publish_status')
+    Upload.objects.create(scan_status=Status.finished(now()), publish_status=Status.waiting())
+    Upload.objects.create(scan_status=Status.waiting(), publish_status=Status.created(now()))
+    assert state_totals(Upload.objects.all(), 'scan_status') == true_counts(Upload.objects.all(), 'scan_status')
+    assert state_totals(Upload.objects.all(), 'publish_status') == true_counts(Upload.objects.all(), 'publish_status')
+    assert state_totals(Upload.objects.all(), 'publish_status')['created'] == 1
+
+
+@postgresql_only
+@pytest.mark.django_db
+def test_the_dashboard_counts_from_the_counters_exactly_where_it_would_estimate():
+    current = now()
+    make(
+        *[Status.finished(current - dt.timedelta(minutes=n)) for n in range(30)],
+        Status.waiting(current - dt.timedelta(minutes=1)), Status.waiting(current + dt.timedelta(days=1)),
+        Status.working(current - dt.timedelta(hours=2)),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute('ANALYZE testapp_task')
+    estimated = state_counts(Task.objects.all(), 'status', current, estimate_above=10)
+    assert is_estimate(estimated['finished'])
+    install_counters(Task, 'status')
+    counted = state_counts(Task.objects.all(), 'status', current, estimate_above=10)
+    assert not any(is_estimate(count) for count in counted.values())
+    assert counted == {
+        'created': 0, 'waiting': 2, 'working': 1, 'finished': 30, 'canceled': 0,
+        'due': 1, 'scheduled': 1, 'stalled': 1,
+    }
+
+
+@postgresql_only
+@pytest.mark.django_db
+def test_a_read_that_sums_many_rows_compacts_them(monkeypatch):
+    install_counters(Task, 'status')
+    monkeypatch.setattr(counters, 'COMPACT_ABOVE', 3)
+    for _ in range(5):
+        make(Status.waiting())
+    state_counts(Task.objects.all(), 'status', now())
+    assert counter_rows() == 1
+
+
+@pytest.mark.vendors('sqlite', 'mysql')
+@pytest.mark.django_db
+def test_elsewhere_counters_are_not_installed_and_counting_is_unchanged():
+    make(Status.waiting())
+    assert install_counters(Task, 'status') is False
+    assert state_totals(Task.objects.all(), 'status') is None
+    assert compact_counters(Task, 'status') == 0
+    assert uninstall_counters(Task, 'status') is False
+    assert state_counts(Task.objects.all(), 'status', now())['waiting'] == 1
+
+
+@postgresql_only
+@pytest.mark.processes
+@pytest.mark.django_db(transaction=True)
+def test_counts_stay_exact_while_workers_claim_and_an_operator_requeues(spawn):
+    """Two workers run 300 rows (each claim and finish a status change)
+    while this process requeues and cancels rows in bulk and compacts; in
+    every snapshot read meanwhile the counters equal COUNT."""
+    install_counters(Task, 'status')
+    make(*[Status.waiting()] * 300)
+    workers = [
+        start_worker(spawn, '--sleep', '0.05', action='record_slowly', env={'MODELQUEUE_TEST_ACTION_SECONDS': '0.01'})
+        for _ in range(2)
+    ]
+    snapshots = []
+    unfinished = Task.objects.filter(in_states('status', State.waiting, State.working))
+    try:
+        while unfinished.exists():
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ')
+                snapshots.append((state_totals(Task.objects.all(), 'status'), true_counts()))
+            # The operator requeues what waits (a new priority) and cancels a few rows.
+            Task.objects.filter(in_states('status', State.waiting)).update(status=Status.waiting(now()))
+            Task.objects.filter(in_states('status', State.waiting), pk__gt=Task.objects.latest('pk').pk - 5).update(
+                status=Status.canceled(now())
+            )
+            compact_counters(Task, 'status')
+            time.sleep(0.01)
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+            finish(worker)
+    assert len(snapshots) >= 3
+    assert [totals for totals, _ in snapshots] == [truth for _, truth in snapshots]
+    final = state_totals(Task.objects.all(), 'status')
+    assert final == true_counts()
+    assert final['finished'] + final['canceled'] == 300
+
+
+@postgresql_only
+@pytest.mark.processes
+def test_a_running_workers_heartbeat_compacts_the_counts(spawn):
+    install_counters(Task, 'status')
+    for _ in range(20):
+        make(Status.waiting())
+    worker = start_worker(spawn, env={'MODELQUEUE_HEARTBEAT_SECONDS': '0.2'})
+    try:
+        wait_until(lambda: counter_rows() <= 2, 20, 'the counts compacted', worker)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        finish(worker)
+    assert state_totals(Task.objects.all(), 'status') == true_counts() == {**true_counts(), 'finished': 20}
