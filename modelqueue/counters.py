@@ -41,12 +41,13 @@ triggers with transition tables: there the functions do nothing and return
 False, and the admin counts rows as before.
 """
 
+import datetime as dt
 import hashlib
 import logging
 
 from django.db import DatabaseError, connections, transaction
 
-from .status import State, Status
+from .status import State, Status, now
 
 logger = logging.getLogger('modelqueue')
 
@@ -58,6 +59,11 @@ COMPACT_ABOVE = 10_000
 #: What a row in no state (a value that is not a status) is counted as.
 NO_STATE = 0
 LOCK_TIMEOUT = '5s'
+#: Statuses per minute bucket: a minute of priorities, times 10 attempts.
+MINUTE = 10**6
+#: Compaction folds the minutes of finished, canceled and waiting rows older
+#: than this into their state's total: no figure reads them apart any more.
+KEEP_MINUTES = dt.timedelta(hours=3)
 
 _EVENTS = ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
 
@@ -87,6 +93,16 @@ def _state_sql(column):
     )
 
 
+def _bucket_sql(column):
+    """SQL for the minute of a waiting, finished or canceled status (its
+    value without seconds, milliseconds and attempts, divided by 10**6), else NULL."""
+    return (
+        f'CASE WHEN {column} BETWEEN {Status.minimum(State.waiting)} AND {Status.maximum(State.waiting)}'
+        f' OR {column} BETWEEN {Status.minimum(State.finished)} AND {Status.maximum(State.canceled)}'
+        f' THEN {column} / {MINUTE} END'
+    )
+
+
 def _literal(text):
     return "'" + text.replace("'", "''") + "'"
 
@@ -98,21 +114,22 @@ def _trigger_sql(model, field, connection):
     state = _state_sql(quote(model._meta.get_field(field).column))
     key = _literal(queue_key(model, field))
     function, triggers = trigger_names(model, field)
-    insert = f'INSERT INTO {COUNTS_TABLE} (queue, state, rows)'
+    bucket = _bucket_sql(quote(model._meta.get_field(field).column))
+    insert = f'INSERT INTO {COUNTS_TABLE} (queue, state, bucket, rows)'
     body = f"""
 BEGIN
     -- modelqueue state counters, version {COUNTERS_VERSION}
     IF TG_OP = 'TRUNCATE' THEN
         DELETE FROM {COUNTS_TABLE} WHERE queue = {key};
     ELSIF TG_OP = 'INSERT' THEN
-        {insert} SELECT {key}, {state}, count(*) FROM new_rows GROUP BY 2;
+        {insert} SELECT {key}, {state}, {bucket}, count(*) FROM new_rows GROUP BY 2, 3;
     ELSIF TG_OP = 'DELETE' THEN
-        {insert} SELECT {key}, {state}, -count(*) FROM old_rows GROUP BY 2;
+        {insert} SELECT {key}, {state}, {bucket}, -count(*) FROM old_rows GROUP BY 2, 3;
     ELSE
-        {insert} SELECT {key}, state, sum(change) FROM (
-            SELECT {state} AS state, 1 AS change FROM new_rows
-            UNION ALL SELECT {state}, -1 FROM old_rows
-        ) AS changes GROUP BY state HAVING sum(change) <> 0;
+        {insert} SELECT {key}, state, bucket, sum(change) FROM (
+            SELECT {state} AS state, {bucket} AS bucket, 1 AS change FROM new_rows
+            UNION ALL SELECT {state}, {bucket}, -1 FROM old_rows
+        ) AS changes GROUP BY state, bucket HAVING sum(change) <> 0;
     END IF;
     RETURN NULL;
 END;
@@ -162,9 +179,9 @@ def install_counters(model, field, using='default'):
             cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
         cursor.execute(
             f'CREATE TABLE IF NOT EXISTS {COUNTS_TABLE}'
-            ' (queue text NOT NULL, state smallint NOT NULL, rows bigint NOT NULL)'
+            ' (queue text NOT NULL, state smallint NOT NULL, bucket bigint, rows bigint NOT NULL)'
         )
-        cursor.execute(f'CREATE INDEX IF NOT EXISTS {COUNTS_TABLE}_queue ON {COUNTS_TABLE} (queue)')
+        cursor.execute(f'CREATE INDEX IF NOT EXISTS {COUNTS_TABLE}_queue ON {COUNTS_TABLE} (queue, state, bucket)')
         # Writes wait from here to the commit, so that the count below and
         # the triggers' first rows neither miss nor repeat a change.
         cursor.execute(f'LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE')
@@ -172,8 +189,8 @@ def install_counters(model, field, using='default'):
             cursor.execute(statement)
         cursor.execute(f'DELETE FROM {COUNTS_TABLE} WHERE queue = %s', [key])
         cursor.execute(
-            f'INSERT INTO {COUNTS_TABLE} (queue, state, rows)'
-            f' SELECT %s, {_state_sql(column)}, count(*) FROM {table} GROUP BY 2',
+            f'INSERT INTO {COUNTS_TABLE} (queue, state, bucket, rows)'
+            f' SELECT %s, {_state_sql(column)}, {_bucket_sql(column)}, count(*) FROM {table} GROUP BY 2, 3',
             [key],
         )
     logger.info('Installed the state counters %s on %s', function, model._meta.db_table)
@@ -215,19 +232,12 @@ def state_totals(queryset, field):
     a trigger disabled), or `queryset` is not a whole table (they count
     tables, not filters).
     """
-    query = queryset.query
-    if query.where or query.distinct or query.is_sliced or query.combinator:
+    if not state_totals_available(queryset, field):
         return None
-    connection = connections[queryset.db]
-    if connection.vendor != 'postgresql':
-        return None
-    model = queryset.model
-    if not _installed(connection, model, trigger_names(model, field)[1]):
-        return None
-    with connection.cursor() as cursor:
+    with connections[queryset.db].cursor() as cursor:
         cursor.execute(
             f'SELECT state, sum(rows), count(*) FROM {COUNTS_TABLE} WHERE queue = %s GROUP BY state',
-            [queue_key(model, field)],
+            [queue_key(queryset.model, field)],
         )
         found = cursor.fetchall()
     names = {int(state): state.name for state in Status.states}
@@ -256,16 +266,49 @@ def compact_counters(model, field, using='default'):
             # and its sums, committed after this statement began, are not
             # seen: each row is folded once.
             cursor.execute(
-                f'WITH folded AS (DELETE FROM {COUNTS_TABLE} WHERE queue = %s RETURNING state, rows),'
-                f' kept AS (INSERT INTO {COUNTS_TABLE} (queue, state, rows)'
-                '  SELECT %s, state, sum(rows) FROM folded GROUP BY state HAVING sum(rows) <> 0 RETURNING 1)'
+                f'WITH folded AS (DELETE FROM {COUNTS_TABLE} WHERE queue = %s RETURNING state, bucket, rows),'
+                ' kept AS ('
+                f'  INSERT INTO {COUNTS_TABLE} (queue, state, bucket, rows)'
+                '  SELECT %s, state, CASE WHEN bucket >= CASE state WHEN 2 THEN %s WHEN 4 THEN %s ELSE %s END'
+                '  THEN bucket END AS kept_bucket, sum(rows) FROM folded GROUP BY 2, 3 HAVING sum(rows) <> 0'
+                '  RETURNING 1)'
                 ' SELECT (SELECT count(*) FROM folded) - (SELECT count(*) FROM kept)',
-                [key, key],
+                [key, key, *(int(status(now() - KEEP_MINUTES)) // MINUTE for status in _MINUTE_STATES)],
             )
             return cursor.fetchone()[0]
     except DatabaseError as error:  # a read-only user, say: the sums stay right
         logger.warning('Could not compact the state counters of %s: %s', key, error)
         return 0
+
+
+#: The states whose rows the counters keep by minute (see _bucket_sql).
+_MINUTE_STATES = (Status.waiting, Status.finished, Status.canceled)
+
+
+def minute_sums(queryset, field, state, first, last):
+    """Rows of `queryset` in `state` (waiting, finished or canceled) by minute
+    bucket, for the buckets `first` through `last` (status // MINUTE), from
+    the counters: ``{bucket: rows}``. Buckets older than :data:`KEEP_MINUTES` are folded away
+    by compaction: ask only for later ones. Call it where
+    :func:`state_totals` answered: it does not look for the triggers again."""
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(
+            f'SELECT bucket, sum(rows) FROM {COUNTS_TABLE} WHERE queue = %s AND state = %s'
+            ' AND bucket BETWEEN %s AND %s GROUP BY bucket',
+            [queue_key(queryset.model, field), int(State.get(state)), first, last],
+        )
+        return {bucket: int(rows) for bucket, rows in cursor.fetchall() if rows}
+
+
+def state_totals_available(queryset, field):
+    """Whether the counters can answer for `queryset` (see :func:`state_totals`)."""
+    query = queryset.query
+    if query.where or query.distinct or query.is_sliced or query.combinator:
+        return False
+    connection = connections[queryset.db]
+    if connection.vendor != 'postgresql':
+        return False
+    return _installed(connection, queryset.model, trigger_names(queryset.model, field)[1])
 
 
 def _installed(connection, model, triggers):

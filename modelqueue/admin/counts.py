@@ -158,18 +158,27 @@ def short_counts(using, snapshot=False):
         cursor.execute('SET LOCAL max_parallel_workers_per_gather = 0')
 
 
+class StateCounts(dict):
+    """:func:`state_counts`' figures; `from_counters` says whether the
+    queue's state counters gave them."""
+
+    from_counters = False
+
+
 def _state_counts(queryset, field, current, timeout, estimate_above, totals=None):
     def count(where):
         return queryset.filter(where).count()
 
     if totals is not None:
-        scheduled = count(ranges.scheduled(field, current))
-        return {
+        scheduled = scheduled_from_counters(queryset, field, current)
+        counted = StateCounts({
             **{state.name: totals[state.name] for state in Status.states},
             'due': totals[State.waiting.name] - scheduled,
             'scheduled': scheduled,
             'stalled': count(ranges.stalled(field, current, timeout)),
-        }
+        })
+        counted.from_counters = True
+        return counted
     due = count(ranges.due(field, current))
     scheduled = count(ranges.scheduled(field, current))
     counts = {
@@ -194,12 +203,22 @@ def _state_counts(queryset, field, current, timeout, estimate_above, totals=None
         counts[large.name] = Estimate(rest) if rest >= estimate_above else count(ranges.in_states(field, large))
     else:
         counts[large.name] = count(ranges.in_states(field, large))
-    return {
+    return StateCounts({
         **{state.name: counts[state.name] for state in Status.states},
         'due': due,
         'scheduled': scheduled,
         'stalled': count(ranges.stalled(field, current, timeout)),
-    }
+    })
+
+
+def scheduled_from_counters(queryset, field, current):
+    """Waiting rows due after `current`: the counters' later minutes, and a
+    range count of the rest of `current`'s own minute."""
+    first = ranges.last_due(current) + 1
+    minute = first // counters.MINUTE
+    rest_of_minute = queryset.filter(ranges.between(field, first, (minute + 1) * counters.MINUTE - 1)).count()
+    later = counters.minute_sums(queryset, field, State.waiting, minute + 1, Status.maximum(State.waiting) // counters.MINUTE)
+    return rest_of_minute + sum(later.values())
 
 
 def request_state_counts(request, queryset, field, timeout=ONE_HOUR, estimate_above=None):

@@ -12,7 +12,7 @@ import datetime as dt
 
 from django.db.models import Count, Min, Q
 
-from .. import ranges
+from .. import counters, ranges
 from ..expressions import to_minute
 from ..status import (
     ONE_HOUR,
@@ -77,30 +77,45 @@ def stalled(queryset, field, current, timeout=ONE_HOUR):
     return queryset.filter(ranges.stalled(field, current, timeout)).count()
 
 
-def throughput(queryset, field, current, minutes=THROUGHPUT_MINUTES):
+def throughput(queryset, field, current, minutes=THROUGHPUT_MINUTES, from_counters=False):
     """Return rows finished and canceled per minute over the last `minutes`.
 
     One query: the finished and canceled rows written since the start of the
     first minute, grouped by their status with seconds, milliseconds and
     attempts cut off (exact integer arithmetic, no dates in SQL). A row
-    written after `current` while the figures were being read counts in the
-    last minute, so throughput never lags the tally taken beside it.
+    written after `current` while the figures were being read, up to the end
+    of the minute after it, counts in the last minute, so throughput never
+    lags the tally taken beside it. With `from_counters` (the queue's state
+    counters are installed and answer for `queryset`), the same figures come
+    from the counters' minutes (:func:`modelqueue.counters.minute_sums`).
 
     :returns: (list of minute datetimes, finished counts, canceled counts)
     """
     last = current.replace(second=0, microsecond=0)
     first = last - dt.timedelta(minutes=minutes - 1)
-    written = Q()
-    for state in (State.finished, State.canceled):
-        written |= ranges.written(field, state, first, current + LATE_WRITES)
-    rows = (
-        queryset.filter(written)
-        .order_by()
-        .annotate(modelqueue_minute=to_minute(field))
-        .values('modelqueue_minute')
-        .annotate(rows=Count('pk'))
-        .values_list('modelqueue_minute', 'rows')
-    )
+    until = last + LATE_WRITES + dt.timedelta(seconds=59, microseconds=999_000)
+    if from_counters:
+        rows = [
+            (bucket * counters.MINUTE, number)
+            for state in (State.finished, State.canceled)
+            for bucket, number in counters.minute_sums(
+                queryset, field, state,
+                int(Status.combine(state, first, 0)) // counters.MINUTE,
+                int(Status.combine(state, until, 0)) // counters.MINUTE,
+            ).items()
+        ]
+    else:
+        written = Q()
+        for state in (State.finished, State.canceled):
+            written |= ranges.written(field, state, first, until)
+        rows = (
+            queryset.filter(written)
+            .order_by()
+            .annotate(modelqueue_minute=to_minute(field))
+            .values('modelqueue_minute')
+            .annotate(rows=Count('pk'))
+            .values_list('modelqueue_minute', 'rows')
+        )
     slots = [first + dt.timedelta(minutes=index) for index in range(minutes)]
     index_of = {datetime_to_priority(slot): index for index, slot in enumerate(slots)}
     counts = {State.finished: [0] * minutes, State.canceled: [0] * minutes}
@@ -130,7 +145,7 @@ def queue_figures(queryset, field, timeout=ONE_HOUR, current=None, estimate_abov
     counted = state_counts(queryset, field, current, timeout, estimate_above)
     counts = {state.name: counted[state.name] for state in Status.states}
     oldest = oldest_due(queryset, field, current)
-    minutes, finished, canceled = throughput(queryset, field, current)
+    minutes, finished, canceled = throughput(queryset, field, current, from_counters=counted.from_counters)
     latency = None
     if oldest is not None:
         latency = max(0, int((current - oldest).total_seconds()))

@@ -14,6 +14,7 @@ from django.db import connection, transaction
 
 from modelqueue import State, Status, counters, now
 from modelqueue.admin.counts import is_estimate, state_counts
+from modelqueue.admin.figures import throughput
 from modelqueue.counters import compact_counters, install_counters, state_totals, uninstall_counters
 from modelqueue.ranges import in_states
 from tests.support.processes import finish, start_worker
@@ -232,3 +233,30 @@ def test_a_running_workers_heartbeat_compacts_the_counts(spawn):
         worker.send_signal(signal.SIGTERM)
         finish(worker)
     assert state_totals(Task.objects.all(), 'status') == true_counts() == {**true_counts(), 'finished': 20}
+
+
+@postgresql_only
+@pytest.mark.django_db
+def test_throughput_and_scheduled_from_the_counters_equal_the_counts_before_and_after_folding():
+    current = now().replace(second=30, microsecond=0)
+    make(
+        *[Status.finished(current - dt.timedelta(minutes=n, seconds=n)) for n in range(0, 300, 7)],
+        *[Status.canceled(current - dt.timedelta(minutes=n)) for n in range(0, 200, 13)],
+        Status.finished(current + dt.timedelta(seconds=50)),  # written while the figures are read
+        Status.finished(current + dt.timedelta(hours=2)),  # not a late write
+        Status.waiting(7), Status.waiting(current - dt.timedelta(hours=5)),  # due
+        Status.waiting(current - dt.timedelta(seconds=10)), Status.waiting(current),  # due, in this minute
+        Status.waiting(current + dt.timedelta(seconds=10)),  # scheduled, in this minute
+        *[Status.waiting(current + dt.timedelta(minutes=n)) for n in (1, 2, 90, 60 * 24 * 40)],
+    )
+    tasks = Task.objects.all()
+    by_index = (throughput(tasks, 'status', current), state_counts(tasks, 'status', current))
+    install_counters(Task, 'status')
+    rows_before = counter_rows()
+    folded = compact_counters(Task, 'status')
+    assert folded > 0 and counter_rows() == rows_before - folded  # minutes over 3 hours old, folded
+    by_counters = (throughput(tasks, 'status', current, from_counters=True), state_counts(tasks, 'status', current))
+    assert by_counters[1].from_counters and not by_index[1].from_counters
+    assert by_counters == by_index
+    assert by_index[1]['scheduled'] == 5 and by_index[1]['due'] == 4
+    assert sum(by_index[0][1]) == len(range(0, 60, 7)) + 1
