@@ -51,7 +51,7 @@ from .status import State, Status, now
 
 logger = logging.getLogger('modelqueue')
 
-COUNTERS_VERSION = 1
+COUNTERS_VERSION = 2
 #: The table of counts, shared by every queue with counters installed.
 COUNTS_TABLE = 'modelqueue_state_count'
 #: A reader that sums more rows than this for one queue compacts them.
@@ -181,7 +181,10 @@ def install_counters(model, field, using='default'):
             f'CREATE TABLE IF NOT EXISTS {COUNTS_TABLE}'
             ' (queue text NOT NULL, state smallint NOT NULL, bucket bigint, rows bigint NOT NULL)'
         )
-        cursor.execute(f'CREATE INDEX IF NOT EXISTS {COUNTS_TABLE}_queue ON {COUNTS_TABLE} (queue, state, bucket)')
+        # A table made by an earlier version has no minutes: add them (its
+        # other queues count again when their counters are installed anew).
+        cursor.execute(f'ALTER TABLE {COUNTS_TABLE} ADD COLUMN IF NOT EXISTS bucket bigint')
+        cursor.execute(f'CREATE INDEX IF NOT EXISTS {COUNTS_TABLE}_minutes ON {COUNTS_TABLE} (queue, state, bucket)')
         # Writes wait from here to the commit, so that the count below and
         # the triggers' first rows neither miss nor repeat a change.
         cursor.execute(f'LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE')
@@ -312,10 +315,12 @@ def state_totals_available(queryset, field):
 
 
 def _installed(connection, model, triggers):
+    """Whether every trigger is there, enabled, and runs this version's function."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND tgname = ANY(%s) AND tgenabled <> 'D'",
-            [connection.ops.quote_name(model._meta.db_table), triggers],
+            'SELECT count(*) FROM pg_trigger JOIN pg_proc ON pg_proc.oid = pg_trigger.tgfoid'
+            " WHERE tgrelid = to_regclass(%s) AND tgname = ANY(%s) AND tgenabled <> 'D' AND prosrc LIKE %s",
+            [connection.ops.quote_name(model._meta.db_table), triggers, f'%counters, version {COUNTERS_VERSION}\n%'],
         )
         return cursor.fetchone()[0] == len(triggers)
 
