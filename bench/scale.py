@@ -25,7 +25,8 @@ client as a logged-in superuser (the whole request):
   state, the changelist with *Show counts* (``?_facets=1``), and "select
   all" then *Reset attempts* on --bulk-rows rows (the changelist filtered
   with ``?id__lte=``), timed --bulk-repeat times;
-- every figure the dashboard and the facets show that is an estimate,
+- every figure the dashboard and the facets show (due, scheduled, stalled and
+  the last hour's finished and canceled too), estimated or exact,
   beside the true count (an exact COUNT, measured here), with the error.
 
 Prints a summary and writes the JSON to bench/results/scale-<date>-<vendor>.json
@@ -301,20 +302,24 @@ def timed(function, repeat):
     return {'median_ms': median(runs), 'runs_ms': runs}
 
 
-def exact_counts(field='status'):
-    """The true count of every state, due, scheduled and stalled (COUNT)."""
-    import modelqueue  # noqa: PLC0415
+def exact_counts(current, field='status'):
+    """The true count of every state, due, scheduled and stalled at
+    `current`, and of the rows finished and canceled in its last hour (COUNT)."""
     from modelqueue import ranges  # noqa: PLC0415
+    from modelqueue.admin.figures import LATE_WRITES  # noqa: PLC0415
     from modelqueue.status import ONE_HOUR, Status  # noqa: PLC0415
     from tests.testapp.models import Task  # noqa: PLC0415
 
-    current = modelqueue.now()
     tasks = Task.objects.order_by()
     counts = {state.name: tasks.filter(ranges.in_states(field, state)).count() for state in Status.states}
     counts['due'] = tasks.filter(ranges.due(field, current)).count()
     counts['scheduled'] = tasks.filter(ranges.scheduled(field, current)).count()
     counts['stalled'] = tasks.filter(ranges.stalled(field, current, ONE_HOUR)).count()
     counts['total'] = tasks.count()
+    last = current.replace(second=0, microsecond=0)
+    since, until = last - dt.timedelta(minutes=59), last + LATE_WRITES + dt.timedelta(seconds=59, microseconds=999_000)
+    for state in ('finished', 'canceled'):
+        counts[f'{state}_last_hour'] = tasks.filter(ranges.written(field, state, since, until)).count()
     return counts
 
 
@@ -324,13 +329,17 @@ def estimates_against_truth(admin, request):
 
     from modelqueue import ranges  # noqa: PLC0415
     from modelqueue.admin.changelist import page_count  # noqa: PLC0415
+    from modelqueue import now  # noqa: PLC0415
     from modelqueue.admin.counts import count_rows, is_estimate  # noqa: PLC0415
     from tests.testapp.models import Task  # noqa: PLC0415
 
-    truth = exact_counts()
-    figures = admin.get_queue_figures(request)[0]
+    current = now()
+    truth = exact_counts(current)
     above = admin.queue_estimate_above
+    figures = admin.get_queue_figures(request, current=current)[0]
     shown = {f'dashboard {name}': figures['tally'][name] for name in figures['tally']}
+    for name in ('due', 'scheduled', 'stalled', 'finished_last_hour', 'canceled_last_hour'):
+        shown[f'dashboard {name}'] = figures[name]
     shown['changelist total'] = count_rows(Task.objects.all(), above, admin.valid_queue_fields)
     for name in ('finished', 'canceled'):
         filtered = RequestFactory().get('/', {'status_queue': name})
