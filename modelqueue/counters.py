@@ -5,15 +5,19 @@ with a long history the dashboard's counts cost more every day. Once
 :func:`install_counters` has run for a queue, PostgreSQL keeps them:
 
 - statement triggers on the queue's table (after INSERT, UPDATE, DELETE and
-  TRUNCATE) add one row per changed state to ``modelqueue_state_count``,
-  with how many rows the statement moved into (+) or out of (-) it, read
-  from the statement's transition tables: a bulk action on a million rows
-  adds at most ten;
-- a state's count is the sum of its rows there: exact, in the reader's
-  snapshot, like a ``COUNT``, and as cheap at ten million rows as at ten;
-- :func:`compact_counters` folds the added rows back into one per state. The
-  worker's heartbeat thread calls it every few seconds, and the admin calls
-  it after a read that summed more than :data:`COMPACT_ABOVE` rows.
+  TRUNCATE) add rows to ``modelqueue_state_count`` with how many rows the
+  statement moved into (+) or out of (-) each state, read from the
+  statement's transition tables; waiting, finished and canceled rows are
+  kept by minute (their status divided by :data:`MINUTE`), so the dashboard
+  can read how many are scheduled after now and how many finished in each
+  of the last sixty minutes;
+- a count is a sum of those rows: exact, in the reader's snapshot, like a
+  ``COUNT``, and as cheap at ten million rows as at ten;
+- :func:`compact_counters` folds the added rows into one per state and
+  minute, and minutes older than :data:`KEEP_MINUTES` into their state's
+  total. The worker's heartbeat thread calls it every few seconds, and the
+  admin calls it after a read that summed more than :data:`COMPACT_ABOVE`
+  rows.
 
 A status change then costs its transaction one more INSERT (into a table no
 other statement locks, so workers never wait on each other for it). The
@@ -254,8 +258,9 @@ def state_totals(queryset, field):
 
 def compact_counters(model, field, using='default'):
     """Fold the counts the triggers added for the queue into one row per
-    state; the sums do not change. Returns the rows removed (0 elsewhere
-    than on PostgreSQL, or without counters)."""
+    state and minute, and the minutes older than :data:`KEEP_MINUTES` into
+    their state's total; no sum that a figure reads changes. Returns the
+    rows removed (0 elsewhere than on PostgreSQL, or without counters)."""
     connection = connections[using]
     if connection.vendor != 'postgresql':
         return 0

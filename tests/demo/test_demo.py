@@ -340,6 +340,22 @@ def test_worker_burst_drains_what_is_due(demo):
 
 
 @pytest.mark.processes
+@pytest.mark.vendors('postgresql')
+def test_on_postgresql_the_demo_s_migrations_install_state_counters_that_match_the_tally(demo):
+    demo.manage('seed', '--reset')
+    demo.manage(
+        'modelqueue_worker', 'jobs.Image', 'resize_status', 'demo.jobs.actions.resize_image', '--burst', timeout=120,
+    )
+    counted = demo.query(
+        "[{state: rows for state, rows in __import__('modelqueue.counters').counters.state_totals("
+        "Image.objects.all(), field).items() if state} for field in ('resize_status', 'publish_status')]"
+    )
+    expected = demo.query("[Status.tally(Image.objects.all(), field) for field in ('resize_status', 'publish_status')]")
+    assert counted == expected
+    assert sum(counted[0].values()) > 0
+
+
+@pytest.mark.processes
 def test_failed_emails_say_why(demo):
     flaky, invalid = demo.query(
         "[Email.objects.create(recipient=recipient, subject='why?', status=Status.waiting(0)).pk"
