@@ -327,9 +327,8 @@ def estimates_against_truth(admin, request):
     """Every estimate the admin shows at this size, with the true count."""
     from django.test import RequestFactory  # noqa: PLC0415
 
-    from modelqueue import ranges  # noqa: PLC0415
+    from modelqueue import now, ranges  # noqa: PLC0415
     from modelqueue.admin.changelist import page_count  # noqa: PLC0415
-    from modelqueue import now  # noqa: PLC0415
     from modelqueue.admin.counts import count_rows, is_estimate  # noqa: PLC0415
     from tests.testapp.models import Task  # noqa: PLC0415
 

@@ -200,6 +200,7 @@ def install_counters(model, field, using='default'):
             f' SELECT %s, {_state_sql(column)}, {_bucket_sql(column)}, count(*) FROM {table} GROUP BY 2, 3',
             [key],
         )
+        _fold(cursor, key)
     logger.info('Installed the state counters %s on %s', function, model._meta.db_table)
     return True
 
@@ -270,34 +271,43 @@ def compact_counters(model, field, using='default'):
             cursor.execute('SELECT to_regclass(%s)', [COUNTS_TABLE])
             if cursor.fetchone()[0] is None:
                 return 0
-            # Rows a concurrent compaction deletes first are skipped here,
-            # and its sums, committed after this statement began, are not
-            # seen: each row is folded once.
-            cursor.execute(
-                f'WITH folded AS (DELETE FROM {COUNTS_TABLE} WHERE queue = %s RETURNING state, bucket, rows),'
-                ' kept AS ('
-                f'  INSERT INTO {COUNTS_TABLE} (queue, state, bucket, rows)'
-                '  SELECT %s, state, CASE WHEN bucket >= CASE state WHEN 2 THEN %s WHEN 4 THEN %s ELSE %s END'
-                '  THEN bucket END AS kept_bucket, sum(rows) FROM folded GROUP BY 2, 3 HAVING sum(rows) <> 0'
-                '  RETURNING 1)'
-                ' SELECT (SELECT count(*) FROM folded) - (SELECT count(*) FROM kept)',
-                [key, key, *(int(status(now() - KEEP_MINUTES)) // MINUTE for status in _MINUTE_STATES)],
-            )
-            return cursor.fetchone()[0]
+            return _fold(cursor, key)
     except DatabaseError as error:  # a read-only user, say: the sums stay right
         logger.warning('Could not compact the state counters of %s: %s', key, error)
         return 0
 
 
-#: The states whose rows the counters keep by minute (see _bucket_sql).
-_MINUTE_STATES = (Status.waiting, Status.finished, Status.canceled)
+def _fold(cursor, key):
+    """Compact the queue `key`'s counts; return the rows removed.
+
+    Rows a concurrent compaction deletes first are skipped here, and its
+    sums, committed after this statement began, are not seen: each row is
+    folded once.
+    """
+    horizon = now() - KEEP_MINUTES
+    cursor.execute(
+        f'WITH folded AS (DELETE FROM {COUNTS_TABLE} WHERE queue = %s RETURNING state, bucket, rows),'
+        ' kept AS ('
+        f'  INSERT INTO {COUNTS_TABLE} (queue, state, bucket, rows)'
+        '  SELECT %s, state, CASE WHEN bucket >= CASE state WHEN %s THEN %s WHEN %s THEN %s ELSE %s END'
+        '  THEN bucket END AS kept_bucket, sum(rows) FROM folded GROUP BY 2, 3 HAVING sum(rows) <> 0'
+        '  RETURNING 1)'
+        ' SELECT (SELECT count(*) FROM folded) - (SELECT count(*) FROM kept)',
+        [
+            key, key,
+            int(State.waiting), int(Status.waiting(horizon)) // MINUTE,
+            int(State.finished), int(Status.finished(horizon)) // MINUTE,
+            int(Status.canceled(horizon)) // MINUTE,
+        ],
+    )
+    return cursor.fetchone()[0]
 
 
 def minute_sums(queryset, field, state, first, last):
     """Rows of `queryset` in `state` (waiting, finished or canceled) by minute
     bucket, for the buckets `first` through `last` (status // MINUTE), from
-    the counters: ``{bucket: rows}``. Buckets older than :data:`KEEP_MINUTES` are folded away
-    by compaction: ask only for later ones. Call it where
+    the counters: ``{bucket: rows}``. Compaction folds the buckets older
+    than :data:`KEEP_MINUTES`: ask only for later ones. Call it where
     :func:`state_totals` answered: it does not look for the triggers again."""
     with connections[queryset.db].cursor() as cursor:
         cursor.execute(

@@ -217,7 +217,8 @@ def scheduled_from_counters(queryset, field, current):
     first = ranges.last_due(current) + 1
     minute = first // counters.MINUTE
     rest_of_minute = queryset.filter(ranges.between(field, first, (minute + 1) * counters.MINUTE - 1)).count()
-    later = counters.minute_sums(queryset, field, State.waiting, minute + 1, Status.maximum(State.waiting) // counters.MINUTE)
+    last = Status.maximum(State.waiting) // counters.MINUTE
+    later = counters.minute_sums(queryset, field, State.waiting, minute + 1, last)
     return rest_of_minute + sum(later.values())
 
 

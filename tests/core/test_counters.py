@@ -13,10 +13,10 @@ import pytest
 from django.db import connection, transaction
 
 from modelqueue import State, Status, counters, now
-from modelqueue.admin.counts import is_estimate, state_counts
+from modelqueue.admin.counts import is_estimate, scheduled_from_counters, state_counts
 from modelqueue.admin.figures import throughput
 from modelqueue.counters import compact_counters, install_counters, state_totals, uninstall_counters
-from modelqueue.ranges import in_states
+from modelqueue.ranges import in_states, scheduled
 from tests.support.processes import finish, start_worker
 from tests.support.waits import wait_until
 from tests.testapp.models import Task, Upload
@@ -35,6 +35,17 @@ def true_counts(queryset=None, field='status'):
 def counter_rows():
     with connection.cursor() as cursor:
         cursor.execute(f'SELECT count(*) FROM {counters.COUNTS_TABLE} WHERE queue = %s', ['testapp_task.status'])
+        return cursor.fetchone()[0]
+
+
+def minutes_older_than_kept(state):
+    """Counter rows of the Task queue for minutes of `state` that compaction folds."""
+    horizon = int(getattr(Status, state)(now() - counters.KEEP_MINUTES)) // counters.MINUTE
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'SELECT count(*) FROM {counters.COUNTS_TABLE} WHERE queue = %s AND state = %s AND bucket < %s',
+            ['testapp_task.status', int(State.get(state)), horizon],
+        )
         return cursor.fetchone()[0]
 
 
@@ -100,12 +111,15 @@ def test_truncate_empties_the_counts_and_counting_goes_on_after_it():
 @pytest.mark.django_db
 def test_compacting_folds_the_rows_into_one_per_state_and_keeps_the_sums():
     install_counters(Task, 'status')
+    at = now()  # one minute for all, whenever the test runs
     for _ in range(6):
-        make(Status.waiting(), Status.finished(now()))
+        make(Status.waiting(at), Status.finished(at))
+    make(Status.finished(at - dt.timedelta(hours=4)))
     before = state_totals(Task.objects.all(), 'status')
-    assert counter_rows() == 12  # one per state per INSERT; counting the empty table added none
-    assert compact_counters(Task, 'status') == 10
-    assert counter_rows() == 2
+    assert counter_rows() == 13  # one per state and minute per INSERT; counting the empty table added none
+    assert minutes_older_than_kept('finished') == 1
+    assert compact_counters(Task, 'status') == 13 - 3  # waiting, finished now, finished folded
+    assert counter_rows() == 3 and minutes_older_than_kept('finished') == 0
     assert state_totals(Task.objects.all(), 'status') == before == true_counts()
 
 
@@ -164,8 +178,9 @@ def test_the_dashboard_counts_from_the_counters_exactly_where_it_would_estimate(
 def test_a_read_that_sums_many_rows_compacts_them(monkeypatch):
     install_counters(Task, 'status')
     monkeypatch.setattr(counters, 'COMPACT_ABOVE', 3)
+    at = now()
     for _ in range(5):
-        make(Status.waiting())
+        make(Status.waiting(at))
     state_counts(Task.objects.all(), 'status', now())
     assert counter_rows() == 1
 
@@ -187,7 +202,8 @@ def test_elsewhere_counters_are_not_installed_and_counting_is_unchanged():
 def test_counts_stay_exact_while_workers_claim_and_an_operator_requeues(spawn):
     """Two workers run 300 rows (each claim and finish a status change)
     while this process requeues and cancels rows in bulk and compacts; in
-    every snapshot read meanwhile the counters equal COUNT."""
+    every snapshot read meanwhile the counters' totals, throughput and
+    scheduled count equal those counted on the queue's index."""
     install_counters(Task, 'status')
     make(*[Status.waiting()] * 300)
     workers = [
@@ -201,9 +217,20 @@ def test_counts_stay_exact_while_workers_claim_and_an_operator_requeues(spawn):
             with transaction.atomic():
                 with connection.cursor() as cursor:
                     cursor.execute('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ')
-                snapshots.append((state_totals(Task.objects.all(), 'status'), true_counts()))
-            # The operator requeues what waits (a new priority) and cancels a few rows.
+                current, tasks = now(), Task.objects.all()
+                snapshots.append((
+                    (state_totals(tasks, 'status'), true_counts()),
+                    (throughput(tasks, 'status', current, from_counters=True), throughput(tasks, 'status', current)),
+                    (
+                        scheduled_from_counters(tasks, 'status', current),
+                        tasks.filter(scheduled('status', current)).count(),
+                    ),
+                ))
+            # The operator requeues what waits, some of it 2 s later, and cancels a few rows.
             Task.objects.filter(in_states('status', State.waiting)).update(status=Status.waiting(now()))
+            Task.objects.filter(in_states('status', State.waiting), pk__gt=Task.objects.latest('pk').pk - 20).update(
+                status=Status.waiting(now() + dt.timedelta(seconds=2))
+            )
             Task.objects.filter(in_states('status', State.waiting), pk__gt=Task.objects.latest('pk').pk - 5).update(
                 status=Status.canceled(now())
             )
@@ -214,7 +241,9 @@ def test_counts_stay_exact_while_workers_claim_and_an_operator_requeues(spawn):
             worker.send_signal(signal.SIGTERM)
             finish(worker)
     assert len(snapshots) >= 3
-    assert [totals for totals, _ in snapshots] == [truth for _, truth in snapshots]
+    for figures in zip(*snapshots):  # totals, throughput, scheduled: from the counters, then counted
+        assert [by_counters for by_counters, _ in figures] == [counted for _, counted in figures]
+    assert any(counted for _, counted in list(zip(*snapshots))[2])  # some were scheduled
     final = state_totals(Task.objects.all(), 'status')
     assert final == true_counts()
     assert final['finished'] + final['canceled'] == 300
@@ -252,9 +281,7 @@ def test_throughput_and_scheduled_from_the_counters_equal_the_counts_before_and_
     tasks = Task.objects.all()
     by_index = (throughput(tasks, 'status', current), state_counts(tasks, 'status', current))
     install_counters(Task, 'status')
-    rows_before = counter_rows()
-    folded = compact_counters(Task, 'status')
-    assert folded > 0 and counter_rows() == rows_before - folded  # minutes over 3 hours old, folded
+    assert minutes_older_than_kept('finished') == 0  # the install's count folded them
     by_counters = (throughput(tasks, 'status', current, from_counters=True), state_counts(tasks, 'status', current))
     assert by_counters[1].from_counters and not by_index[1].from_counters
     assert by_counters == by_index
