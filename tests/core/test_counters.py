@@ -24,6 +24,14 @@ from tests.testapp.models import Task, Upload
 postgresql_only = pytest.mark.vendors('postgresql')  # statement triggers with transition tables
 
 
+@pytest.fixture
+def uninstalled_afterwards():
+    """Remove the Task queue's counters after a test that commits them, so
+    that no later test finds them installed."""
+    yield
+    uninstall_counters(Task, 'status')
+
+
 def true_counts(queryset=None, field='status'):
     """Each state's COUNT, and the rows in no state (under None)."""
     queryset = Task.objects.all() if queryset is None else queryset
@@ -199,7 +207,7 @@ def test_elsewhere_counters_are_not_installed_and_counting_is_unchanged():
 @postgresql_only
 @pytest.mark.processes
 @pytest.mark.django_db(transaction=True)
-def test_counts_stay_exact_while_workers_claim_and_an_operator_requeues(spawn):
+def test_counts_stay_exact_while_workers_claim_and_an_operator_requeues(spawn, uninstalled_afterwards):
     """Two workers run 300 rows (each claim and finish a status change)
     while this process requeues and cancels rows in bulk and compacts; in
     every snapshot read meanwhile the counters' totals, throughput and
@@ -251,7 +259,7 @@ def test_counts_stay_exact_while_workers_claim_and_an_operator_requeues(spawn):
 
 @postgresql_only
 @pytest.mark.processes
-def test_a_running_workers_heartbeat_compacts_the_counts(spawn):
+def test_a_running_workers_heartbeat_compacts_the_counts(spawn, uninstalled_afterwards):
     install_counters(Task, 'status')
     for _ in range(20):
         make(Status.waiting())
