@@ -18,6 +18,10 @@ connection). Idle threads sleep until it wakes them:
   of rows committed together spreads over the pool, and the chain stops at
   the first thread that finds nothing.
 
+A busy thread claims its next row with the completion of its task (one
+statement on PostgreSQL: see :func:`modelqueue.queue.run_chained`), and
+sleeps only once a claim finds nothing.
+
 :class:`ThreadPool` counts these wake-ups (`wakeups`) and logs them when it
 stops. A first SIGTERM or SIGINT lets every thread finish the task it
 holds; `max_tasks` counts the tasks of every thread (and process) together.
@@ -152,15 +156,16 @@ class ThreadPool:
         woken_by = None  # why this thread was woken, until it has looked
         failures = 0
         try:
-            while not (self._stopped.is_set() or worker.stopping):
-                if not worker.budget.take():
+            while worker.holds_claim() or not self._stopping():
+                # A row claimed with the last completion has its task budgeted.
+                if not worker.holds_claim() and not worker.budget.take():
                     with self._lock:  # the others may be waiting for nothing now
                         self._release_idle()
                     break
                 # Woken and a row claimed: there may be more, so pass it on.
                 hand_on = (lambda: self._wake(1, HANDED_ON)) if woken_by is not None else None
                 try:
-                    found = worker._run_one(on_claim=hand_on)
+                    found = worker._run_one(on_claim=hand_on, claim_next=self._goes_on)
                 except DatabaseError as error:
                     worker.budget.give_back()
                     failures += 1
@@ -195,6 +200,13 @@ class ThreadPool:
             with self._lock:
                 self._running -= 1
             self._nudge_main_thread()
+
+    def _stopping(self):
+        return self._stopped.is_set() or self.worker.stopping
+
+    def _goes_on(self):
+        """Whether a thread may claim another row (with its completion)."""
+        return not self._stopping()
 
     def _sleep(self):
         """Sleep until woken; return why (None: to look at the stop conditions)."""
