@@ -11,6 +11,12 @@ autocommitted statement::
 The last column says whether any row is stalled, so the timeout reclaim
 costs no statement while none is.
 
+On PostgreSQL a worker that runs one task after another writes a task's
+outcome and claims its next row in one statement (`with_completion`): the
+fenced completion as a data-modifying ``WITH``, the claim beside it. One
+round trip and one commit then serve two writes, and a commit is what a
+task spends most of its time on besides its action.
+
 Compiling this through the ORM costs more than running it, so it is compiled
 once per queue (model, database, status column and the queryset's filters)
 and kept in a small cache. Only three parameters depend on the time of the
@@ -58,6 +64,13 @@ def claims_in_one_statement(queryset):
         and query.deferred_loading == (frozenset(), True)
         and not queryset.model._meta.parents
     )
+
+
+def claims_with_completion(queryset):
+    """Whether a completion and the next claim of `queryset` can be one
+    statement: PostgreSQL, whose ``WITH`` may hold an ``UPDATE``, and a
+    queryset claimed in one statement (:func:`claims_in_one_statement`)."""
+    return connections[queryset.db].vendor == 'postgresql' and claims_in_one_statement(queryset)
 
 
 def claim_bounds(at, timeout):
@@ -149,6 +162,22 @@ class ClaimStatement:
         for (index,), bound in zip(self.positions, claim_bounds(at, timeout)):
             params[index] = bound
         return params
+
+    def with_completion(self, completion_sql, completion_params, at, timeout):
+        """This claim at time `at` after the UPDATE `completion_sql`, in one
+        statement; return its SQL and parameters.
+
+        Its one row is the number of rows the completion wrote, then the
+        claim's columns, all NULL when no row was due. Both see the database
+        as it was before the statement, so the row completed (working until
+        then) is never the one claimed.
+        """
+        sql = (
+            f'WITH done AS ({completion_sql} RETURNING 1), claimed AS ({self.sql})'
+            ' SELECT (SELECT COUNT(*) FROM done), claimed.*'
+            ' FROM (SELECT 1) AS one LEFT JOIN claimed ON TRUE'
+        )
+        return sql, [*completion_params, *self.params_at(at, timeout)]
 
     def model_from_row(self, queryset, row):
         """The model instance built from the columns the statement returned."""

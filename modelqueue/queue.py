@@ -13,9 +13,10 @@ import random
 import time
 
 from django.db import OperationalError, connections, router, transaction
+from django.db.models.sql.subqueries import UpdateQuery
 
 from . import failures, ranges
-from .claim import claim_statement, claims_in_one_statement, due_rows
+from .claim import claim_statement, claims_in_one_statement, claims_with_completion, due_rows
 from .status import MAX_ATTEMPTS, ONE_HOUR, ZERO_SECS, Status, now
 from .validation import (
     check_callable,
@@ -132,19 +133,36 @@ def _fenced_status_update(queryset, pk, attname, expected, status):
     """The common case of `_fenced_update`, one status written, as plain SQL:
     building it with the ORM would cost more than the round trip."""
     connection = connections[queryset.db]
+    sql, params = _fenced_status_update_sql(connection, queryset.model, pk, attname, expected, status)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def _fenced_status_update_sql(connection, model, pk, attname, expected, status):
     qn = connection.ops.quote_name
-    field = queryset.model._meta.get_field(attname)
+    field = model._meta.get_field(attname)
     meta = field.model._meta  # the table that holds the column
     column = qn(field.column)
     sql = (
         f'UPDATE {qn(meta.db_table)} SET {column} = %s'
         f' WHERE {qn(meta.pk.column)} = %s AND {column} = %s'
     )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql, (int(status), meta.pk.get_db_prep_value(pk, connection), int(expected))
+    return sql, (int(status), meta.pk.get_db_prep_value(pk, connection), int(expected))
+
+
+def _fenced_update_sql(queryset, pk, attname, expected, values):
+    """The SQL and parameters of `_fenced_update`'s UPDATE, for a model of
+    one table (claims_in_one_statement)."""
+    if values.keys() == {attname}:
+        connection = connections[queryset.db]
+        return _fenced_status_update_sql(
+            connection, queryset.model, pk, attname, expected, values[attname]
         )
-        return cursor.rowcount
+    manager = queryset.model._base_manager.using(queryset.db)
+    query = manager.filter(pk=pk, **{attname: expected}).query.chain(UpdateQuery)
+    query.add_update_values(values)
+    return query.get_compiler(queryset.db).as_sql()
 
 
 def save_fields_fenced(obj, attnames, expected):
@@ -368,7 +386,27 @@ def run(queryset, field, action, retry=3, timeout=ONE_HOUR, delay=ZERO_SECS):
 
     """
     attname = check_run_arguments(queryset, field, action, retry, timeout, delay)
-    if claims_in_one_statement(queryset):
+    task, _ = run_chained(queryset, attname, action, retry, timeout, delay)
+    return task
+
+
+def run_chained(queryset, attname, action, retry, timeout, delay, held=None, claim_next=None):
+    """:func:`run` for a worker that runs one task after another, with the
+    arguments checked (`attname` from check_run_arguments); return the task
+    (or None) and `following`, the next row claimed with its completion.
+
+    `held` is a ``following`` of the previous call, run instead of claiming a
+    row. `claim_next` is called once the action has returned when the
+    outcome can be written together with the next claim (the action
+    succeeded, on PostgreSQL: :func:`modelqueue.claim.claims_with_completion`);
+    when it returns true, the fenced completion also claims the next due row
+    in the same statement, one commit instead of two, and `following` is that
+    row (None if none was due). The caller runs it next; until then it is
+    working, held as any claimed row is (a timeout reclaims it).
+    """
+    if held is not None:
+        task, claimed = held
+    elif claims_in_one_statement(queryset):
         task, claimed, stalled = _claim_returning(queryset, attname, timeout)
         if task is None:
             if _reclaim_stalled(queryset, attname, retry, timeout, delay):
@@ -379,7 +417,7 @@ def run(queryset, field, action, retry=3, timeout=ONE_HOUR, delay=ZERO_SECS):
         _reclaim_stalled(queryset, attname, retry, timeout, delay)
         task, claimed = _claim(queryset, attname)
     if task is None:
-        return None
+        return None, None
 
     attempts = claimed.attempts + 1
     setattr(task, attname, claimed)
@@ -390,6 +428,17 @@ def run(queryset, field, action, retry=3, timeout=ONE_HOUR, delay=ZERO_SECS):
     except BaseException as exc:  # the row must not stay working
         error = exc
     outcome = _outcome(error, attempts, retry, delay)
+    following = None
+    if (
+        error is None
+        and claim_next is not None
+        and claims_with_completion(queryset)
+        and claim_next()
+    ):
+        following = _complete_and_claim(
+            queryset, task, attname, claimed, before, outcome, retry, timeout, delay
+        )
+        return task, following
     written = _complete(queryset, task, attname, claimed, before, outcome)
     if error is not None and not isinstance(error, Retry):  # a failure: one INSERT
         failures.record_attempt(
@@ -397,7 +446,30 @@ def run(queryset, field, action, retry=3, timeout=ONE_HOUR, delay=ZERO_SECS):
         )
     if error is not None and not isinstance(error, (Retry, Abort, Cancel)):
         raise error
-    return task
+    return task, None
+
+
+def _complete_and_claim(queryset, task, attname, claimed, before, outcome, retry, timeout, delay):
+    """`_complete`, and the next claim in the same statement; return the row
+    claimed, as (task, status), or None."""
+    values = _changed_values(task, before, attname)
+    values[attname] = outcome
+    completion_sql, completion_params = _fenced_update_sql(
+        queryset, task.pk, attname, claimed, values
+    )
+    current = now()
+    statement = claim_statement(queryset, attname, timeout, current)
+    sql, params = statement.with_completion(completion_sql, completion_params, current, timeout)
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    _completed(queryset, task, attname, outcome, bool(row[0]))
+    if row[1] is None:  # the claim's columns are NULL: no row was due
+        return None
+    following = statement.model_from_row(queryset, row[1:])
+    if row[-1] is not None:
+        _reclaim_stalled(queryset, attname, retry, timeout, delay, following.pk)
+    return following, Status(getattr(following, attname))
 
 
 def _complete(queryset, task, attname, claimed, before, outcome):
@@ -409,6 +481,12 @@ def _complete(queryset, task, attname, claimed, before, outcome):
         queryset.db,
         lambda: _fenced_update(queryset, task.pk, attname, claimed, values),
     )
+    _completed(queryset, task, attname, outcome, written)
+    return bool(written)
+
+
+def _completed(queryset, task, attname, outcome, written):
+    """Set the outcome `written` on `task`, or warn that it was not."""
     if written:
         setattr(task, attname, outcome)
     else:
@@ -419,4 +497,3 @@ def _complete(queryset, task, attname, claimed, before, outcome):
             task.pk,
             outcome.state.name,
         )
-    return bool(written)

@@ -19,13 +19,14 @@ import os
 import random
 import select
 import signal
+import threading
 import time
 
 from django.db import Error as DatabaseError
 from django.db import close_old_connections, connections
 
 from .heartbeat import Heartbeat
-from .queue import Abort, Cancel, Retry, check_run_arguments, run
+from .queue import Abort, Cancel, Retry, check_run_arguments, run_chained
 from .status import ONE_HOUR, ZERO_SECS, Status
 from .validation import check_count, check_seconds, check_timedelta
 from .wakeup import install_trigger, waiter_for
@@ -95,6 +96,7 @@ class Worker:
         self._wakeup_fd = None
         self._heartbeat = None
         self._wakeup_write_fd = None  # worker threads write to it to wake the main thread
+        self._chain = threading.local()  # .held: the row each thread claimed with its last completion
 
     @property
     def label(self):
@@ -147,11 +149,11 @@ class Worker:
         return self.processed
 
     def _loop(self, waiter):
-        while not self._should_stop():
-            if not self.budget.take():
+        while self.holds_claim() or not self._should_stop():
+            if not self.holds_claim() and not self.budget.take():
                 break
             try:
-                found = self._run_one()
+                found = self._run_one(claim_next=lambda: not self._should_stop())
             except DatabaseError as error:
                 self.budget.give_back()
                 self._back_off(error)
@@ -175,16 +177,42 @@ class Worker:
             self.stopping = True
         return self.stopping
 
-    def _run_one(self, on_claim=None):
+    def _run_one(self, on_claim=None, claim_next=None):
         """Run one task; return whether a row was due.
 
         An action's own exception is logged here (run() has recorded the
         attempt); errors of the queue's own queries propagate. `on_claim`,
         if given, is called once a row is claimed, before its action.
+
+        The task is the row this thread claimed with its last completion, if
+        it holds one (`holds_claim`), else a row claimed now. `claim_next`,
+        if given, is asked once the action has returned whether this thread
+        may go on: if so, and the budget allows one more task, the outcome is
+        written with the next claim in one statement where the database can
+        (see :func:`modelqueue.queue.run_chained`), and the row claimed is
+        the next call's task. Its budget is given back if no row was due.
         """
         call = ActionCall(self.action, self._heartbeat, on_claim)
+        held, self._chain.held = self.holds_claim(), None
+        took_next = False
+
+        def may_claim_next():
+            nonlocal took_next
+            took_next = claim_next() and self.budget.take()
+            return took_next
+
+        following = None
         try:
-            run(self.queryset, self.field, call, self.retry, self.timeout, self.delay)
+            _, following = run_chained(
+                self.queryset,
+                self.attname,
+                call,
+                self.retry,
+                self.timeout,
+                self.delay,
+                held,
+                None if claim_next is None else may_claim_next,
+            )
         except Exception as error:
             if call.task is None or error is not call.error:
                 if call.task is not None:
@@ -193,10 +221,19 @@ class Worker:
             call.log(self.attname)
             close_old_connections()
             return True
+        finally:
+            if took_next and following is None:
+                self.budget.give_back()
+            self._chain.held = following
         if call.task is None:
             return False
         call.log(self.attname)
         return True
+
+    def holds_claim(self):
+        """The row this thread claimed with its last completion, and not yet
+        ran (see `_run_one`), as (task, claimed status); else None."""
+        return getattr(self._chain, 'held', None)
 
     def _back_off(self, error):
         """Log a database error, drop the connection, pause, and go on."""

@@ -137,12 +137,12 @@ class TaskWorker(Worker):
         )
         self._next_promotion = 0.0
 
-    def _run_one(self, on_claim=None):
+    def _run_one(self, on_claim=None, claim_next=None):
         if time.monotonic() >= self._next_promotion:
             self._next_promotion = time.monotonic() + PROMOTE_EVERY
             promote_due(self.queryset)
         self.runner.row = self.runner.result = None
-        found = super()._run_one(on_claim)
+        found = super()._run_one(on_claim, claim_next)
         if found:
             self._send_finished()
         return found

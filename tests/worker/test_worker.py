@@ -93,6 +93,20 @@ def test_max_tasks_counts_all_processes_together(spawn):
     assert Execution.objects.count() == 3
 
 
+@pytest.mark.processes
+def test_max_tasks_counts_tasks_not_looks_that_found_nothing(spawn):
+    # On PostgreSQL the first task's outcome is written with a claim that
+    # finds nothing; that claim must not use up a task of the budget.
+    waiting_tasks(1)
+    child = start_worker(spawn, '--max-tasks=2', '--sleep=0.2')
+    wait_until(executed(1), WAIT_SECONDS, 'the first task', child=child)
+    time.sleep(0.5)  # the worker has looked again, found nothing and waits
+    waiting_tasks(1)
+    status, log = finish(child)
+    assert status == 0, log
+    assert state_counts() == {'finished': 2}, log
+
+
 LONG_ACTION = {'MODELQUEUE_TEST_ACTION_SECONDS': '2'}
 
 
