@@ -882,7 +882,7 @@ def cmd_wakeups(args):
         reader = threading.Thread(target=lambda: log_lines.extend(child.stderr), daemon=True)
         reader.start()
         try:
-            wait_for(lambda: listening(impl), 30, 'the worker to LISTEN')
+            wait_for(listening, 30, 'the worker to LISTEN')
             time.sleep(args.settle)  # every thread has looked once and sleeps
             committed = time.time()
             add_due_rows(impl, args.rows)
@@ -916,7 +916,8 @@ def cmd_wakeups(args):
     )
 
 
-def listening(impl):
+def listening():
+    """Whether the worker's LISTEN session on this database is idle, waiting (PostgreSQL)."""
     from django.db import connection
 
     with connection.cursor() as cursor:

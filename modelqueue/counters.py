@@ -178,7 +178,7 @@ def install_counters(model, field, using='default'):
     owns_transaction = not connection.in_atomic_block
     with transaction.atomic(using=using), connection.cursor() as cursor:
         # Installs take turns: CREATE TABLE IF NOT EXISTS is not safe against itself.
-        cursor.execute('SELECT pg_advisory_xact_lock(%s)', [_lock_key(COUNTS_TABLE)])
+        cursor.execute('SELECT pg_advisory_xact_lock(hashtext(%s))', [COUNTS_TABLE])
         if owns_transaction:  # never wait long behind a busy table
             cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
         cursor.execute(
@@ -240,9 +240,15 @@ def state_totals(queryset, field):
     a trigger disabled), or `queryset` is not a whole table (they count
     tables, not filters).
     """
-    if not state_totals_available(queryset, field):
+    query = queryset.query
+    if query.where or query.distinct or query.is_sliced or query.combinator:
         return None
-    with connections[queryset.db].cursor() as cursor:
+    connection = connections[queryset.db]
+    if connection.vendor != 'postgresql':
+        return None
+    if not _installed(connection, queryset.model, trigger_names(queryset.model, field)[1]):
+        return None
+    with connection.cursor() as cursor:
         cursor.execute(
             f'SELECT state, sum(rows), count(*) FROM {COUNTS_TABLE} WHERE queue = %s GROUP BY state',
             [queue_key(queryset.model, field)],
@@ -318,17 +324,6 @@ def minute_sums(queryset, field, state, first, last):
         return {bucket: int(rows) for bucket, rows in cursor.fetchall() if rows}
 
 
-def state_totals_available(queryset, field):
-    """Whether the counters can answer for `queryset` (see :func:`state_totals`)."""
-    query = queryset.query
-    if query.where or query.distinct or query.is_sliced or query.combinator:
-        return False
-    connection = connections[queryset.db]
-    if connection.vendor != 'postgresql':
-        return False
-    return _installed(connection, queryset.model, trigger_names(queryset.model, field)[1])
-
-
 def _installed(connection, model, triggers):
     """Whether every trigger is there, enabled, and runs this version's function."""
     with connection.cursor() as cursor:
@@ -348,7 +343,3 @@ def _function_source(connection, function):
         )
         row = cursor.fetchone()
     return None if row is None else row[0]
-
-
-def _lock_key(name):
-    return int.from_bytes(hashlib.sha1(name.encode()).digest()[:8], 'big', signed=True)
