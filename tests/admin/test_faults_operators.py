@@ -16,8 +16,9 @@ from django.db.models import Max
 from django.urls import reverse
 
 from modelqueue import State, Status
+from modelqueue.counters import install_counters, uninstall_counters
 from tests.support.fleet import Fleet
-from tests.support.tasks import waiting_tasks
+from tests.support.tasks import counters_beside_counts, waiting_tasks
 from tests.support.waits import wait_until
 from tests.testapp.models import Execution, Task
 
@@ -32,11 +33,27 @@ def latest_execution():
     return Execution.objects.aggregate(last=Max('pk'))['last'] or 0
 
 
+@pytest.fixture(params=[
+    pytest.param(False, id='counted'),
+    pytest.param(True, id='with-state-counters', marks=pytest.mark.vendors('postgresql')),
+])
+def with_counters(request):
+    """Whether the Task queue has state counters (uninstalled afterwards)."""
+    if request.param:
+        install_counters(Task, 'status')
+    yield request.param
+    if request.param:
+        uninstall_counters(Task, 'status')
+
+
 def test_operator_cancel_and_requeue_win_over_workers(
-    spawn, tmp_path, superuser_client, capsys
+    spawn, tmp_path, superuser_client, capsys, with_counters
 ):
+    """With state counters, they also equal the true counts in a snapshot
+    read after each of the operator's actions, and at the end."""
     rows, workers = 60, 3
     waiting_tasks(rows)
+    snapshots = []
     client = superuser_client
     changelist = reverse('admin:testapp_task_changelist')
     fleet = Fleet(
@@ -90,6 +107,8 @@ def test_operator_cancel_and_requeue_win_over_workers(
             for pk in changed:
                 last[pk] = ('requeued', mark)
             requeued_working += len(set(changed) & set(working))
+        if with_counters:
+            snapshots.append(counters_beside_counts())
         time.sleep(0.2)
 
     wait_until(
@@ -122,3 +141,7 @@ def test_operator_cancel_and_requeue_win_over_workers(
         )
     assert canceled_working + requeued_working > 0, 'no row was caught mid-action'
     assert fenced > 0
+    if with_counters:
+        snapshots.append(counters_beside_counts())
+        assert len(snapshots) >= 2
+        assert [by_counters for by_counters, _ in snapshots] == [counted for _, counted in snapshots]

@@ -18,6 +18,7 @@ from modelqueue.admin.figures import throughput
 from modelqueue.counters import compact_counters, install_counters, state_totals, uninstall_counters
 from modelqueue.ranges import in_states, scheduled
 from tests.support.processes import finish, start_worker
+from tests.support.tasks import true_counts
 from tests.support.waits import wait_until
 from tests.testapp.models import Task, Upload
 
@@ -30,14 +31,6 @@ def uninstalled_afterwards():
     that no later test finds them installed."""
     yield
     uninstall_counters(Task, 'status')
-
-
-def true_counts(queryset=None, field='status'):
-    """Each state's COUNT, and the rows in no state (under None)."""
-    queryset = Task.objects.all() if queryset is None else queryset
-    found = {state.name: queryset.filter(in_states(field, state)).count() for state in Status.states}
-    found[None] = queryset.count() - sum(found.values())
-    return found
 
 
 def counter_rows():

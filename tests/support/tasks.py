@@ -2,7 +2,11 @@
 
 import collections
 
+from django.db import connection, transaction
+
 from modelqueue import Status
+from modelqueue.counters import state_totals
+from modelqueue.ranges import in_states
 from tests.testapp.models import Execution, Task
 
 
@@ -28,3 +32,20 @@ def state_counts():
     return collections.Counter(
         Status(value).state.name for value in Task.objects.values_list('status', flat=True)
     )
+
+
+def true_counts(queryset=None, field='status'):
+    """Each state's COUNT on the status index, and the rows in no state (under None)."""
+    queryset = Task.objects.all() if queryset is None else queryset
+    found = {state.name: queryset.filter(in_states(field, state)).count() for state in Status.states}
+    found[None] = queryset.count() - sum(found.values())
+    return found
+
+
+def counters_beside_counts():
+    """The Task queue's state counters and its true counts, read in one
+    REPEATABLE READ snapshot (PostgreSQL, outside a transaction)."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ')
+        return state_totals(Task.objects.all(), 'status'), true_counts()
