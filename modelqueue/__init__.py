@@ -17,9 +17,15 @@ Add one 64-bit integer column to a model::
 and process it with ``modelqueue.run(Task.objects.all(), 'status', action)``.
 """
 
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
 from django.db.models import BigIntegerField as StatusField
 
-from .queue import Abort, Cancel, Retry, run
+from .exceptions import Abort, Cancel, Retry
+from .queue import run
 from .status import ONE_HOUR, ZERO_SECS, State, Status, now
 
 __all__ = [
@@ -45,15 +51,13 @@ _ADMIN_NAMES = {
 }
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     if name in _ADMIN_NAMES:
-        from importlib import import_module  # noqa: PLC0415
-
         return getattr(import_module(_ADMIN_NAMES[name]), name)
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted([*globals(), *_ADMIN_NAMES])
 
 

@@ -51,6 +51,7 @@ import logging
 
 from django.db import DatabaseError, connections, transaction
 
+from . import dbobjects
 from .status import State, Status, now
 
 logger = logging.getLogger('modelqueue')
@@ -62,7 +63,6 @@ COUNTS_TABLE = 'modelqueue_state_count'
 COMPACT_ABOVE = 10_000
 #: What a row in no state (a value that is not a status) is counted as.
 NO_STATE = 0
-LOCK_TIMEOUT = '5s'
 #: Statuses per minute bucket: a minute of priorities, times 10 attempts.
 MINUTE = 10**6
 #: Compaction folds the minutes of finished, canceled and waiting rows older
@@ -111,14 +111,14 @@ def _literal(text):
     return "'" + text.replace("'", "''") + "'"
 
 
-def _trigger_sql(model, field, connection):
-    """The function's name and body, the trigger names, and the statements."""
-    quote = connection.ops.quote_name
+def counter_triggers(model, field, quote):
+    """The function and the four statement triggers that count the queue."""
     table = quote(model._meta.db_table)
-    state = _state_sql(quote(model._meta.get_field(field).column))
+    column = quote(model._meta.get_field(field).column)
+    state = _state_sql(column)
+    bucket = _bucket_sql(column)
     key = _literal(queue_key(model, field))
     function, triggers = trigger_names(model, field)
-    bucket = _bucket_sql(quote(model._meta.get_field(field).column))
     insert = f'INSERT INTO {COUNTS_TABLE} (queue, state, bucket, rows)'
     body = f"""
 BEGIN
@@ -144,16 +144,18 @@ END;
         'DELETE': 'REFERENCING OLD TABLE AS old_rows',
         'TRUNCATE': '',
     }
-    statements = [
-        f'CREATE OR REPLACE FUNCTION {quote(function)}() RETURNS trigger'
-        f' LANGUAGE plpgsql AS $modelqueue${body}$modelqueue$',
-        *(
-            f'CREATE OR REPLACE TRIGGER {quote(trigger)} AFTER {event} ON {table}'
-            f' {transitions[event]} FOR EACH STATEMENT EXECUTE FUNCTION {quote(function)}()'
+    return dbobjects.TriggerSet(
+        table=model._meta.db_table,
+        function=function,
+        body=body,
+        triggers={
+            trigger: (
+                f'AFTER {event} ON {table} {transitions[event]}'
+                f' FOR EACH STATEMENT EXECUTE FUNCTION {quote(function)}()'
+            )
             for event, trigger in zip(_EVENTS, triggers)
-        ),
-    ]
-    return function, body, triggers, statements
+        },
+    )
 
 
 def install_counters(model, field, using='default'):
@@ -166,21 +168,12 @@ def install_counters(model, field, using='default'):
     or the database is not PostgreSQL.
     """
     connection = connections[using]
-    if connection.vendor != 'postgresql':
-        return False
-    function, body, triggers, statements = _trigger_sql(model, field, connection)
-    if _installed(connection, model, triggers) and _function_source(connection, function) == body:
-        return False
     quote = connection.ops.quote_name
     key = queue_key(model, field)
     column = quote(model._meta.get_field(field).column)
     table = quote(model._meta.db_table)
-    owns_transaction = not connection.in_atomic_block
-    with transaction.atomic(using=using), connection.cursor() as cursor:
-        # Installs take turns: CREATE TABLE IF NOT EXISTS is not safe against itself.
-        cursor.execute('SELECT pg_advisory_xact_lock(hashtext(%s))', [COUNTS_TABLE])
-        if owns_transaction:  # never wait long behind a busy table
-            cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+
+    def prepare(cursor):
         cursor.execute(
             f'CREATE TABLE IF NOT EXISTS {COUNTS_TABLE}'
             ' (queue text NOT NULL, state smallint NOT NULL, bucket bigint, rows bigint NOT NULL)'
@@ -192,8 +185,8 @@ def install_counters(model, field, using='default'):
         # Writes wait from here to the commit, so that the count below and
         # the triggers' first rows neither miss nor repeat a change.
         cursor.execute(f'LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE')
-        for statement in statements:
-            cursor.execute(statement)
+
+    def count(cursor):
         cursor.execute(f'DELETE FROM {COUNTS_TABLE} WHERE queue = %s', [key])
         cursor.execute(
             f'INSERT INTO {COUNTS_TABLE} (queue, state, bucket, rows)'
@@ -201,26 +194,27 @@ def install_counters(model, field, using='default'):
             [key],
         )
         _fold(cursor, key)
-    logger.info('Installed the state counters %s on %s', function, model._meta.db_table)
-    return True
+
+    objects = counter_triggers(model, field, quote)
+    # Installs take turns on one lock: CREATE TABLE IF NOT EXISTS is not safe against itself.
+    installed = dbobjects.install(using, objects, lock_name=COUNTS_TABLE, prepare=prepare, then=count)
+    if installed:
+        logger.info('Installed the state counters %s on %s', objects.function, model._meta.db_table)
+    return installed
 
 
 def uninstall_counters(model, field, using='default'):
     """Remove what :func:`install_counters` created for the queue, and its
     counts; False when the database is not PostgreSQL."""
     connection = connections[using]
-    if connection.vendor != 'postgresql':
-        return False
-    quote = connection.ops.quote_name
-    function, _, triggers, _ = _trigger_sql(model, field, connection)
-    with transaction.atomic(using=using), connection.cursor() as cursor:
-        for trigger in triggers:
-            cursor.execute(f'DROP TRIGGER IF EXISTS {quote(trigger)} ON {quote(model._meta.db_table)}')
-        cursor.execute(f'DROP FUNCTION IF EXISTS {quote(function)}()')
+
+    def forget(cursor):
         cursor.execute('SELECT to_regclass(%s)', [COUNTS_TABLE])
         if cursor.fetchone()[0] is not None:
             cursor.execute(f'DELETE FROM {COUNTS_TABLE} WHERE queue = %s', [queue_key(model, field)])
-    return True
+
+    objects = counter_triggers(model, field, connection.ops.quote_name)
+    return dbobjects.uninstall(using, objects, then=forget)
 
 
 class StateTotals(dict):
@@ -246,9 +240,10 @@ def state_totals(queryset, field):
     connection = connections[queryset.db]
     if connection.vendor != 'postgresql':
         return None
-    if not _installed(connection, queryset.model, trigger_names(queryset.model, field)[1]):
-        return None
+    objects = counter_triggers(queryset.model, field, connection.ops.quote_name)
     with connection.cursor() as cursor:
+        if not objects.is_current(cursor, connection.ops.quote_name):
+            return None
         cursor.execute(
             f'SELECT state, sum(rows), count(*) FROM {COUNTS_TABLE} WHERE queue = %s GROUP BY state',
             [queue_key(queryset.model, field)],
@@ -322,24 +317,3 @@ def minute_sums(queryset, field, state, first, last):
             [queue_key(queryset.model, field), int(State.get(state)), first, last],
         )
         return {bucket: int(rows) for bucket, rows in cursor.fetchall() if rows}
-
-
-def _installed(connection, model, triggers):
-    """Whether every trigger is there, enabled, and runs this version's function."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            'SELECT count(*) FROM pg_trigger JOIN pg_proc ON pg_proc.oid = pg_trigger.tgfoid'
-            " WHERE tgrelid = to_regclass(%s) AND tgname = ANY(%s) AND tgenabled <> 'D' AND prosrc LIKE %s",
-            [connection.ops.quote_name(model._meta.db_table), triggers, f'%counters, version {COUNTERS_VERSION}\n%'],
-        )
-        return cursor.fetchone()[0] == len(triggers)
-
-
-def _function_source(connection, function):
-    with connection.cursor() as cursor:
-        cursor.execute(
-            'SELECT prosrc FROM pg_proc WHERE proname = %s AND pronamespace = current_schema()::regnamespace',
-            [function],
-        )
-        row = cursor.fetchone()
-    return None if row is None else row[0]

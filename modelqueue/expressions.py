@@ -23,13 +23,18 @@ class Remainder(Func):
     output_field = BigIntegerField()
 
 
-def _int(value):
+def integer(value):
+    """`value` as a 64-bit integer parameter of an expression.
+
+    >>> integer(2 * 10**18)
+    Value(2000000000000000000)
+    """
     return Value(int(value), output_field=BigIntegerField())
 
 
 def with_state(field, state):
     """Expression: the status in `field` moved to `state`, priority and attempts kept."""
-    return Remainder(F(field), _int(STATE_OFFSET)) + _int(Status.minimum(State.get(state)))
+    return Remainder(F(field), integer(STATE_OFFSET)) + integer(Status.minimum(State.get(state)))
 
 
 def with_priority(field, priority):
@@ -37,21 +42,21 @@ def with_priority(field, priority):
     priority = check_priority(priority)
     return (
         F(field)
-        - Remainder(F(field), _int(STATE_OFFSET))
-        + _int(priority * 10)
-        + Remainder(F(field), _int(10))
+        - Remainder(F(field), integer(STATE_OFFSET))
+        + integer(priority * 10)
+        + Remainder(F(field), integer(10))
     )
 
 
 def with_attempts(field, attempts):
     """Expression: the status in `field` with `attempts`, state and priority kept."""
-    return F(field) - Remainder(F(field), _int(10)) + _int(check_attempts(attempts))
+    return F(field) - Remainder(F(field), integer(10)) + integer(check_attempts(attempts))
 
 
 def with_state_and_priority(field, state, priority):
     """Expression: the status in `field` as `state` at `priority`, attempts kept."""
     base = Status.combine(state, priority, 0)
-    return _int(base) + Remainder(F(field), _int(10))
+    return integer(base) + Remainder(F(field), integer(10))
 
 
 def to_minute(field):
@@ -60,4 +65,4 @@ def to_minute(field):
     Rows written in the same minute share it, so it groups rows by minute
     with exact integer arithmetic.
     """
-    return F(field) - Remainder(F(field), _int(10**6))
+    return F(field) - Remainder(F(field), integer(10**6))

@@ -9,41 +9,27 @@ table is missing (the modelqueue migrations not applied) or the INSERT
 fails, the reason is logged once and recording is tried again a minute
 later.
 
-Settings (read when used):
-
-- ``MODELQUEUE_FAILURE_RECORDS``: record failures (default ``True``)
-- ``MODELQUEUE_FAILURES_PER_ROW``: records kept per row and queue field (20)
-- ``MODELQUEUE_FAILURE_MAX_AGE``: a ``timedelta``; older records are
-  dropped (30 days)
-- ``MODELQUEUE_TRACEBACK_CHARS``: a traceback is cut to its last this many
-  characters (20000)
-
->>> worker_name().count(':')
-1
+Its settings (``MODELQUEUE_FAILURE_RECORDS``, ``MODELQUEUE_FAILURES_PER_ROW``,
+``MODELQUEUE_FAILURE_MAX_AGE``, ``MODELQUEUE_TRACEBACK_CHARS``) are
+described in :mod:`modelqueue.conf`.
 """
 
 import datetime as dt
 import logging
-import os
-import socket
 import time
 import traceback as tracebacks
 
-from django.conf import settings
 from django.db import DatabaseError, connections, transaction
-from django.db.models import CharField, Subquery, Value
-from django.db.models.functions import Cast, Coalesce, Concat
+from django.db.models import Subquery, Value
+from django.db.models.functions import Coalesce
 
+from . import conf
+from .exceptions import Abort, Retry
+from .names import exception_path, worker_name, worker_name_expression
 from .status import Status, now, priority_to_datetime
 
 logger = logging.getLogger('modelqueue')
 
-DEFAULTS = {
-    'MODELQUEUE_FAILURE_RECORDS': True,
-    'MODELQUEUE_FAILURES_PER_ROW': 20,
-    'MODELQUEUE_FAILURE_MAX_AGE': dt.timedelta(days=30),
-    'MODELQUEUE_TRACEBACK_CHARS': 20000,
-}
 MESSAGE_CHARS = 2000
 #: Seconds before recording is tried again after the table was missing.
 RETRY_SECONDS = 60.0
@@ -52,45 +38,6 @@ PRUNE_BATCH = 500
 PRUNE_BATCHES = 10
 
 _off_until = {}  # database alias -> time.monotonic() when to try again
-_worker = {}  # pid -> 'host:pid'
-
-
-def setting(name):
-    """The value of the setting `name`, checked; its default when unset.
-
-    >>> setting('MODELQUEUE_FAILURES_PER_ROW')
-    20
-    """
-    value = getattr(settings, name, DEFAULTS[name])
-    default = DEFAULTS[name]
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ValueError(f'{name} = {value!r}: expected True or False')
-    elif isinstance(default, int):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f'{name} = {value!r}: expected an integer of at least 1')
-    elif not isinstance(value, dt.timedelta) or value <= dt.timedelta(0):
-        raise ValueError(f'{name} = {value!r}: expected a timedelta above zero')
-    return value
-
-
-def worker_name():
-    """``host:pid`` of this process (computed once per process)."""
-    pid = os.getpid()
-    if pid not in _worker:
-        _worker.clear()
-        _worker[pid] = f'{socket.gethostname()}:{pid}'
-    return _worker[pid]
-
-
-def exception_path(error):
-    """The dotted class path of `error`: ``builtins.ValueError``.
-
-    >>> exception_path(KeyError('x'))
-    'builtins.KeyError'
-    """
-    kind = type(error)
-    return f'{kind.__module__}.{kind.__qualname__}'[:255]
 
 
 def message_of(error):
@@ -106,8 +53,6 @@ def message_of(error):
     ...     print(message_of(error))
     TimeoutError: smtp.example did not answer
     """
-    from .queue import Abort, Retry  # noqa: PLC0415 (queue imports this module)
-
     if isinstance(error, (Abort, Retry)):
         text = '' if error.delay is None else f'delay {error.delay}'
     else:
@@ -122,7 +67,7 @@ def message_of(error):
 def traceback_of(error):
     """`error`'s traceback, keeping its last MODELQUEUE_TRACEBACK_CHARS characters."""
     text = ''.join(tracebacks.format_exception(type(error), error, error.__traceback__))
-    limit = setting('MODELQUEUE_TRACEBACK_CHARS')
+    limit = conf.get('MODELQUEUE_TRACEBACK_CHARS')
     if len(text) > limit:
         text = '… (cut)\n' + text[-limit:]
     return text
@@ -130,7 +75,7 @@ def traceback_of(error):
 
 def outcome_name(outcome):
     """The record's outcome for the status run() wrote (None: fenced off)."""
-    from .models import FailureRecord  # noqa: PLC0415
+    from .models import FailureRecord  # noqa: PLC0415 (models.py files import modelqueue before the app registry is ready)
 
     if outcome is None:
         return FailureRecord.SUPERSEDED
@@ -152,7 +97,7 @@ def record_attempt(queryset, task, attname, attempt, error, outcome, claimed):
         field=attname,
         attempt=attempt,
         outcome=outcome_name(outcome),
-        exception=exception_path(error),
+        exception=exception_path(error)[:255],
         message=message_of(error),
         traceback=traceback_of(error),
         worker=worker_name(),
@@ -165,7 +110,7 @@ def record_reclaim(queryset, pk, attname, held, outcome, current, timeout):
     """Record the timeout reclaim of row `pk`, which held the working status
     `held` and was given `outcome`. The worker named is the one whose
     heartbeat still holds the row, read by a subquery of the same INSERT."""
-    from .models import FailureRecord, WorkerHeartbeat  # noqa: PLC0415
+    from .models import FailureRecord, WorkerHeartbeat  # noqa: PLC0415 (models.py files import modelqueue before the app registry is ready)
 
     held = Status(held)
     claimed = priority_to_datetime(held.priority) or current
@@ -173,7 +118,7 @@ def record_reclaim(queryset, pk, attname, held, outcome, current, timeout):
         WorkerHeartbeat.objects.using(queryset.db)
         .filter(content_type=_content_type(queryset.model), field=attname, object_id=str(pk))
         .order_by('-last_seen')
-        .annotate(name=Concat('host', Value(':'), Cast('pid', CharField()), output_field=CharField()))
+        .annotate(name=worker_name_expression())
         .values('name')[:1]
     )
     _record(
@@ -193,7 +138,7 @@ def record_reclaim(queryset, pk, attname, held, outcome, current, timeout):
 
 def _content_type(model):
     """The ContentType id of `model` as a subquery: no query of its own."""
-    from django.contrib.contenttypes.models import ContentType  # noqa: PLC0415
+    from django.contrib.contenttypes.models import ContentType  # noqa: PLC0415 (models.py files import modelqueue before the app registry is ready)
 
     opts = model._meta.concrete_model._meta
     return Subquery(
@@ -216,9 +161,9 @@ def insert_sql(connection):
     building it with the ORM for every failure would cost more than the
     round trip.
     """
-    from django.contrib.contenttypes.models import ContentType  # noqa: PLC0415
+    from django.contrib.contenttypes.models import ContentType  # noqa: PLC0415 (models.py files import modelqueue before the app registry is ready)
 
-    from .models import FailureRecord  # noqa: PLC0415
+    from .models import FailureRecord  # noqa: PLC0415 (models.py files import modelqueue before the app registry is ready)
 
     key = (connection.alias, FailureRecord._meta.db_table)
     sql = _statements.get(key)
@@ -238,7 +183,7 @@ def insert_sql(connection):
 
 
 def _record(queryset, **values):
-    if not setting('MODELQUEUE_FAILURE_RECORDS'):
+    if not conf.get('MODELQUEUE_FAILURE_RECORDS'):
         return
     using = queryset.db
     if _off_until.get(using, 0) > time.monotonic():
@@ -271,7 +216,7 @@ def _record(queryset, **values):
 def _insert(connection, model, values):
     """One INSERT: plain SQL, or the ORM when a value is an expression (the
     reclaim's worker, read from the heartbeat table)."""
-    from .models import FailureRecord  # noqa: PLC0415
+    from .models import FailureRecord  # noqa: PLC0415 (models.py files import modelqueue before the app registry is ready)
 
     if not isinstance(values['worker'], str):
         record = FailureRecord(content_type_id=_content_type(model), **values)
@@ -301,18 +246,18 @@ class Pruner:
 
     def prune(self, current=None):
         """One pass; return the number of records deleted."""
-        from .models import FailureRecord  # noqa: PLC0415
+        from .models import FailureRecord  # noqa: PLC0415 (models.py files import modelqueue before the app registry is ready)
 
         current = now() if current is None else current
         records = FailureRecord.objects.using(self.using)
         deleted = 0
-        cutoff = current - setting('MODELQUEUE_FAILURE_MAX_AGE')
+        cutoff = current - conf.get('MODELQUEUE_FAILURE_MAX_AGE')
         for _ in range(PRUNE_BATCHES):
             old = list(records.filter(ended__lt=cutoff).order_by('ended').values_list('pk', flat=True)[:PRUNE_BATCH])
             if not old:
                 break
             deleted += records.filter(pk__in=old).delete()[0]
-        keep = setting('MODELQUEUE_FAILURES_PER_ROW')
+        keep = conf.get('MODELQUEUE_FAILURES_PER_ROW')
         new = list(
             records.filter(pk__gt=self.checked_id)
             .order_by('pk')

@@ -1,5 +1,8 @@
-"""The tables of the modelqueue app: failure records, worker heartbeats, and
-the task table of the Django Tasks backend (:mod:`modelqueue.tasks`).
+"""The tables of the modelqueue app: failure records and worker heartbeats.
+
+The app's third table, the task table of the Django Tasks backend, is
+defined beside the backend (:mod:`modelqueue.tasks.models`); the app's
+config imports it with these.
 
 Neither of the first two is needed for run() to work: a failed attempt is
 recorded when the table exists (see :mod:`modelqueue.failures`), and a
@@ -9,6 +12,8 @@ worker keeps a heartbeat row when it can (see :mod:`modelqueue.heartbeat`).
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+
+from .names import worker_name
 
 
 class FailureRecord(models.Model):
@@ -104,15 +109,9 @@ class WorkerHeartbeat(models.Model):
     @property
     def name(self):
         """``host:pid``, as failure records name their worker."""
-        return f'{self.host}:{self.pid}'
+        return worker_name(self.host, self.pid)
 
     def is_lost(self, current):
         """Whether the worker missed three heartbeats by `current`."""
         return (current - self.last_seen).total_seconds() > 3 * self.interval
 
-
-
-
-# The Tasks backend's table, defined beside the backend; imported here so that
-# Django registers it with the app's models.
-from .tasks.models import QueuedTask  # noqa: E402, F401

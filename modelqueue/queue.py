@@ -1,4 +1,4 @@
-"""Claiming and completing queue rows: run() and the exceptions actions raise.
+"""Claiming and completing queue rows: run().
 
 A worker claims the due waiting row with the lowest status by rewriting its
 status to *working*, runs the action outside any transaction, then writes the
@@ -17,6 +17,7 @@ from django.db.models.sql.subqueries import UpdateQuery
 
 from . import failures, ranges
 from .claim import claim_statement, claims_in_one_statement, claims_with_completion, due_rows
+from .exceptions import Abort, Cancel, Retry
 from .status import MAX_ATTEMPTS, ONE_HOUR, ZERO_SECS, Status, now
 from .validation import (
     check_callable,
@@ -30,62 +31,6 @@ logger = logging.getLogger('modelqueue')
 MAX_RETRY = 8
 CANDIDATES = 8
 LOCKED_BACKOFF = (0.005, 0.5)
-
-
-class Retry(Exception):
-    """Retry processing the task.
-
-    When raised in an `action` callable from :func:`modelqueue.run`, the
-    exception is used to signal that the task should be retried.
-
-    Retry does *not* increment the attempt count of the task.
-
-    Optional `delay` parameter can be used to override the `delay` given in
-    :func:`modelqueue.run`.
-
-    >>> import datetime as dt
-    >>> Retry(dt.timedelta(minutes=5)).delay
-    datetime.timedelta(seconds=300)
-    """
-
-    def __init__(self, delay=None):
-        super().__init__(delay)
-        self.delay = check_timedelta('delay', delay, allow_none=True)
-
-
-class Abort(Exception):
-    """Abort processing the task.
-
-    When raised in an `action` callable from :func:`modelqueue.run`, the
-    exception is used to signal that the task was aborted.
-
-    Abort *does* increment the attempt count of the task. If the attempts
-    limit is reached then the task will be canceled.
-
-    Optional `delay` parameter can be used to override the `delay` given in
-    :func:`modelqueue.run`.
-
-    >>> Abort().delay is None
-    True
-    """
-
-    def __init__(self, delay=None):
-        super().__init__(delay)
-        self.delay = check_timedelta('delay', delay, allow_none=True)
-
-
-class Cancel(Exception):
-    """Cancel processing the task.
-
-    When raised in an `action` callable from :func:`modelqueue.run`, the
-    exception is used to signal that the task should be canceled.
-
-    Cancel both increments the attempt count and changes the task state to
-    canceled.
-
-    >>> isinstance(Cancel(), Exception)
-    True
-    """
 
 
 def check_run_arguments(queryset, field, action, retry, timeout, delay):
@@ -425,7 +370,7 @@ def run_chained(queryset, attname, action, retry, timeout, delay, held=None, cla
     error = None
     try:
         action(task)
-    except BaseException as exc:  # the row must not stay working
+    except BaseException as exc:  # noqa: BLE001 (the row must not stay working)
         error = exc
     outcome = _outcome(error, attempts, retry, delay)
     following = None

@@ -11,8 +11,8 @@ the status column selects one state. The 17-digit priority is either a UTC
 timestamp ``yyyymmddHHMMSSmmm`` or a plain integer; lower values run first.
 The last digit counts attempts (0 through 9).
 
-This module is pure: it runs no query and knows nothing of Django's database
-layer (``Status.tally`` hands its queryset to :mod:`modelqueue.ranges`).
+This module is pure: it knows nothing of Django's database layer, and
+``Status.tally`` only calls the queryset it is given.
 """
 
 import datetime as dt
@@ -23,6 +23,10 @@ from .validation import check_integer
 
 ONE_HOUR = dt.timedelta(hours=1)
 ZERO_SECS = dt.timedelta(seconds=0)
+
+#: The parts of a status that the admin's columns and the import-export
+#: columns show decoded: its state, when it runs (its priority), its attempts.
+DECODED_PARTS = ('state', 'when', 'attempts')
 
 STATE_OFFSET = 10**18
 MAX_PRIORITY = 10**17 - 1
@@ -434,8 +438,10 @@ class Status(int):
     def tally(cls, queryset, field):
         """Return mapping of state to count from `field` in `queryset`.
 
-        One range count per state on the status index (see
-        :func:`modelqueue.ranges.tally`, which this calls). For example::
+        One range count per state, each answered from the status index
+        (measured faster than one conditional aggregate, which reads every
+        row). A stored value that is not a status is in no state. For
+        example::
 
             Status.tally(Task.objects.all(), 'status')
 
@@ -444,9 +450,11 @@ class Status(int):
         :returns: mapping of state names to counts
 
         """
-        from .ranges import tally  # noqa: PLC0415 (ranges imports this module)
-
-        return tally(queryset, field)
+        queryset = queryset.order_by()
+        return {
+            state.name: queryset.filter(**cls.filter(field, state)).count()
+            for state in cls.states
+        }
 
 
 def _make_constructor(state):

@@ -211,7 +211,7 @@ def selection_page(modeladmin, request, queryset, field, operation, title, page,
 
 def selection_context(modeladmin, request, queryset, field, title, operation):
     """The context of a page that asks about an action on the selection."""
-    counts = ranges.tally(queryset, field)
+    counts = Status.tally(queryset, field)
     changes = {state.name for state in operation.states}
     opts = modeladmin.model._meta
     return {

@@ -52,7 +52,7 @@ class Operation:
         in_states = ranges.in_states(field, *self.states)
         value = self.new_status(field, **options)
         with transaction.atomic(using=queryset.db):
-            before = ranges.tally(queryset, field)
+            before = Status.tally(queryset, field)
             if sum(before[state.name] for state in self.states) > ROWS_LOGGED_ONE_BY_ONE:
                 return before, queryset.filter(in_states).update(**{field: value}), None
             pks = list(queryset.filter(in_states).values_list('pk', flat=True))

@@ -21,7 +21,7 @@ from django.db.models import BigIntegerField, ExpressionWrapper, F
 from django.utils.translation import gettext_lazy as _
 
 from .. import ranges
-from ..expressions import Remainder, _int
+from ..expressions import Remainder, integer
 from ..status import State, Status, now
 
 #: Django's priorities run from -100 to 100, higher first.
@@ -49,9 +49,9 @@ def promote_due(queryset, field='status', at=None):
     """
     at = now() if at is None else at
     status = ExpressionWrapper(
-        _int(Status.minimum(State.waiting))
-        + (HIGHEST_PRIORITY - F('priority')) * _int(PRIORITY_STEP * 10)
-        + Remainder(F(field), _int(10)),
+        integer(Status.minimum(State.waiting))
+        + (HIGHEST_PRIORITY - F('priority')) * integer(PRIORITY_STEP * 10)
+        + Remainder(F(field), integer(10)),
         output_field=BigIntegerField(),
     )
     return queryset.filter(ranges.due_with_timestamp(field, at)).update(**{field: status})

@@ -1,0 +1,84 @@
+"""Every setting of ModelQueue: its name, its default and its check.
+
+Each setting is read when it is used, through :func:`get`, so
+``override_settings`` works in tests; a value of the wrong kind raises
+ValueError naming the setting, the value and what was expected. Django's
+system checks report the same problems at start-up (``modelqueue.E301``).
+
+==================================  ======================  ==========================================
+setting                             default                 what it is
+==================================  ======================  ==========================================
+``MODELQUEUE_FAILURE_RECORDS``      ``True``                run() records failed attempts
+``MODELQUEUE_FAILURES_PER_ROW``     ``20``                  failure records kept per row and field
+``MODELQUEUE_FAILURE_MAX_AGE``      ``timedelta(days=30)``  older failure records are pruned
+``MODELQUEUE_TRACEBACK_CHARS``      ``20000``               a traceback keeps its last this many
+``MODELQUEUE_HEARTBEAT_SECONDS``    ``5.0``                 seconds between a worker's heartbeats
+==================================  ======================  ==========================================
+
+>>> get('MODELQUEUE_FAILURES_PER_ROW')
+20
+>>> get('MODELQUEUE_HEARTBEAT_SECONDS')
+5.0
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+
+__all__ = ['DEFAULTS', 'check_settings', 'get']
+
+
+def _boolean(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f'{name} = {value!r}: expected True or False')
+    return value
+
+
+def _positive_integer(name: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f'{name} = {value!r}: expected an integer of at least 1')
+    return value
+
+
+def _positive_timedelta(name: str, value: Any) -> dt.timedelta:
+    if not isinstance(value, dt.timedelta) or value <= dt.timedelta(0):
+        raise ValueError(f'{name} = {value!r}: expected a timedelta above zero')
+    return value
+
+
+def _positive_seconds(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f'{name} = {value!r}: expected a number of seconds above 0')
+    return float(value)
+
+
+#: Each setting's default and the check its value must pass.
+DEFAULTS: dict[str, tuple[Any, Callable[[str, Any], Any]]] = {
+    'MODELQUEUE_FAILURE_RECORDS': (True, _boolean),
+    'MODELQUEUE_FAILURES_PER_ROW': (20, _positive_integer),
+    'MODELQUEUE_FAILURE_MAX_AGE': (dt.timedelta(days=30), _positive_timedelta),
+    'MODELQUEUE_TRACEBACK_CHARS': (20000, _positive_integer),
+    'MODELQUEUE_HEARTBEAT_SECONDS': (5.0, _positive_seconds),
+}
+
+
+def get(name: str) -> Any:
+    """The value of the setting `name`, checked; its default when unset."""
+    default, check = DEFAULTS[name]
+    return check(name, getattr(settings, name, default))
+
+
+def check_settings(**kwargs: Any) -> list[checks.CheckMessage]:
+    """The system check of every setting (registered by the app)."""
+    errors: list[checks.CheckMessage] = []
+    for name in DEFAULTS:
+        try:
+            get(name)
+        except ValueError as error:
+            errors.append(checks.Error(str(error), id='modelqueue.E301'))
+    return errors

@@ -1,0 +1,76 @@
+"""The exceptions an action raises to tell :func:`modelqueue.run` what to do.
+
+Any other exception counts as a failed attempt (like ``Abort``) and is
+re-raised by ``run()`` once the row is written.
+
+===========  ==============  =====================================================
+exception    attempt counts  the row becomes
+===========  ==============  =====================================================
+``Retry``    no              waiting again, after the delay
+``Abort``    yes             waiting again after the delay, or canceled past ``retry``
+``Cancel``   yes             canceled
+===========  ==============  =====================================================
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from .validation import check_timedelta
+
+__all__ = ['Abort', 'Cancel', 'Retry']
+
+
+class Retry(Exception):
+    """Retry processing the task.
+
+    When raised in an `action` callable from :func:`modelqueue.run`, the
+    exception is used to signal that the task should be retried.
+
+    Retry does *not* increment the attempt count of the task.
+
+    Optional `delay` parameter can be used to override the `delay` given in
+    :func:`modelqueue.run`.
+
+    >>> Retry(dt.timedelta(minutes=5)).delay
+    datetime.timedelta(seconds=300)
+    """
+
+    def __init__(self, delay: dt.timedelta | None = None) -> None:
+        super().__init__(delay)
+        self.delay: dt.timedelta | None = check_timedelta('delay', delay, allow_none=True)
+
+
+class Abort(Exception):
+    """Abort processing the task.
+
+    When raised in an `action` callable from :func:`modelqueue.run`, the
+    exception is used to signal that the task was aborted.
+
+    Abort *does* increment the attempt count of the task. If the attempts
+    limit is reached then the task will be canceled.
+
+    Optional `delay` parameter can be used to override the `delay` given in
+    :func:`modelqueue.run`.
+
+    >>> Abort().delay is None
+    True
+    """
+
+    def __init__(self, delay: dt.timedelta | None = None) -> None:
+        super().__init__(delay)
+        self.delay: dt.timedelta | None = check_timedelta('delay', delay, allow_none=True)
+
+
+class Cancel(Exception):
+    """Cancel processing the task.
+
+    When raised in an `action` callable from :func:`modelqueue.run`, the
+    exception is used to signal that the task should be canceled.
+
+    Cancel both increments the attempt count and changes the task state to
+    canceled.
+
+    >>> isinstance(Cancel(), Exception)
+    True
+    """
