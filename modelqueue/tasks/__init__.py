@@ -13,7 +13,7 @@ __all__ = ['ModelQueueBackend']
 
 def __getattr__(name):
     if name == 'ModelQueueBackend':
-        from .backend import ModelQueueBackend  # noqa: PLC0415
+        from .backend import ModelQueueBackend  # noqa: PLC0415 (needs Django's Tasks framework)
 
         return ModelQueueBackend
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

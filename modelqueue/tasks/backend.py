@@ -30,6 +30,8 @@ OPTIONS (all optional):
 import datetime as dt
 import re
 
+from django.apps import apps
+from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import router
 from django.utils.module_loading import import_string
@@ -191,9 +193,6 @@ class ModelQueueBackend(BaseTaskBackend):
             object.__setattr__(result, name, value)
 
     def check(self, **kwargs):
-        from django.apps import apps  # noqa: PLC0415
-        from django.core import checks  # noqa: PLC0415
-
         if not apps.is_installed('modelqueue'):
             return [
                 checks.Error(

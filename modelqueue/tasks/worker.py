@@ -1,6 +1,6 @@
 """Running Django tasks with ModelQueue's worker (``modelqueue_worker --tasks``).
 
-:class:`TaskWorker` is the worker loop of :mod:`modelqueue.worker` on the task
+:class:`TaskWorker` is the worker loop of :mod:`modelqueue.worker.loop` on the task
 table, with :class:`TaskRunner` as its action. Every ``PROMOTE_EVERY``
 seconds (and before its first claim) it gives due timestamped rows their
 priority back (:func:`modelqueue.tasks.models.promote_due`), so a deferred
@@ -8,8 +8,6 @@ or retried task that came due runs in its place by priority.
 """
 
 import logging
-import os
-import socket
 import threading
 import time
 import traceback
@@ -17,9 +15,11 @@ import traceback
 from django.db import router
 from django.utils import timezone
 
-from ..queue import Abort, Cancel, Retry
+from ..exceptions import Abort, Cancel, Retry
+from ..names import exception_path, worker_name
 from ..status import State, Status
-from ..worker import Worker
+from ..worker.loop import Worker
+from .backend import ModelQueueBackend
 from .compat import (
     InvalidTask,
     TaskContext,
@@ -52,7 +52,7 @@ class TaskRunner(threading.local):
         at = timezone.now()
         row.started_at = row.started_at or at
         row.last_attempted_at = at
-        row.worker_ids = [*row.worker_ids, worker_id()]
+        row.worker_ids = [*row.worker_ids, worker_name()]
         attempt = Status(row.status).attempts + 1
         try:
             result = self.backend.result_of(row)
@@ -92,21 +92,15 @@ class TaskRunner(threading.local):
 
     @staticmethod
     def _record(row, error, final):
-        kind = type(error)
         row.errors = [
             *row.errors,
             {
-                'exception_class_path': f'{kind.__module__}.{kind.__qualname__}',
+                'exception_class_path': exception_path(error),
                 'traceback': ''.join(traceback.format_exception(error)),
             },
         ]
         if final:
             row.finished_at = timezone.now()
-
-
-def worker_id():
-    """This process as a worker id: host name and process id."""
-    return f'{socket.gethostname()}:{os.getpid()}'
 
 
 class TaskWorker(Worker):
@@ -135,14 +129,16 @@ class TaskWorker(Worker):
             delay=self.backend.delay,
             **options,
         )
-        self._next_promotion = 0.0
+        self.next_promotion = 0.0
 
-    def _run_one(self, on_claim=None, claim_next=None):
-        if time.monotonic() >= self._next_promotion:
-            self._next_promotion = time.monotonic() + PROMOTE_EVERY
+    def run_one(self, on_claim=None, claim_next=None):
+        """Give due deferred tasks their priority back (every
+        ``PROMOTE_EVERY`` seconds), run one task, then send ``task_finished``."""
+        if time.monotonic() >= self.next_promotion:
+            self.next_promotion = time.monotonic() + PROMOTE_EVERY
             promote_due(self.queryset)
         self.runner.row = self.runner.result = None
-        found = super()._run_one(on_claim, claim_next)
+        found = super().run_one(on_claim, claim_next)
         if found:
             self._send_finished()
         return found
@@ -160,8 +156,6 @@ class TaskWorker(Worker):
 def task_worker(alias='default', queues=(), **options):
     """A :class:`TaskWorker`, its backend and queues checked: ValueError
     names an alias that is not a ModelQueueBackend or a queue it lacks."""
-    from .backend import ModelQueueBackend  # noqa: PLC0415
-
     try:
         backend = task_backends[alias]
     except Exception as error:  # noqa: BLE001 (InvalidTaskBackend, or its backport's name)

@@ -5,52 +5,33 @@ row when its worker starts, updates it every ``MODELQUEUE_HEARTBEAT_SECONDS``
 seconds (5 by default; never per task) with the row in hand, since when, and
 the tasks done and failed, and deletes it when the worker stops gracefully.
 A worker killed at once leaves its row behind: after three missed
-heartbeats the admin shows it as *lost*, and the rows it held name it. Lost
-rows are deleted a day after they were last seen.
+heartbeats the admin shows it as *lost*, and the rows it held name it.
 
-The same thread prunes failure records (:class:`modelqueue.failures.Pruner`)
-about once a minute, and compacts the queue's state counters
-(:func:`modelqueue.counters.compact_counters`, where installed) at every
-beat, so no task and no request pays for it. Database errors
-in the thread are logged and never reach the worker; without the table (the
+The same thread runs the worker's `chores` after each beat
+(:class:`modelqueue.worker.housekeeping.Housekeeping`: pruning and
+compacting), so no task and no request pays for them. Database errors in
+the thread are logged and never reach the worker; without the table (the
 migrations not applied) the worker runs without a heartbeat and says so once.
 """
 
-import datetime as dt
+from __future__ import annotations
+
 import logging
 import os
-import random
-import socket
 import threading
-import time
+from collections.abc import Callable
+from typing import Any
 
-from django.conf import settings
 from django.db import DatabaseError, connections
+from django.db.models import QuerySet
 
-from .counters import compact_counters
-from .failures import Pruner
-from .status import now
+from .. import conf
+from ..names import host_name
+from ..status import now
 
 logger = logging.getLogger('modelqueue.worker')
 
-DEFAULT_SECONDS = 5.0
-#: How long the row of a lost worker is kept after it was last seen.
-LOST_KEPT = dt.timedelta(days=1)
-PRUNE_SECONDS = 60.0
-
-
-def heartbeat_seconds():
-    """``MODELQUEUE_HEARTBEAT_SECONDS``, checked (a number above 0).
-
-    >>> heartbeat_seconds()
-    5.0
-    """
-    value = getattr(settings, 'MODELQUEUE_HEARTBEAT_SECONDS', DEFAULT_SECONDS)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(
-            f'MODELQUEUE_HEARTBEAT_SECONDS = {value!r}: expected a number of seconds above 0'
-        )
-    return float(value)
+__all__ = ['Heartbeat']
 
 
 class Heartbeat:
@@ -63,32 +44,38 @@ class Heartbeat:
     shows the one held longest, the first to stall.
     """
 
-    def __init__(self, queryset, field, interval=None):
+    def __init__(
+        self,
+        queryset: QuerySet[Any],
+        field: str,
+        interval: float | None = None,
+        chores: Callable[[], object] | None = None,
+    ) -> None:
         self.model = queryset.model
         self.using = queryset.db
         self.field = field
-        self.interval = heartbeat_seconds() if interval is None else interval
-        self.pk = None
+        self.interval: float = conf.get('MODELQUEUE_HEARTBEAT_SECONDS') if interval is None else interval
+        self.chores = chores
+        self.pk: int | None = None
         self.tasks_done = 0
         self.failures = 0
-        self._held = {}  # thread id -> (row pk, since): each thread of --threads holds its own
+        self._held: dict[int, tuple[str, Any]] = {}  # thread id -> (row pk, since): one per thread
         self._lock = threading.Lock()
         self._stopped = threading.Event()
-        self._thread = None
-        self._pruner = Pruner(self.using)
+        self._thread: threading.Thread | None = None
 
-    def start(self):
+    def start(self) -> Heartbeat:
         """Insert the row and start beating; return self (unchanged if the
         table is missing: the worker then runs without a heartbeat)."""
-        from django.contrib.contenttypes.models import ContentType  # noqa: PLC0415
+        from django.contrib.contenttypes.models import ContentType  # noqa: PLC0415 (needs the app registry)
 
-        from .models import WorkerHeartbeat  # noqa: PLC0415
+        from ..models import WorkerHeartbeat  # noqa: PLC0415 (needs the app registry)
 
         current = now()
         try:
             content_type = ContentType.objects.db_manager(self.using).get_for_model(self.model)
             row = WorkerHeartbeat.objects.using(self.using).create(
-                host=socket.gethostname()[:255],
+                host=host_name(),
                 pid=os.getpid(),
                 content_type=content_type,
                 field=self.field,
@@ -112,23 +99,23 @@ class Heartbeat:
         self._thread.start()
         return self
 
-    def took(self, task):
+    def took(self, task: Any) -> None:
         with self._lock:
             self._held[threading.get_ident()] = (str(task.pk), now())
 
-    def done(self, failed):
+    def done(self, failed: bool) -> None:
         with self._lock:
             self._held.pop(threading.get_ident(), None)
             self.tasks_done += 1
             self.failures += bool(failed)
 
-    def in_hand(self):
+    def in_hand(self) -> tuple[str, Any]:
         """The row held longest by any of the worker's threads, and since
         when: ``('', None)`` when none holds a row."""
         with self._lock:
             return min(self._held.values(), key=lambda held: held[1], default=('', None))
 
-    def stop(self):
+    def stop(self) -> None:
         """Stop the thread, then delete the row (a graceful exit), on the
         caller's connection, as the row was inserted: on SQLite a write from
         another connection would wait for the caller's open transaction."""
@@ -139,19 +126,16 @@ class Heartbeat:
         self._thread = None
         self._guarded(self._delete)
 
-    def _beat_until_stopped(self):
-        next_prune = time.monotonic() + PRUNE_SECONDS * random.uniform(0.2, 1.0)
+    def _beat_until_stopped(self) -> None:
         try:
             while not self._stopped.wait(self.interval):
                 self._guarded(self.beat)
-                compact_counters(self.model, self.field, using=self.using)
-                if time.monotonic() >= next_prune:
-                    next_prune = time.monotonic() + PRUNE_SECONDS
-                    self._guarded(self.prune)
+                if self.chores is not None:
+                    self._guarded(self.chores)
         finally:
             connections.close_all()  # this thread's own connections
 
-    def _guarded(self, write):
+    def _guarded(self, write: Callable[[], object]) -> None:
         try:
             write()
         except DatabaseError as error:
@@ -163,9 +147,9 @@ class Heartbeat:
             )
             connections[self.using].close()
 
-    def beat(self):
+    def beat(self) -> None:
         """Write the row once: last seen, the row in hand, the counts."""
-        from .models import WorkerHeartbeat  # noqa: PLC0415
+        from ..models import WorkerHeartbeat  # noqa: PLC0415 (needs the app registry)
 
         object_id, held_since = self.in_hand()
         WorkerHeartbeat.objects.using(self.using).filter(pk=self.pk).update(
@@ -176,14 +160,7 @@ class Heartbeat:
             failures=self.failures,
         )
 
-    def prune(self):
-        """Prune failure records, and rows of workers lost for a day."""
-        from .models import WorkerHeartbeat  # noqa: PLC0415
-
-        self._pruner.prune()
-        WorkerHeartbeat.objects.using(self.using).filter(last_seen__lt=now() - LOST_KEPT).delete()
-
-    def _delete(self):
-        from .models import WorkerHeartbeat  # noqa: PLC0415
+    def _delete(self) -> None:
+        from ..models import WorkerHeartbeat  # noqa: PLC0415 (needs the app registry)
 
         WorkerHeartbeat.objects.using(self.using).filter(pk=self.pk).delete()

@@ -18,18 +18,22 @@ since a terminal's Ctrl-C or a service manager may signal the whole group
 as well as the parent; a child whose parent died stops after its task.
 """
 
+from __future__ import annotations
+
 import collections
 import logging
 import multiprocessing
 import os
-import select
 import signal
 import time
 from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from types import FrameType
 
 from django.db import connections
 
-from .worker import SIGNALS
+from .protocol import SupervisedWorker
+from .signals import SIGNALS, WakeupPipe
 
 logger = logging.getLogger('modelqueue.worker')
 
@@ -40,50 +44,52 @@ CRASH_LIMIT = 5
 CRASH_WINDOW = 60.0
 
 
-def supervise(worker, concurrency):
+def supervise(worker: SupervisedWorker, concurrency: int) -> int:
     """Run `concurrency` child processes of `worker`; return the exit status."""
     return Supervisor(worker, concurrency).run()
 
 
 class Supervisor:
-    def __init__(self, worker, concurrency):
+    """The parent of `concurrency` worker processes (see the module's text)."""
+
+    def __init__(self, worker: SupervisedWorker, concurrency: int) -> None:
         self.worker = worker
         self.concurrency = concurrency
-        self.children = dict.fromkeys(range(1, concurrency + 1))  # slot: Process or None
-        self.crashes = {slot: collections.deque() for slot in self.children}
-        self.restart_at = {}  # slot: time.monotonic() when to start it again
-        self.received = []  # signals, in order
+        # slot: its process, or None
+        self.children: dict[int, BaseProcess | None] = dict.fromkeys(range(1, concurrency + 1))
+        self.crashes: dict[int, collections.deque[float]] = {
+            slot: collections.deque() for slot in self.children
+        }
+        self.restart_at: dict[int, float] = {}  # slot: time.monotonic() when to start it again
+        self.received: list[int] = []  # signals, in order
         self.gave_up = False
         self.failed = False  # a child exited with an error while stopping
-        self.pid = None
-        self._fds = ()
+        self.pid: int | None = None
+        self._fds: tuple[int, ...] = ()
 
-    def run(self):
+    def run(self) -> int:
         connections.close_all()  # a forked child must not share the parent's
         self.pid = os.getpid()
-        read_fd, write_fd = self._fds = os.pipe()
-        for fd in self._fds:
-            os.set_blocking(fd, False)
-        previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        wakeup = WakeupPipe()
+        self._fds = (wakeup.read_fd, wakeup.write_fd)
+        wakeup.install()
         previous = {sig: signal.signal(sig, self._on_signal) for sig in SIGNALS}
         try:
             for slot in self.children:
                 self._start(slot)
             while self.restart_at or any(self.children.values()):
-                self._wait(read_fd)
+                self._wait(wakeup)
                 self._reap()
                 self._restart_due()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            signal.set_wakeup_fd(previous_fd)
-            for fd in self._fds:
-                os.close(fd)
+            wakeup.close()
         if len(self.received) > 1:
             return 128 + self.received[-1]
         return 1 if self.gave_up or self.failed else 0
 
-    def _start(self, slot):
+    def _start(self, slot: int) -> None:
         context = multiprocessing.get_context('fork')
         child = context.Process(
             target=_child,
@@ -95,18 +101,16 @@ class Supervisor:
         if self.received:  # a signal came while it was being started
             _send(child, signal.SIGTERM)
 
-    def _wait(self, read_fd):
+    def _wait(self, wakeup: WakeupPipe) -> None:
         """Wait until a child exits, a signal comes, or a restart is due."""
         timeout = None
         if self.restart_at:
             timeout = max(0.0, min(self.restart_at.values()) - time.monotonic())
         sentinels = [child.sentinel for child in self.children.values() if child]
-        wait([*sentinels, read_fd], timeout)
-        while select.select([read_fd], [], [], 0)[0]:
-            if not os.read(read_fd, 512):
-                break
+        wait([*sentinels, wakeup.read_fd], timeout)
+        wakeup.drain()
 
-    def _reap(self):
+    def _reap(self) -> None:
         for slot, child in self.children.items():
             if child is None or child.exitcode is None:
                 continue
@@ -121,7 +125,7 @@ class Supervisor:
                 continue
             self._crashed(slot, child, why)
 
-    def _crashed(self, slot, child, why):
+    def _crashed(self, slot: int, child: BaseProcess, why: str) -> None:
         now = time.monotonic()
         crashes = self.crashes[slot]
         crashes.append(now)
@@ -157,7 +161,7 @@ class Supervisor:
         )
         self.restart_at[slot] = now + pause
 
-    def _restart_due(self):
+    def _restart_due(self) -> None:
         if self.received or self.gave_up:
             self.restart_at.clear()
             return
@@ -167,7 +171,7 @@ class Supervisor:
                 del self.restart_at[slot]
                 self._start(slot)
 
-    def _on_signal(self, signum, frame):
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.received.append(signum)
         if len(self.received) == 1:
             logger.info(
@@ -185,7 +189,7 @@ class Supervisor:
                 _send(child, sent)
 
 
-def _send(child, signum):
+def _send(child: BaseProcess, signum: int) -> None:
     if child.exitcode is None:
         try:
             os.kill(child.pid, signum)
@@ -193,23 +197,18 @@ def _send(child, signum):
             pass
 
 
-def _exit_reason(exitcode):
+def _exit_reason(exitcode: int) -> str:
     if exitcode < 0:
         return f'was killed by {signal.Signals(-exitcode).name}'
     return f'exited with status {exitcode}'
 
 
-def _ordinal(number):
+def _ordinal(number: int) -> str:
     return {1: '1st', 2: '2nd', 3: '3rd'}.get(number, f'{number}th')
 
 
-def _child(worker, parent_pid, parent_fds):
-    worker._parent_pid = parent_pid
-    worker._second_signal_stops = False
-    # Until the worker installs its own, the parent's handler must not run here.
-    for sig in SIGNALS:
-        signal.signal(sig, worker._on_signal)
-    signal.set_wakeup_fd(-1)
+def _child(worker: SupervisedWorker, parent_pid: int, parent_fds: tuple[int, ...]) -> None:
+    worker.become_child(parent_pid)
     for fd in parent_fds:
         os.close(fd)
     worker.run()

@@ -30,15 +30,21 @@ stops. A first SIGTERM or SIGINT lets every thread finish the task it
 holds; `max_tasks` counts the tasks of every thread (and process) together.
 """
 
+from __future__ import annotations
+
 import collections
 import logging
 import os
 import threading
+from collections.abc import Callable
 
 from django.db import Error as DatabaseError
 from django.db import connections
 
-from .worker import database_error_pause
+from .backoff import database_error_pause
+from .protocol import PooledWorker
+from .signals import WakeupPipe
+from .waiters import Waiter
 
 logger = logging.getLogger('modelqueue.worker')
 
@@ -46,37 +52,44 @@ logger = logging.getLogger('modelqueue.worker')
 NOTIFICATION, POLLING, HANDED_ON = 'notification', 'polling', 'another thread'
 
 
-class _Sleeper:
+class Sleeper:
     """One idle thread's bed: the event that wakes it and why it was set."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.event = threading.Event()
-        self.cause = None
+        self.cause: str | None = None
 
 
 class ThreadPool:
     """Run `threads` threads of `worker`'s loop, woken through `waiter`.
 
     Called by :meth:`modelqueue.worker.Worker.run` in the main thread, which
-    has installed the signal handlers and made `waiter` with the signal
-    wake-up file descriptor. ``run()`` returns the number of tasks processed.
+    has installed the signal handlers on the `wakeup` pipe and made `waiter`
+    watch it. ``run()`` returns the number of tasks processed.
     """
 
-    def __init__(self, worker, waiter, threads):
+    def __init__(
+        self,
+        worker: PooledWorker,
+        waiter: Waiter,
+        threads: int,
+        wakeup: WakeupPipe | None = None,
+    ) -> None:
         self.worker = worker
         self.waiter = waiter
         self.size = threads
+        self.wakeup = wakeup
         self.processed = 0
         #: Wake-ups of idle threads by cause, and how many found no row.
-        self.wakeups = collections.Counter()
+        self.wakeups: collections.Counter[str] = collections.Counter()
+        self.idle: list[Sleeper] = []  # sleepers, the most recently idle last
         self._lock = threading.Lock()
-        self._idle = []  # sleepers, the most recently idle last
-        self._pending = None  # the cause of a wake-up that found no thread idle
+        self._pending: str | None = None  # the cause of a wake-up that found no thread idle
         self._stopped = threading.Event()
         self._running = 0
-        self._crash = None
+        self._crash: BaseException | None = None
 
-    def run(self):
+    def run(self) -> int:
         threads = [
             threading.Thread(target=self._serve, name=f'modelqueue-worker-{n}')
             for n in range(1, self.size + 1)
@@ -107,54 +120,61 @@ class ThreadPool:
 
     # -- the main thread ---------------------------------------------------
 
-    def _dispatch(self):
+    def _dispatch(self) -> None:
         """Wait for work and wake idle threads, until stopped or all threads end."""
         worker = self.worker
         failures = 0
-        while self._running and not (self._stopped.is_set() or worker._should_stop()):
+        while self._running and not (self._stopped.is_set() or worker.should_stop()):
             try:
                 self.waiter.wait(worker.sleep)
             except DatabaseError as error:
                 failures += 1
-                worker._pause(database_error_pause(error, failures))
+                self._pause(database_error_pause(error, failures))
                 continue
             failures = 0
-            worker._drain_wakeup_fd()
+            if self.wakeup is not None:
+                self.wakeup.drain()
             if worker.stopping:
                 break
             if self.waiter.notifications:
-                self._wake(self.waiter.notifications, NOTIFICATION)
+                self.wake(self.waiter.notifications, NOTIFICATION)
             else:  # the poll is due, or a new LISTEN may have missed some
-                self._wake(1, POLLING)
+                self.wake(1, POLLING)
 
-    def _wake(self, count, cause):
+    def _pause(self, seconds: float) -> None:
+        if self.wakeup is not None:
+            self.wakeup.pause(seconds)
+        else:
+            self._stopped.wait(seconds)
+
+    def wake(self, count: int, cause: str) -> None:
         """Wake up to `count` idle threads; keep a wake-up none was idle for."""
         with self._lock:
             for _ in range(count):
-                if not self._idle:
+                if not self.idle:
                     if cause != HANDED_ON:
                         self._pending = cause
                     return
-                sleeper = self._idle.pop()
+                sleeper = self.idle.pop()
                 sleeper.cause = cause
                 self.wakeups[cause] += 1
                 sleeper.event.set()
 
-    def _stop(self):
+    def _stop(self) -> None:
         """No thread starts another task; wake the idle ones to end."""
         with self._lock:
             self._stopped.set()
             self._release_idle()
 
-    def _release_idle(self):
+    def _release_idle(self) -> None:
         """Wake every idle thread without a cause, to look at its stop conditions."""
-        for sleeper in self._idle:
+        for sleeper in self.idle:
             sleeper.event.set()
-        self._idle.clear()
+        self.idle.clear()
 
     # -- each worker thread ------------------------------------------------
 
-    def _serve(self):
+    def _serve(self) -> None:
         worker = self.worker
         woken_by = None  # why this thread was woken, until it has looked
         failures = 0
@@ -168,7 +188,7 @@ class ThreadPool:
                 # Woken and a row claimed: there may be more, so pass it on.
                 hand_on = self._hand_on(woken_by)
                 try:
-                    found = worker._run_one(on_claim=hand_on, claim_next=self._goes_on)
+                    found = worker.run_one(on_claim=hand_on, claim_next=self._goes_on)
                 except DatabaseError as error:
                     worker.budget.give_back()
                     failures += 1
@@ -204,25 +224,25 @@ class ThreadPool:
                 self._running -= 1
             self._nudge_main_thread()
 
-    def _hand_on(self, woken_by):
+    def _hand_on(self, woken_by: str | None) -> Callable[[], None] | None:
         """What a thread `woken_by` a cause calls once it has claimed a row:
         wake one idle thread, or two if it was itself woken by another (a
         burst of at least two rows), so the pool fills in doubling steps."""
         if woken_by is None:
             return None
         count = 2 if woken_by == HANDED_ON else 1
-        return lambda: self._wake(count, HANDED_ON)
+        return lambda: self.wake(count, HANDED_ON)
 
-    def _stopping(self):
+    def _stopping(self) -> bool:
         return self._stopped.is_set() or self.worker.stopping
 
-    def _goes_on(self):
+    def _goes_on(self) -> bool:
         """Whether a thread may claim another row (with its completion)."""
         return not self._stopping()
 
-    def _sleep(self):
+    def _sleep(self) -> str | None:
         """Sleep until woken; return why (None: to look at the stop conditions)."""
-        sleeper = _Sleeper()
+        sleeper = Sleeper()
         with self._lock:
             if self._stopped.is_set():
                 return None
@@ -230,19 +250,17 @@ class ThreadPool:
                 cause, self._pending = self._pending, None
                 self.wakeups[cause] += 1
                 return cause
-            self._idle.append(sleeper)
+            self.idle.append(sleeper)
         sleeper.event.wait()
         return sleeper.cause
 
-    def _nudge_main_thread(self):
+    def _nudge_main_thread(self) -> None:
         """End the main thread's wait, so that it sees a thread has ended."""
-        try:
-            os.write(self.worker._wakeup_write_fd, b'\0')
-        except (OSError, TypeError):  # full (it wakes anyway), or not running
-            pass
+        if self.wakeup is not None:
+            self.wakeup.nudge()
 
 
-def _close_connections():
+def _close_connections() -> None:
     """Close this thread's database connections (those not in a transaction)."""
     for connection in connections.all(initialized_only=True):
         if not connection.in_atomic_block:

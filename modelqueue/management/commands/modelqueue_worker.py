@@ -2,7 +2,7 @@
 or ``manage.py modelqueue_worker --tasks [--queue NAME ...] [--backend ALIAS]``
 for the tasks of Django's Tasks framework stored by ModelQueueBackend.
 
-Parses and checks the arguments, then hands over to modelqueue.worker.
+Parses and checks the arguments, then hands over to :mod:`modelqueue.worker`.
 """
 
 import datetime as dt
@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.module_loading import import_string
 
 from ...validation import check_count, check_seconds
-from ...worker import MAX_CONCURRENCY, Worker, serve
+from ...worker.loop import MAX_CONCURRENCY, Worker, serve
 
 LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO}
 

@@ -1,0 +1,427 @@
+"""The worker loop behind ``manage.py modelqueue_worker``.
+
+A :class:`Worker` calls :func:`modelqueue.run` on one queue until it is told
+to stop, logging one line per task through the ``modelqueue.worker`` logger,
+in the main thread or, with `threads`, in a pool of threads
+(:mod:`modelqueue.worker.threads`). :func:`serve` runs one worker in this
+process, or several in child processes that a parent supervises
+(:mod:`modelqueue.worker.supervisor`).
+
+Signals: the first SIGTERM or SIGINT lets the task in hand finish, claims no
+new one, and exits 0; a second one stops at once (rows then held stay
+working until run() reclaims them after the timeout). Database errors are
+logged, the connection closed, and the worker backs off and continues.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from django.db import Error as DatabaseError
+from django.db import close_old_connections, connections
+from django.db.models import Model, QuerySet
+
+from ..exceptions import Abort, Cancel, Retry
+from ..queue import check_run_arguments, run_chained
+from ..status import ONE_HOUR, ZERO_SECS, Status
+from ..validation import check_count, check_seconds, check_timedelta
+from ..wakeup import install_trigger
+from .backoff import database_error_pause
+from .heartbeat import Heartbeat
+from .housekeeping import Housekeeping
+from .signals import SIGNALS, WakeupPipe
+from .supervisor import supervise
+from .threads import ThreadPool
+from .waiters import Waiter, waiter_for
+
+logger = logging.getLogger('modelqueue.worker')
+
+__all__ = ['MAX_CONCURRENCY', 'MAX_THREADS', 'ActionCall', 'TaskBudget', 'Worker', 'serve']
+
+#: The most worker processes one command starts.
+MAX_CONCURRENCY = 256
+#: The most threads one worker process runs.
+MAX_THREADS = 256
+
+Action = Callable[[Any], object]
+
+
+class TaskBudget:
+    """How many more tasks may start: unlimited, or shared by processes.
+
+    >>> budget = TaskBudget(1)
+    >>> budget.take(), budget.take()
+    (True, False)
+    >>> budget.give_back()
+    >>> budget.take()
+    True
+    >>> TaskBudget(None).take()
+    True
+    """
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self._left: Any = None
+        if limit is not None:
+            self._left = multiprocessing.get_context('fork').Value('q', limit)
+
+    def take(self) -> bool:
+        if self._left is None:
+            return True
+        with self._left.get_lock():
+            if self._left.value <= 0:
+                return False
+            self._left.value -= 1
+            return True
+
+    def give_back(self) -> None:
+        if self._left is not None:
+            with self._left.get_lock():
+                self._left.value += 1
+
+
+class Worker:
+    """Process the `field` queue of `queryset` with `action` until stopped.
+
+    `retry`, `timeout` and `delay` go to run(). An idle worker waits at most
+    `sleep` seconds before it looks again (less when a scheduled row comes
+    due sooner, and on PostgreSQL it wakes on commit when `listen` is true).
+    `burst` stops it when nothing is due; `max_tasks` after that many tasks.
+    `threads` runs that many threads, each claiming and running its own
+    tasks on its own database connection (see :mod:`modelqueue.worker.threads`).
+
+    For example, to process every due task, then return::
+
+        Worker(Task.objects.all(), 'status', send, burst=True).run()
+
+    Arguments are checked as run() checks them; `sleep` must be a number of
+    seconds above 0.
+
+    It implements the protocols of :mod:`modelqueue.worker.protocol`:
+    :meth:`run_one`, :meth:`holds_claim`, :meth:`should_stop`,
+    :attr:`stopping`, :attr:`budget` for the thread pool, and
+    :meth:`become_child` for the supervisor. A subclass may override
+    :meth:`run_one` to do something around each task (the Tasks worker
+    does).
+    """
+
+    def __init__(
+        self,
+        queryset: QuerySet[Any],
+        field: str,
+        action: Action,
+        retry: int = 3,
+        timeout: dt.timedelta = ONE_HOUR,
+        delay: dt.timedelta = ZERO_SECS,
+        sleep: float = 1.0,
+        burst: bool = False,
+        max_tasks: int | None = None,
+        listen: bool = True,
+        threads: int = 1,
+    ) -> None:
+        self.attname = check_run_arguments(queryset, field, action, retry, timeout, delay)
+        # A zero timeout would let a second worker reclaim the task in hand.
+        check_timedelta('timeout', timeout, above_zero=True)
+        self.queryset = queryset
+        self.field = field
+        self.action = action
+        self.retry = retry
+        self.timeout = timeout
+        self.delay = delay
+        self.sleep = check_seconds('sleep', sleep, above_zero=True)
+        self.burst = burst
+        self.budget = TaskBudget(check_count('max_tasks', max_tasks, allow_none=True))
+        self.listen = listen
+        self.threads = check_count('threads', threads, MAX_THREADS)
+        self.processed = 0
+        self.stopping = False
+        self.parent_pid: int | None = None  # set in a supervisor's child
+        self.second_signal_stops = True
+        self.wakeup: WakeupPipe | None = None  # while running
+        self._signals = 0
+        self._failures = 0
+        self._heartbeat: Heartbeat | None = None
+        self._chain = threading.local()  # .held: the row each thread claimed with its last completion
+
+    @property
+    def label(self) -> str:
+        return f'{self.queryset.model._meta.label}.{self.field}'
+
+    def run(self) -> int:
+        """Process tasks until stopped; return the number processed.
+
+        Must be called in the main thread: it handles SIGTERM and SIGINT.
+        """
+        wakeup = self.wakeup = WakeupPipe()
+        wakeup.install()
+        previous_handlers = {sig: signal.signal(sig, self.on_signal) for sig in SIGNALS}
+        waiter = waiter_for(self.queryset, self.field, listen=self.listen, wakeup_fd=wakeup.read_fd)
+        logger.info(
+            'Worker %s started on %s with %s (%s)',
+            os.getpid(),
+            self.label,
+            _dotted_name(self.action),
+            waiter.describe(self.sleep) + (f', {self.threads} threads' if self.threads > 1 else ''),
+        )
+        self._heartbeat = Heartbeat(
+            self.queryset,
+            self.attname,
+            chores=Housekeeping(self.queryset.model, self.attname, self.queryset.db),
+        ).start()
+        try:
+            if self.threads > 1:
+                self.processed = ThreadPool(self, waiter, self.threads, wakeup).run()
+            else:
+                self._loop(waiter, wakeup)
+        finally:
+            self._heartbeat.stop()  # deletes the heartbeat row: a graceful exit
+            waiter.close()
+            for sig, handler in previous_handlers.items():
+                signal.signal(sig, handler)
+            wakeup.close()
+            self.wakeup = None
+        logger.info(
+            'Worker %s stopped after %s task%s',
+            os.getpid(),
+            self.processed,
+            '' if self.processed == 1 else 's',
+        )
+        return self.processed
+
+    def _loop(self, waiter: Waiter, wakeup: WakeupPipe) -> None:
+        while self.holds_claim() or not self.should_stop():
+            if not self.holds_claim() and not self.budget.take():
+                break
+            try:
+                found = self.run_one(claim_next=lambda: not self.should_stop())
+            except DatabaseError as error:
+                self.budget.give_back()
+                self._back_off(error, wakeup)
+                continue
+            self._failures = 0
+            if found:
+                self.processed += 1
+                continue
+            self.budget.give_back()
+            if self.burst:
+                break
+            try:
+                waiter.wait(self.sleep)
+            except DatabaseError as error:
+                self._back_off(error, wakeup)
+            wakeup.drain()
+
+    def should_stop(self) -> bool:
+        """Whether to claim no more rows: a signal came, or, in a
+        supervisor's child, the parent is gone."""
+        if self.parent_pid is not None and os.getppid() != self.parent_pid:
+            logger.warning('Worker %s: parent process gone; stopping', os.getpid())
+            self.stopping = True
+        return self.stopping
+
+    def run_one(
+        self,
+        on_claim: Callable[[], None] | None = None,
+        claim_next: Callable[[], bool] | None = None,
+    ) -> bool:
+        """Run one task; return whether a row was due.
+
+        An action's own exception is logged here (run() has recorded the
+        attempt); errors of the queue's own queries propagate. `on_claim`,
+        if given, is called once a row is claimed, before its action.
+
+        The task is the row this thread claimed with its last completion, if
+        it holds one (`holds_claim`), else a row claimed now. `claim_next`,
+        if given, is asked once the action has returned whether this thread
+        may go on: if so, and the budget allows one more task, the outcome is
+        written with the next claim in one statement where the database can
+        (see :func:`modelqueue.queue.run_chained`), and the row claimed is
+        the next call's task. Its budget is given back if no row was due.
+        """
+        call = ActionCall(self.action, self._heartbeat, on_claim)
+        held, self._chain.held = self.holds_claim(), None
+        took_next = False
+
+        def may_claim_next() -> bool:
+            nonlocal took_next
+            took_next = bool(claim_next and claim_next()) and self.budget.take()
+            return took_next
+
+        following = None
+        try:
+            _, following = run_chained(
+                self.queryset,
+                self.attname,
+                call,
+                self.retry,
+                self.timeout,
+                self.delay,
+                held,
+                None if claim_next is None else may_claim_next,
+            )
+        except Exception as error:
+            if call.task is None or error is not call.error:
+                if call.task is not None:
+                    call.log(self.attname, note='but its outcome was not written')
+                raise
+            call.log(self.attname)
+            close_old_connections()
+            return True
+        finally:
+            if took_next and following is None:
+                self.budget.give_back()
+            self._chain.held = following
+        if call.task is None:
+            return False
+        call.log(self.attname)
+        return True
+
+    def holds_claim(self) -> tuple[Model, Status] | None:
+        """The row this thread claimed with its last completion, and not yet
+        ran (see `run_one`), as (task, claimed status); else None."""
+        return getattr(self._chain, 'held', None)
+
+    def become_child(self, parent_pid: int) -> None:
+        """Run as a child of the supervisor `parent_pid`: stop after the task
+        in hand once the parent is gone, and leave the second signal to the
+        parent (a terminal's Ctrl-C signals the whole group)."""
+        self.parent_pid = parent_pid
+        self.second_signal_stops = False
+        # Until run() installs them again, the parent's handlers must not run here.
+        for sig in SIGNALS:
+            signal.signal(sig, self.on_signal)
+        signal.set_wakeup_fd(-1)
+
+    def _back_off(self, error: BaseException, wakeup: WakeupPipe) -> None:
+        """Log a database error, drop the connection, pause, and go on."""
+        self._failures += 1
+        wakeup.pause(database_error_pause(error, self._failures))
+
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
+        """SIGTERM or SIGINT: stop after the tasks in hand; a second one at once."""
+        name = signal.Signals(signum).name
+        self._signals += 1
+        if self._signals > 1 and self.second_signal_stops:
+            logger.warning(
+                'Worker %s: second %s, stopping now; rows in hand are given'
+                ' back after the timeout (%s)',
+                os.getpid(),
+                name,
+                self.timeout,
+            )
+            os._exit(128 + signum)
+        if not self.stopping:
+            logger.info(
+                'Worker %s: %s, finishing the task in hand, then stopping',
+                os.getpid(),
+                name,
+            )
+        self.stopping = True
+
+
+def _dotted_name(action: object) -> str:
+    module = getattr(action, '__module__', None)
+    name = getattr(action, '__qualname__', None)
+    return f'{module}.{name}' if module and name else repr(action)
+
+
+class ActionCall:
+    """The worker's action wrapped: remembers the task, its error and time."""
+
+    def __init__(
+        self,
+        action: Action,
+        heartbeat: Heartbeat | None = None,
+        on_claim: Callable[[], None] | None = None,
+    ) -> None:
+        self.action = action
+        self.heartbeat = heartbeat  # told what is in hand; writes it every few seconds
+        self.on_claim = on_claim
+        self.task: Any = None
+        self.error: BaseException | None = None
+        self.seconds: float | None = None
+
+    def __call__(self, task: Any) -> None:
+        self.task = task
+        if self.heartbeat is not None:
+            self.heartbeat.took(task)
+        if self.on_claim is not None:
+            self.on_claim()
+        started = time.monotonic()
+        try:
+            self.action(task)
+        except BaseException as error:
+            self.error = error
+            raise
+        finally:
+            self.seconds = time.monotonic() - started
+            if self.heartbeat is not None:
+                self.heartbeat.done(failed=self.outcome() not in ('finished', 'retry'))
+
+    def outcome(self) -> str:
+        """Name what the action did: finished, retry, aborted, canceled or failed."""
+        if self.error is None:
+            return 'finished'
+        for kind, name in ((Retry, 'retry'), (Abort, 'aborted'), (Cancel, 'canceled')):
+            if isinstance(self.error, kind):
+                return name
+        return 'failed'
+
+    def log(self, attname: str, note: str | None = None) -> None:
+        """Log one line: the task, the outcome, the duration (and the new state)."""
+        outcome = self.outcome()
+        state = Status(getattr(self.task, attname)).state.name
+        message = '%s.%s pk=%s %s in %.3fs'
+        args = [self.task._meta.label, attname, self.task.pk, outcome, self.seconds]
+        if note:
+            message += ' ' + note
+        elif state != outcome:
+            message += ', now %s'
+            args.append(state)
+        if outcome == 'failed':
+            logger.error(message, *args, exc_info=self.error)
+        else:
+            logger.info(message, *args)
+
+
+def serve(worker: Worker, concurrency: int = 1) -> int:
+    """Run `worker` here, or `concurrency` copies of it in child processes.
+
+    On PostgreSQL with ``worker.listen``, first installs the trigger that
+    wakes idle workers on commit (see :func:`modelqueue.wakeup.install_trigger`).
+    Children are supervised: one that dies is started again (see
+    :func:`modelqueue.worker.supervisor.supervise`). Returns the exit status: 0
+    after a graceful stop.
+    """
+    check_count('concurrency', concurrency, MAX_CONCURRENCY)
+    if worker.listen:
+        _install_trigger(worker)
+    if concurrency == 1:
+        worker.run()
+        return 0
+    return supervise(worker, concurrency)
+
+
+def _install_trigger(worker: Worker) -> None:
+    model = worker.queryset.model
+    try:
+        install_trigger(model, worker.field, using=worker.queryset.db)
+    except DatabaseError as error:
+        logger.warning(
+            'Could not install the wake-up trigger on %s (%s); idle workers'
+            ' will still poll every %ss',
+            worker.label,
+            str(error).strip(),
+            worker.sleep,
+        )
+    finally:
+        connections[worker.queryset.db].close()

@@ -1,0 +1,60 @@
+"""What the parts of a worker ask of each other, as typing protocols.
+
+:class:`~modelqueue.worker.loop.Worker` implements both. The thread pool
+(:mod:`modelqueue.worker.threads`) and the supervising parent
+(:mod:`modelqueue.worker.supervisor`) depend on these protocols, not on the
+loop, so imports go one way: the loop imports them, never the reverse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+__all__ = ['Budget', 'PooledWorker', 'SupervisedWorker']
+
+
+class Budget(Protocol):
+    """How many more tasks may start (``--max-tasks``), shared by processes."""
+
+    def take(self) -> bool:
+        """Take one task from the budget; False when none is left."""
+
+    def give_back(self) -> None:
+        """Return a task taken for a claim that found no row."""
+
+
+class PooledWorker(Protocol):
+    """The worker that each thread of a :class:`~modelqueue.worker.threads.ThreadPool` runs."""
+
+    budget: Budget
+    burst: bool
+    sleep: float
+
+    @property
+    def stopping(self) -> bool:
+        """Whether a signal asked the worker to stop."""
+
+    def should_stop(self) -> bool:
+        """Whether to claim no more rows: stopping, or the parent is gone."""
+
+    def holds_claim(self) -> Any | None:
+        """The row this thread claimed with its last completion, not yet run."""
+
+    def run_one(
+        self,
+        on_claim: Callable[[], None] | None = None,
+        claim_next: Callable[[], bool] | None = None,
+    ) -> bool:
+        """Run one task in this thread; return whether a row was due."""
+
+
+class SupervisedWorker(Protocol):
+    """The worker that each child process of a supervisor runs."""
+
+    def become_child(self, parent_pid: int) -> None:
+        """Be one of a supervisor's children: stop when the parent is gone,
+        leave a second signal to the parent."""
+
+    def run(self) -> int:
+        """Process tasks until stopped; return how many."""
