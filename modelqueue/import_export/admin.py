@@ -2,7 +2,7 @@
 
 For example in appname/admin.py::
 
-    from modelqueue.import_export_admin import QueueImportExportMixin
+    from modelqueue.import_export.admin import QueueImportExportMixin
 
     @admin.register(Task)
     class TaskAdmin(QueueImportExportMixin, admin.ModelAdmin):
@@ -10,7 +10,7 @@ For example in appname/admin.py::
 
 It combines with ``QueueAdminMixin`` (list it first). Export writes the
 changelist's current selection (its filters and search) with every queue
-field decoded (see `modelqueue.resources`); import shows
+field decoded (see :mod:`modelqueue.import_export.resources`); import shows
 django-import-export's preview, with decoded statuses, before anything is
 saved, and saves all rows or none. Importing needs the add and change
 permissions, exporting the view permission. Working rows, and finished or
@@ -31,10 +31,13 @@ from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
-from .resources import queue_resource  # first: says what to install if missing
+from .resources import MISSING_IMPORT_EXPORT, queue_resource
 
-from import_export.admin import ImportExportMixin  # noqa: E402 isort:skip
-from import_export.forms import ConfirmImportForm, ImportForm  # noqa: E402 isort:skip
+try:
+    from import_export.admin import ImportExportMixin
+    from import_export.forms import ConfirmImportForm, ImportForm
+except ImportError as error:  # raised by .resources already, unless only a part is missing
+    raise ImportError(MISSING_IMPORT_EXPORT, name=error.name) from error
 
 ALLOW_WORKING_HELP = _(
     'Unless this is ticked, a working status in the file is refused (no worker'
@@ -75,7 +78,7 @@ class QueueImportExportMixin(ImportExportMixin):
 
     ``queue_fields`` names the queue fields of the model (``['status']``
     by default, like ``QueueAdminMixin``, with which it is shared). Without
-    ``resource_classes`` the mixin makes a `modelqueue.resources.QueueResource`
+    ``resource_classes`` the mixin makes a `modelqueue.import_export.resources.QueueResource`
     for them; give ``resource_classes`` (QueueResource subclasses) to choose
     fields or options yourself.
     """

@@ -50,11 +50,11 @@ import datetime as dt
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.utils.translation import gettext as _
 
-from .queue import save_fields_fenced
-from .status import State, Status, now
+from ..queue import save_fields_fenced
+from ..status import DECODED_PARTS, State, Status, now
 
 MISSING_IMPORT_EXPORT = (
-    'modelqueue.resources needs django-import-export 4, which is not'
+    'modelqueue.import_export needs django-import-export 4, which is not'
     ' installed: pip install "modelqueue[import-export]"'
 )
 
@@ -63,7 +63,6 @@ try:
 except ImportError as error:
     raise ImportError(MISSING_IMPORT_EXPORT, name=error.name) from error
 
-PARTS = ('state', 'when', 'attempts')
 
 
 def queue_columns(field):
@@ -72,7 +71,7 @@ def queue_columns(field):
     >>> queue_columns('status')
     ['status', 'status_state', 'status_when', 'status_attempts']
     """
-    return [field, *(f'{field}_{part}' for part in PARTS)]
+    return [field, *(f'{field}_{part}' for part in DECODED_PARTS)]
 
 
 def _is_blank(value):
@@ -159,9 +158,9 @@ class StatusPartWidget(widgets.Widget):
     """
 
     def __init__(self, part, **kwargs):
-        if part not in PARTS:
+        if part not in DECODED_PARTS:
             raise ValueError(
-                f'invalid part {part!r}: expected one of {", ".join(PARTS)}'
+                f'invalid part {part!r}: expected one of {", ".join(DECODED_PARTS)}'
             )
         super().__init__(**kwargs)
         self.part = part
@@ -241,11 +240,11 @@ class QueueStatusField(fields.Field):
         raw = row.get(raw_column)
         given = {
             part: row[column]
-            for part, column in zip(PARTS, part_columns)
+            for part, column in zip(DECODED_PARTS, part_columns)
             if not _is_blank(row.get(column))
         }
         decoded = {}
-        for part, column in zip(PARTS, part_columns):
+        for part, column in zip(DECODED_PARTS, part_columns):
             if part in given:
                 try:
                     decoded[part] = StatusPartWidget(part).clean(given[part])
@@ -264,7 +263,7 @@ class QueueStatusField(fields.Field):
             if combined != status:
                 others = ', '.join(
                     f'{column!r} {given[part]!r}'
-                    for part, column in zip(PARTS, part_columns)
+                    for part, column in zip(DECODED_PARTS, part_columns)
                     if part in given
                 )
                 raise _row_error(
@@ -358,7 +357,7 @@ class QueueResource(resources.ModelResource):
     import_id_fields, ...) keep working, and the decoded columns follow
     their queue field::
 
-        from modelqueue.resources import QueueResource
+        from modelqueue.import_export.resources import QueueResource
 
         class TaskResource(QueueResource):
             class Meta:
@@ -417,7 +416,7 @@ class QueueResource(resources.ModelResource):
                 field.attribute, field.column_name or name
             )
             columns = queue_columns(fields_[name].column_name)[1:]
-            for part, column in zip(PARTS, columns):
+            for part, column in zip(DECODED_PARTS, columns):
                 fields_[f'{name}_{part}'] = fields.Field(
                     attribute=field.attribute,
                     column_name=column,
@@ -521,7 +520,7 @@ class QueueResource(resources.ModelResource):
     def _companions_follow(self, order):
         """Return `order` with each queue field's decoded columns right after it."""
         companions = {
-            f'{name}_{part}': name for name in self.queue_fields for part in PARTS
+            f'{name}_{part}': name for name in self.queue_fields for part in DECODED_PARTS
         }
         result = []
         for name in order:
@@ -529,7 +528,7 @@ class QueueResource(resources.ModelResource):
                 continue
             result.append(name)
             if name in self.queue_fields:
-                result.extend(f'{name}_{part}' for part in PARTS)
+                result.extend(f'{name}_{part}' for part in DECODED_PARTS)
         return tuple(result)
 
 
