@@ -14,7 +14,7 @@ from django.utils.translation import gettext as gettext_now
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from ..status import State, Status, now
+from ..status import DECODED_PARTS, State, Status, now
 
 #: Translatable names of the states, for everything the admin shows.
 STATE_LABELS = {
@@ -25,8 +25,11 @@ STATE_LABELS = {
     State.canceled.name: _('canceled'),
 }
 
-#: The columns each queue field adds, by the suffix of their name.
-COLUMN_PARTS = ('state', 'when', 'attempts')
+
+def duration_text(delta):
+    """'1 hour', '2 days, 3 hours': a timedelta in words."""
+    current = now()
+    return timesince(current - delta, current, depth=2)
 
 
 def natural_time(moment, current):
@@ -88,7 +91,7 @@ def column_name(field, part):
     return f'queue_{field}_{part}'
 
 
-def queue_columns(model, field, several=False):
+def status_columns(model, field, several=False):
     """Return the columns of the queue `field`: state, when, attempts, decoded.
 
     A mapping of attribute name (see `column_name`) to an ``@admin.display``
@@ -117,10 +120,11 @@ def queue_columns(model, field, several=False):
 
         return show
 
+    state, when, attempts = DECODED_PARTS
     return {
-        column_name(field, 'state'): column(status_state_html, titled(_('state')), field),
-        column_name(field, 'when'): column(status_when_html, titled(_('when')), field),
-        column_name(field, 'attempts'): column(
+        column_name(field, state): column(status_state_html, titled(_('state')), field),
+        column_name(field, when): column(status_when_html, titled(_('when')), field),
+        column_name(field, attempts): column(
             lambda status: status.attempts, titled(_('attempts'))
         ),
         column_name(field, 'decoded'): column(

@@ -33,9 +33,9 @@ LAST_ERROR_CHARS = 80
 def _models():
     """The modelqueue models, imported when first used: this module is
     imported with modelqueue.admin, before the app registry is ready."""
-    from django.contrib.contenttypes.models import ContentType  # noqa: PLC0415
+    from django.contrib.contenttypes.models import ContentType  # noqa: PLC0415 (needs the app registry)
 
-    from ..models import FailureRecord, WorkerHeartbeat  # noqa: PLC0415
+    from ..models import FailureRecord, WorkerHeartbeat  # noqa: PLC0415 (needs the app registry)
 
     return ContentType, FailureRecord, WorkerHeartbeat
 

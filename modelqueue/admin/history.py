@@ -22,8 +22,8 @@ def log_operation(request, model, field, operation, rows, summary):
     message the operator was shown.
     """
     # Models: imported here, since the admin app's config imports this package.
-    from django.contrib.admin.models import CHANGE, LogEntry  # noqa: PLC0415
-    from django.contrib.contenttypes.models import ContentType  # noqa: PLC0415
+    from django.contrib.admin.models import CHANGE, LogEntry  # noqa: PLC0415 (needs the app registry)
+    from django.contrib.contenttypes.models import ContentType  # noqa: PLC0415 (needs the app registry)
 
     content_type = ContentType.objects.get_for_model(model, for_concrete_model=False)
     user_id = request.user.pk

@@ -44,16 +44,15 @@ from django.template.loader import render_to_string, select_template
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.text import capfirst
-from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 
-from ..status import ONE_HOUR, Status, now
+from ..status import DECODED_PARTS, ONE_HOUR, Status, now
 from ..validation import status_field_problem
 from . import checks
 from .actions import queue_actions
 from .changeform import OPENED, RowChangedMeanwhile, fenced_form, opened_token, save_edited
 from .changelist import EstimatingPaginator, QueueChangeList, page_count
-from .display import COLUMN_PARTS, STATE_LABELS, column_name, queue_columns
+from .display import STATE_LABELS, column_name, duration_text, status_columns
 from .failures import (
     attach_last_errors,
     failure_figures,
@@ -80,12 +79,6 @@ def _check_status(value):
         Status(value)
     except ValueError as error:
         raise ValidationError(str(error), code='invalid_status') from None
-
-
-def duration_text(delta):
-    """'1 hour', '2 days, 3 hours': a timedelta in words."""
-    current = now()
-    return timesince(current - delta, current, depth=2)
 
 
 class QueueAdminMixin:
@@ -128,7 +121,7 @@ class QueueAdminMixin:
         super().__init__(model, admin_site)
         several = len(self.valid_queue_fields) > 1
         for field in self.valid_queue_fields:
-            for name, column in queue_columns(model, field, several).items():
+            for name, column in status_columns(model, field, several).items():
                 setattr(self, name, column)
             setattr(self, column_name(field, 'last_error'), last_error_column(field, several))
         self.queue_base_change_list_template = self.change_list_template
@@ -234,7 +227,7 @@ class QueueAdminMixin:
         columns = [
             column_name(field, part)
             for field in self.valid_queue_fields
-            for part in (*COLUMN_PARTS, 'last_error')
+            for part in (*DECODED_PARTS, 'last_error')
         ]
         declared = list(super().get_list_display(request))
         return [*declared, *(column for column in columns if column not in declared)]

@@ -22,8 +22,8 @@ from django.urls import path
 from django.utils.translation import gettext_lazy as _
 
 from ..status import Status, now
-from .display import STATE_LABELS
-from .options import QueueAdminMixin, duration_text
+from .display import STATE_LABELS, duration_text
+from .options import QueueAdminMixin
 
 
 class QueueAdminSiteMixin:
@@ -39,6 +39,8 @@ class QueueAdminSiteMixin:
 
     index_template = 'modelqueue/index.html'
     queue_overview_template = 'modelqueue/overview.html'
+    #: What the queue admins' system check looks for (modelqueue.W001).
+    serves_queue_overview = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
