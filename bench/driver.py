@@ -582,7 +582,7 @@ def dashboard_figures():
     """The dashboard's figures function of this checkout."""
     if IMPL != 'modelqueue':
         return None
-    from modelqueue.admin.figures import queue_figures  # noqa: PLC0415 (after django.setup())
+    from modelqueue.admin.figures import queue_figures
 
     return queue_figures
 
@@ -712,7 +712,7 @@ def pickup_mechanism():
         from bench.queueapp.models import Task
     else:
         from modelqueue.tasks.models import QueuedTask as Task
-    from modelqueue.wakeup import waiter_for
+    from modelqueue.worker.waiters import waiter_for
 
     waiter = waiter_for(Task.objects.all(), 'status')
     try:

@@ -8,3 +8,6 @@ class Task(models.Model):
 
     data = models.TextField()
     status = modelqueue.StatusField(db_index=True, default=modelqueue.Status.waiting)
+
+    def __str__(self):
+        return self.data

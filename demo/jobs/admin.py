@@ -7,7 +7,7 @@ from modelqueue.admin import QueueAdminMixin
 from .models import Email, Image
 
 try:  # import and export buttons, when django-import-export is installed
-    from modelqueue.import_export_admin import QueueImportExportMixin
+    from modelqueue.import_export.admin import QueueImportExportMixin
 except ImportError:
     QUEUE_ADMIN_BASES = (QueueAdminMixin, admin.ModelAdmin)
 else:

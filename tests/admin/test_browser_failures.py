@@ -25,7 +25,7 @@ def fail(task, error):
 
     try:
         run(Task.objects.filter(pk=task.pk), 'status', action)
-    except Exception:  # the action's own exception, re-raised after it was recorded
+    except Exception:  # noqa: BLE001 (the action's own exception, re-raised after it was recorded)
         pass
 
 

@@ -28,7 +28,7 @@ def fail(task, error, retry=3):
     Task.objects.filter(pk=task.pk).update(status=Status.waiting(now() - dt.timedelta(seconds=1), 0))
     try:
         run(Task.objects.filter(pk=task.pk), 'status', _raise(error), retry=retry)
-    except Exception:  # an action's own exception: recorded, then re-raised
+    except Exception:  # noqa: BLE001 (an action's own exception: recorded, then re-raised)
         pass
 
 

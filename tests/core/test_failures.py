@@ -9,8 +9,9 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 
-from modelqueue import Abort, Cancel, Retry, Status, failures, now, run
+from modelqueue import Abort, Cancel, Retry, Status, conf, failures, now, run
 from modelqueue.models import FailureRecord, WorkerHeartbeat
+from modelqueue.names import worker_name
 from tests.testapp.models import Task
 
 SECOND = dt.timedelta(seconds=1)
@@ -55,7 +56,7 @@ def test_an_exception_is_recorded_with_everything_the_history_shows():
     assert (record.exception, record.message) == ('builtins.ValueError', 'bad <address>')
     assert 'Traceback (most recent call last)' in record.traceback
     assert "raise error" in record.traceback and 'ValueError: bad <address>' in record.traceback
-    assert record.worker == failures.worker_name()
+    assert record.worker == worker_name()
     # started is the claim's time, written to the millisecond
     assert before - dt.timedelta(milliseconds=1) <= record.started <= record.ended <= now()
     assert record.duration == record.ended - record.started
@@ -69,8 +70,8 @@ def test_abort_then_cancel_past_retry_count_their_attempts():
     run(Task.objects.all(), 'status', raising(Abort(dt.timedelta(minutes=5))), retry=1)
     records = list(FailureRecord.objects.order_by('pk').values_list('exception', 'attempt', 'outcome', 'message'))
     assert records == [
-        ('modelqueue.queue.Abort', 1, 'waiting', ''),
-        ('modelqueue.queue.Abort', 2, 'canceled', 'delay 0:05:00'),
+        ('modelqueue.exceptions.Abort', 1, 'waiting', ''),
+        ('modelqueue.exceptions.Abort', 2, 'canceled', 'delay 0:05:00'),
     ]
 
 
@@ -81,7 +82,7 @@ def test_cancel_is_recorded_as_canceled_and_retry_is_not_a_failure():
     make('retry')
     run(Task.objects.filter(data='retry'), 'status', raising(Retry()))
     assert list(FailureRecord.objects.values_list('exception', 'outcome', 'message')) == [
-        ('modelqueue.queue.Cancel', 'canceled', 'no mailbox')
+        ('modelqueue.exceptions.Cancel', 'canceled', 'no mailbox')
     ]
 
 
@@ -189,7 +190,7 @@ def test_run_works_without_the_table_and_says_why_once(caplog):
 )
 def test_a_bad_setting_is_named_with_what_was_expected(name, value, expected):
     with override_settings(**{name: value}), pytest.raises(ValueError) as error:
-        failures.setting(name)
+        conf.get(name)
     assert str(error.value) == f'{name} = {value!r}: expected {expected}'
 
 

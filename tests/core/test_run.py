@@ -532,6 +532,9 @@ class Stamped(models.Model):
         app_label = 'testapp'
         managed = False
 
+    def __str__(self):
+        return str(self.status)
+
 
 def test_the_completion_writes_auto_now_fields():
     row = Stamped(pk=1, status=Status.working(), updated=None)

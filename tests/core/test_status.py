@@ -1,6 +1,7 @@
 """The encoding: State and Status, pure and exact."""
 
 import datetime as dt
+import pickle
 
 import pytest
 import pytz
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from modelqueue import ONE_HOUR, ZERO_SECS, State, Status, now
 from modelqueue.ranges import FIRST_TIMESTAMP
 from modelqueue.status import datetime_to_priority, next_timestamp, priority_to_datetime
+from tests.testapp.models import Task
 
 VALID_DATETIMES = st.datetimes(
     min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31, 23, 59, 59)
@@ -123,8 +125,6 @@ def test_minimum_and_maximum_bound_each_state():
 
 
 def test_states_and_statuses_pickle():
-    import pickle
-
     assert pickle.loads(pickle.dumps(State.working)) == State.working
     assert pickle.loads(pickle.dumps(State.working)).name == 'working'
     status = Status(3201801020304567896)
@@ -242,8 +242,6 @@ def test_a_datetime_whose_utc_time_is_before_year_1_says_so():
 
 @pytest.mark.django_db
 def test_status_tally_counts_rows_by_state():
-    from tests.testapp.models import Task
-
     for status in (Status.waiting(), Status.waiting(), Status.finished(), Status.canceled()):
         Task.objects.create(data='task', status=status)
     assert Status.tally(Task.objects.all(), 'status') == {

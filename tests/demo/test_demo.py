@@ -79,7 +79,7 @@ def _server_database_url():
 def _drop_server_database():
     settings = DATABASES['default']
     if DATABASE_VENDOR == 'postgresql':
-        import psycopg
+        import psycopg  # noqa: PLC0415 (the driver of the database under test only)
 
         with psycopg.connect(
             host=settings['HOST'], port=settings['PORT'], user=settings['USER'],
@@ -87,7 +87,7 @@ def _drop_server_database():
         ) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{DEMO_DATABASE}" WITH (FORCE)')
     elif DATABASE_VENDOR == 'mariadb':
-        import MySQLdb
+        import MySQLdb  # noqa: PLC0415 (the driver of the database under test only)
 
         connection = MySQLdb.connect(
             host=settings['HOST'], port=int(settings['PORT']), user=settings['USER'],
@@ -370,9 +370,9 @@ def test_failed_emails_say_why(demo):
         " __import__('modelqueue.models').models.FailureRecord.objects.filter(field='status')}"
     )
     assert reasons[str(flaky)] == [
-        'modelqueue.queue.Abort', 'delay 0:00:05; TimeoutError: mx.flaky.example did not answer within 30 seconds',
+        'modelqueue.exceptions.Abort', 'delay 0:00:05; TimeoutError: mx.flaky.example did not answer within 30 seconds',
         'waiting',
     ]
     assert reasons[str(invalid)] == [
-        'modelqueue.queue.Cancel', '550 no mailbox alan@invalid.example', 'canceled'
+        'modelqueue.exceptions.Cancel', '550 no mailbox alan@invalid.example', 'canceled'
     ]

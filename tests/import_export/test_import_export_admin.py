@@ -8,11 +8,12 @@ import re
 
 import pytest
 import pytz
+from django.contrib import admin
 from django.core.exceptions import ImproperlyConfigured
 
 from modelqueue import Status
-from modelqueue import import_export_admin as import_export_admin_module
-from modelqueue.import_export_admin import QueueImportExportMixin
+from modelqueue.import_export import admin as import_export_admin_module
+from modelqueue.import_export.admin import QueueImportExportMixin
 from tests.support.imports import confirm, format_index, preview, url
 from tests.support.users import create_user
 from tests.testapp import import_export_admin
@@ -270,8 +271,6 @@ def test_check_asks_for_import_export_in_installed_apps(monkeypatch):
 
 
 def test_queue_fields_are_required():
-    from django.contrib import admin
-
     class Forgetful(QueueImportExportMixin, admin.ModelAdmin):
         queue_fields = []
 

@@ -12,7 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 from import_export.formats.base_formats import CSV, JSON, XLSX
 
 from modelqueue import State, Status
-from modelqueue.resources import QueueResource, queue_resource
+from modelqueue.import_export.resources import QueueResource, queue_resource
 from tests.support import ROOT
 from tests.testapp.models import Task, Upload
 
@@ -354,7 +354,7 @@ MISSING_MODULE = textwrap.dedent(
     import django
     django.setup()
     import modelqueue, modelqueue.admin.filters, modelqueue.admin.actions
-    for module in ('modelqueue.resources', 'modelqueue.import_export_admin'):
+    for module in ('modelqueue.import_export.resources', 'modelqueue.import_export.admin'):
         try:
             __import__(module)
         except ImportError as error:

@@ -10,6 +10,11 @@ import os
 from pathlib import Path
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.support import ROOT
 from tests.support.users import PASSWORD, create_superuser
@@ -32,11 +37,6 @@ def start_chromium(profile):
     for path in (CHROMIUM, CHROMEDRIVER):
         if not path.exists():
             browser_missing(f'{path} is not installed')
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        browser_missing('selenium is not installed')
     os.environ['SE_OFFLINE'] = 'true'
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
@@ -65,10 +65,6 @@ def for_live_server(driver, live_server):
     signs in through the admin's login form; ``screenshot(name)`` saves
     test-artifacts/<name>.png.
     """
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
     driver.delete_all_cookies()
 
     def go(path):
@@ -100,14 +96,10 @@ def log_in(browser):
 
     Returns once the admin shows the user's tools.
     """
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
-
     user = create_superuser(password=PASSWORD)
     browser.login(user.username, PASSWORD)
     WebDriverWait(browser, WAIT_SECONDS).until(  # shown only once logged in
-        EC.presence_of_element_located((By.ID, 'user-tools'))
+        expected_conditions.presence_of_element_located((By.ID, 'user-tools'))
     )
 
 

@@ -17,7 +17,7 @@ from django.db import connection  # noqa: E402
 
 try:
     connection.ensure_connection()
-except Exception as error:  # any driver's connection error
+except Exception as error:  # noqa: BLE001 (any driver's connection error)
     settings = connection.settings_dict
     sys.exit(
         f'runtests: cannot reach the {connection.vendor} database at'

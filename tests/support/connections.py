@@ -48,7 +48,7 @@ def cut_sessions(connection):
                 else:
                     cursor.execute(f'KILL CONNECTION {int(session)}')
                 cut += 1
-            except Exception as error:  # noqa: BLE001 (the session ended by itself)
+            except Exception as error:
                 if 'Unknown thread id' not in str(error):
                     raise
     return cut

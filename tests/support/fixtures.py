@@ -3,6 +3,7 @@
 import os
 
 import pytest
+from django.conf import settings
 
 from tests.support.browser import for_live_server, start_chromium
 from tests.support.processes import Children
@@ -57,8 +58,6 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     test database is named after the pid always, as settings.py does; under
     mutmut (MUTANT_UNDER_TEST is set) the others are too.
     """
-    from django.conf import settings
-
     test = settings.DATABASES['default']['TEST']
     if settings.DATABASE_VENDOR == 'sqlite':
         test['NAME'] = str(
@@ -77,8 +76,8 @@ def look_for_the_failure_tables_afresh():
     a test that hides the table must not turn recording off for the tests
     after it, whatever their order.
     """
-    from modelqueue import failures
-    from modelqueue.admin import failures as admin_failures
+    from modelqueue import failures  # noqa: PLC0415 (the admin needs Django set up first)
+    from modelqueue.admin import failures as admin_failures  # noqa: PLC0415
 
     failures._off_until.clear()
     failures._statements.clear()
@@ -93,6 +92,6 @@ def compile_claims_afresh():
     test checks ClaimStatement even when run after others, or alone, or in
     a process forked from one whose cache is full (mutmut's).
     """
-    from modelqueue import claim
+    from modelqueue import claim  # noqa: PLC0415 (after Django is set up)
 
     claim._statements.clear()

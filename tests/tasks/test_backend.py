@@ -291,7 +291,7 @@ def test_a_task_enqueued_in_a_transaction_that_rolls_back_never_runs():
 def test_the_claim_is_one_statement():
     tasks.add.enqueue(1, 2)
     worker = TaskWorker('default', burst=True, listen=False)
-    worker._next_promotion = float('inf')  # only the claim and the outcome
+    worker.next_promotion = float('inf')  # only the claim and the outcome
     with CaptureQueriesContext(connection) as queries:
         worker.run()
     # The task table's statements (the worker's heartbeat row has its own):
@@ -357,7 +357,7 @@ def test_abort_retries_up_to_retry_then_fails():
     result.refresh()
     assert result.status == TaskResultStatus.FAILED
     assert len(result.errors) == 4 and result.attempts == 4
-    assert {error.exception_class_path for error in result.errors} == {'modelqueue.queue.Abort'}
+    assert {error.exception_class_path for error in result.errors} == {'modelqueue.exceptions.Abort'}
 
 
 def test_cancel_fails_at_once():

@@ -4,7 +4,7 @@ from django.contrib import admin
 
 import modelqueue
 from modelqueue.admin import QueueAdminMixin, QueueAdminSite
-from modelqueue.import_export_admin import QueueImportExportMixin
+from modelqueue.import_export.admin import QueueImportExportMixin
 
 from .models import Task, Upload
 

@@ -22,6 +22,9 @@ class Execution(models.Model):
     task = models.ForeignKey(Task, on_delete=models.CASCADE)
     pid = models.IntegerField()
 
+    def __str__(self):
+        return f'{self.task_id} in {self.pid}'
+
 
 class Upload(models.Model):
     """A model with two queues: scan then publish."""
@@ -60,6 +63,9 @@ class Recipient(models.Model):
 
     address = models.CharField(max_length=200)
 
+    def __str__(self):
+        return self.address
+
 
 class Delivery(models.Model):
     """A queue whose columns the database hands back in other types than the
@@ -76,3 +82,6 @@ class Delivery(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     modified = models.DateTimeField(auto_now=True)
     status = modelqueue.StatusField(db_index=True, default=modelqueue.Status.waiting)
+
+    def __str__(self):
+        return f'delivery to {self.recipient_id}'

@@ -7,8 +7,8 @@ import threading
 import pytest
 
 from modelqueue import Status, now, run
-from modelqueue.heartbeat import Heartbeat
 from modelqueue.models import FailureRecord, WorkerHeartbeat
+from modelqueue.worker.heartbeat import Heartbeat
 from tests.support.processes import finish, start_worker
 from tests.support.waits import wait_until
 from tests.testapp.actions import record

@@ -16,7 +16,8 @@ import psycopg2
 import pytest
 from django.db import connection
 
-from modelqueue.wakeup import ListeningWaiter, channel_name, install_trigger
+from modelqueue.wakeup import channel_name, install_trigger
+from modelqueue.worker.waiters import ListeningWaiter
 from tests.support.waits import wait_until
 from tests.testapp.models import Task
 

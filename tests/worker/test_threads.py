@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from modelqueue import Status, now
-from modelqueue.threads import HANDED_ON, NOTIFICATION, POLLING, ThreadPool, _Sleeper
+from modelqueue.worker.threads import HANDED_ON, NOTIFICATION, POLLING, Sleeper, ThreadPool
 from tests.support.connections import listening, server_sessions
 from tests.support.processes import ACTIONS, finish, start_worker
 from tests.support.tasks import executed, executions_per_task, state_counts, waiting_tasks
@@ -132,12 +132,12 @@ def test_one_notification_wakes_one_idle_thread(spawn):
 
 def test_a_thread_woken_by_another_that_claims_wakes_two_so_the_pool_fills_in_doubling_steps():
     pool = ThreadPool(worker=None, waiter=None, threads=8)
-    pool._idle = [_Sleeper() for _ in range(5)]
+    pool.idle = [Sleeper() for _ in range(5)]
     assert pool._hand_on(None) is None  # a busy thread going on with its next row
     for cause, woken in ((NOTIFICATION, 1), (POLLING, 1), (HANDED_ON, 2)):
-        idle = len(pool._idle)
+        idle = len(pool.idle)
         pool._hand_on(cause)()
-        assert idle - len(pool._idle) == woken, cause
+        assert idle - len(pool.idle) == woken, cause
     assert pool.wakeups[HANDED_ON] == 4
 
 

@@ -4,6 +4,7 @@ import datetime as dt
 import hashlib
 import logging
 import os
+import threading
 import time
 import types
 
@@ -12,15 +13,8 @@ from django.db import connection, transaction
 
 from modelqueue import State, Status, now
 from modelqueue.expressions import with_state
-from modelqueue.wakeup import (
-    ListeningWaiter,
-    PollingWaiter,
-    _lock_key,
-    channel_name,
-    install_trigger,
-    uninstall_trigger,
-    waiter_for,
-)
+from modelqueue.wakeup import channel_name, install_trigger, uninstall_trigger
+from modelqueue.worker.waiters import ListeningWaiter, PollingWaiter, waiter_for
 from tests.support.connections import listening
 from tests.support.processes import finish, start_worker
 from tests.support.tasks import executed
@@ -63,7 +57,7 @@ def test_polling_waiter_sleeps_only_until_the_next_scheduled_row():
 def test_polling_waiter_respects_the_queryset():
     Task.objects.create(data='other', status=Status.waiting(now() + dt.timedelta(seconds=0.2)))
     waiter = PollingWaiter(Task.objects.filter(data='mine'), 'status')
-    assert waiter._until_scheduled(30) == 30
+    assert waiter.until_scheduled(30) == 30
 
 
 @pytest.mark.vendors('sqlite', 'mysql')  # PostgreSQL installs it
@@ -80,7 +74,7 @@ def notifications(transactional_db):
     itself and reads until the marker: notifications arrive in commit order,
     so those before the marker are the change's own.
     """
-    import psycopg
+    import psycopg  # noqa: PLC0415 (PostgreSQL's driver, for PostgreSQL's tests only)
 
     install_trigger(Task, 'status')
     channel = channel_name(Task, 'status')
@@ -294,16 +288,6 @@ def test_a_channel_name_past_50_characters_is_cut_to_41_and_a_digest():
     assert len(channel_name(longer, 'status')) == 50
 
 
-def test_the_trigger_lock_key_is_a_signed_64_bit_integer_of_the_name():
-    names = [f'modelqueue_{n}' for n in range(64)]
-    keys = [_lock_key(name) for name in names]
-    assert all(-(2**63) <= key < 2**63 for key in keys)
-    assert any(key < 0 for key in keys)
-    assert keys[0] == int.from_bytes(
-        hashlib.sha1(names[0].encode()).digest()[:8], 'big', signed=True
-    )
-
-
 @postgresql_only
 def test_uninstall_trigger_removes_the_function_and_both_triggers(transactional_db):
     install_trigger(Task, 'status')
@@ -361,11 +345,11 @@ def test_a_waiter_wakes_as_soon_as_the_wakeup_fd_is_readable(listen):
 @pytest.mark.django_db
 def test_a_waiter_sleeps_until_just_after_the_next_scheduled_row():
     Task.objects.create(data='soon', status=Status.waiting(now() + dt.timedelta(seconds=2)))
-    until = PollingWaiter(Task.objects.all(), 'status')._until_scheduled(30)
+    until = PollingWaiter(Task.objects.all(), 'status').until_scheduled(30)
     assert 1 < until <= 2.002
     Task.objects.all().delete()
     Task.objects.create(data='now', status=Status.waiting(now() + dt.timedelta(milliseconds=50)))
-    assert PollingWaiter(Task.objects.all(), 'status')._until_scheduled(30) < 0.5
+    assert PollingWaiter(Task.objects.all(), 'status').until_scheduled(30) < 0.5
 
 
 @postgresql_only
@@ -392,8 +376,6 @@ def test_install_trigger_in_the_callers_transaction_leaves_its_lock_timeout(tran
 def test_of_two_installs_at_once_only_the_one_that_installed_says_so(transactional_db):
     """Two processes migrate at once: the second waits for the first's lock,
     then finds the trigger current and reports that it installed nothing."""
-    import threading
-
     uninstall_trigger(Task, 'status')
     installed_first = threading.Event()
     commit_first = threading.Event()
