@@ -14,11 +14,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from importlib import import_module
 from typing import Any
 
 from django.db import connections
 
 from . import dbobjects
+from .deprecation import warn_moved
 from .status import State, Status
 
 logger = logging.getLogger('modelqueue.worker')
@@ -109,3 +111,16 @@ def install_trigger(model: Any, field: str, using: str = 'default') -> bool:
 def uninstall_trigger(model: Any, field: str, using: str = 'default') -> bool:
     """Remove what :func:`install_trigger` created; False when not PostgreSQL."""
     return dbobjects.uninstall(using, _triggers(model, field, using))
+
+
+#: ModelQueue 3.0.0's waiters, now in the worker package (this module is the
+#: database's side of the wake-up only). The one import of the core from the
+#: worker, for one release; tests/core/test_layers.py allows this edge alone.
+MOVED = {name: 'modelqueue.worker.waiters' for name in ('PollingWaiter', 'ListeningWaiter', 'waiter_for')}
+
+
+def __getattr__(name: str) -> Any:
+    if name in MOVED:
+        warn_moved(f'{__name__}.{name}', f'{MOVED[name]}.{name}')
+        return getattr(import_module(MOVED[name]), name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

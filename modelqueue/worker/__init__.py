@@ -41,6 +41,10 @@ MOVED = {
     'BACKOFF': 'modelqueue.worker.backoff',
     'database_error_pause': 'modelqueue.worker.backoff',
     'SIGNALS': 'modelqueue.worker.signals',
+    # ModelQueue 3.0.0 had the worker's argument checks here.
+    'check_count': 'modelqueue.validation',
+    'check_seconds': 'modelqueue.validation',
+    'MAX_SECONDS': 'modelqueue.validation',
 }
 
 
