@@ -1,7 +1,7 @@
 """Where benchmark results go, and what every results file records.
 
-Published results (the files the README's figures come from) are committed
-in bench/results/. Smoke and scratch runs, and the benchmarks' SQLite
+Published results (the files the documentation's performance page reads
+its figures from when it is built) are committed in bench/results/. Smoke and scratch runs, and the benchmarks' SQLite
 databases, go to bench/results/scratch/, which git ignores, so a run never
 dirties the tree by accident. Every results file starts with the same
 header: when it started, the git commit it measured, its options and the

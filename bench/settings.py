@@ -4,8 +4,8 @@ MQBENCH_IMPL picks the implementation (modelqueue, modelqueue-2.2.1,
 django-tasks-db, or modelqueue-tasks: this checkout's ModelQueueBackend of
 Django's Tasks framework), MQBENCH_DB the database (sqlite, postgresql, mariadb) and
 MQBENCH_DB_NAME the database name (a file path for SQLite). Every
-implementation gets the same database settings: the ones our README
-recommends for several workers on SQLite, defaults elsewhere.
+implementation gets the same database settings: the ones our guide
+(docs/guide.rst) recommends for several workers on SQLite, defaults elsewhere.
 """
 
 import os

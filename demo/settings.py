@@ -1,7 +1,7 @@
 """Settings of the demo site.
 
-SQLite in demo/db.sqlite3 by default, with the settings the README
-recommends for several workers; ``DATABASE_URL`` (postgres://... or
+SQLite in demo/db.sqlite3 by default, with the settings the guide
+(docs/guide.rst) recommends for several workers; ``DATABASE_URL`` (postgres://... or
 mysql://...) moves the site, its workers and their queues to a server.
 """
 
@@ -83,7 +83,7 @@ else:
         'default': {
             'ENGINE': 'django.db.backends.sqlite3',
             'NAME': BASE_DIR / 'db.sqlite3',
-            # The README's "SQLite with several workers" settings.
+            # The guide's "SQLite with several workers" settings (docs/guide.rst).
             'OPTIONS': {
                 'init_command': 'PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;',
                 'transaction_mode': 'IMMEDIATE',

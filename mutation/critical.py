@@ -84,7 +84,7 @@ COPIED = ['modelqueue', 'tests', 'pytest.ini', 'pyproject.toml', 'setup.py', 'RE
 
 
 def copy_checkout(into):
-    ignore = shutil.ignore_patterns('__pycache__', '*.pyc', '.*.sqlite3*')
+    ignore = shutil.ignore_patterns('__pycache__', '*.pyc', '.*.sqlite3*', '_build')
     for name in COPIED:
         source = ROOT / name
         if source.is_dir():

@@ -78,7 +78,7 @@ if DATABASE_VENDOR == 'sqlite':
         # One per test run, so two runs in one checkout never share it.
         'TEST': {'NAME': str(BASE_DIR / f'.{TEST_DATABASE_NAME}_{os.getpid()}.sqlite3')},
         'OPTIONS': {
-            # The settings the README recommends for several workers.
+            # The settings the guide recommends for several workers (docs/guide.rst).
             'init_command': 'PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;',
             'transaction_mode': 'IMMEDIATE',
             'timeout': 20,

@@ -1,12 +1,12 @@
 """System checks of the queue admin, with stable ids.
 
-==================  ==========================================================
-``modelqueue.E001``  ``queue_fields`` is not a non-empty list of field names
-``modelqueue.E002``  ``queue_fields`` names a field the model does not have
-``modelqueue.E003``  ``queue_fields`` names a field that is not a StatusField
-``modelqueue.W001``  a queue admin's site has no queue overview or index links
-``modelqueue.E101``  ``QueueImportExportMixin`` without ``import_export``
-==================  ==========================================================
+====================  ==========================================================
+``modelqueue.E001``   ``queue_fields`` is not a non-empty list of field names
+``modelqueue.E002``   ``queue_fields`` names a field the model does not have
+``modelqueue.E003``   ``queue_fields`` names a field that is not a StatusField
+``modelqueue.W001``   a queue admin's site has no queue overview or index links
+``modelqueue.E101``   ``QueueImportExportMixin`` without ``import_export``
+====================  ==========================================================
 
 ``QueueAdminMixin.check()`` runs them, so ``manage.py check`` and the
 development server report them like Django's own admin checks.

@@ -11,7 +11,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from modelqueue import Status, now, run
 from modelqueue.models import WorkerHeartbeat
-from tests.support.browser import ARTIFACTS, WAIT_SECONDS, chart_data, log_in
+from tests.support.browser import WAIT_SECONDS, chart_data, log_in
 from tests.testapp.models import Task
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
@@ -55,8 +55,7 @@ def test_failure_panel_refreshes_and_leads_to_the_history(browser, monkeypatch):
     assert 'mail-1:4242' in workers and 'Workers: 1 live, 0 lost' in workers
     activity = browser.find_element(By.CSS_SELECTOR, '[data-activity="status"]')
     browser.execute_script('arguments[0].scrollIntoView()', activity)
-    ARTIFACTS.mkdir(exist_ok=True)
-    activity.screenshot(str(ARTIFACTS / 'failures-panel.png'))
+    browser.screenshot('failures-panel', element=activity)
     browser.screenshot('failures-dashboard')
 
     # Click 1: the group's link, the changelist filtered to its rows.
@@ -78,4 +77,4 @@ def test_failure_panel_refreshes_and_leads_to_the_history(browser, monkeypatch):
     records[0].find_element(By.CSS_SELECTOR, 'details summary').click()
     assert traceback.is_displayed() and 'ValueError: no MX record' in traceback.text
     browser.execute_script('arguments[0].scrollIntoView()', history)
-    history.screenshot(str(ARTIFACTS / 'failures-history.png'))
+    browser.screenshot('failures-history', element=history)

@@ -1,7 +1,7 @@
 """What an operator's admin paths may and may not do to queue rows.
 
 Each test pins one promise of "what an operator can and cannot overwrite"
-(README, Guarantees): per-row permissions, ids that do not leak, forged
+(docs/guarantees.rst): per-row permissions, ids that do not leak, forged
 selections, the admin history, working rows left to their worker, invalid
 statuses left alone, and the dashboard's oldest due row.
 """

@@ -12,7 +12,7 @@ def judged(results):
     return {check['target'].split(':')[0]: check for check in targets(results)}
 
 
-def test_the_published_quiet_run_is_judged_as_the_readme_says():
+def test_the_published_quiet_run_is_judged_as_the_performance_page_says():
     checks = judged(json.loads(QUIET_RUN.read_text()))
     assert checks['PostgreSQL W=8 5 ms']['met'] is False
     assert '65% of the ideal 1600 tasks/s (8 workers x 1000 ms / 5 ms)' in checks['PostgreSQL W=8 5 ms']['detail']
@@ -29,7 +29,7 @@ def test_a_target_against_a_peer_that_was_not_run_is_not_met():
 WORKERS_RUN = ROOT / 'bench' / 'results' / 'workers-2026-11-29-postgresql.json'
 
 
-def test_the_published_worker_modes_run_is_judged_as_the_readme_says():
+def test_the_published_worker_modes_run_is_judged_as_the_performance_page_says():
     checks = judged(json.loads(WORKERS_RUN.read_text()))
     assert checks['PostgreSQL 8 x 5 ms']['met'] is True
     assert '866 vs 807 tasks/s (1.07x); 53 vs 393 MB RSS (13%)' in checks['PostgreSQL 8 x 5 ms']['detail']
@@ -57,7 +57,7 @@ def test_a_notification_that_woke_every_idle_thread_misses_the_wakeup_target():
 TASKS_RUN = ROOT / 'bench' / 'results' / 'tasks-2026-11-29-sqlite-postgresql.json'
 
 
-def test_the_published_tasks_run_is_judged_as_the_readme_says():
+def test_the_published_tasks_run_is_judged_as_the_performance_page_says():
     from bench.tasks import targets as tasks_targets  # noqa: PLC0415
 
     results = json.loads(TASKS_RUN.read_text())
@@ -66,6 +66,6 @@ def test_the_published_tasks_run_is_judged_as_the_readme_says():
     assert checks['PostgreSQL W=4: >= 3x the throughput of django-tasks-db']['detail'].startswith('5.75x')
     assert checks['PostgreSQL pickup p50 <= 20 ms']['detail'].startswith('5.5 ms')
     assert all(check['met'] for check in checks.values())
-    readme = (ROOT / 'README.md').read_text()
-    assert '`bench/results/tasks-2026-11-29-sqlite-postgresql.json`' in readme
-    assert 'met (5.75x)' in readme
+    # The page shows the targets as this file stores them, read when it is built.
+    page = (ROOT / 'docs' / 'performance.rst').read_text()
+    assert '.. bench-targets:: tasks-2026-11-29-sqlite-postgresql.json' in page

@@ -390,7 +390,7 @@ def test_queue_resource_takes_meta_options_and_decodes_the_queue_field():
     ]
 
 
-# An import never undoes a worker's result (README, Guarantees).
+# An import never undoes a worker's result (docs/guarantees.rst).
 
 
 @pytest.mark.django_db

@@ -20,6 +20,7 @@ from tests.support import ROOT
 from tests.support.users import PASSWORD, create_superuser
 
 ARTIFACTS = ROOT / 'test-artifacts'
+DOCS_SCREENSHOTS = 'MODELQUEUE_DOCS_SCREENSHOTS'  # a folder that also receives every screenshot
 CHROMIUM = Path('/usr/bin/chromium')
 CHROMEDRIVER = Path('/usr/bin/chromedriver')
 WAIT_SECONDS = 20  # for a page to change
@@ -58,12 +59,25 @@ def start_chromium(profile):
     return driver
 
 
+def screenshot_folders():
+    """Where screenshots go: test-artifacts/, and the folder named by
+    MODELQUEUE_DOCS_SCREENSHOTS when it is set (the documentation's images:
+    ``MODELQUEUE_DOCS_SCREENSHOTS=docs/_static/screenshots ./runtests -m browser``
+    refreshes them)."""
+    folders = [ARTIFACTS]
+    if os.environ.get(DOCS_SCREENSHOTS):
+        folders.append(Path(os.environ[DOCS_SCREENSHOTS]))
+    return folders
+
+
 def for_live_server(driver, live_server):
     """Clear `driver`'s cookies and give it go(), login() and screenshot(); return it.
 
     ``go(path)`` opens a path of the live server; ``login(username, password)``
     signs in through the admin's login form; ``screenshot(name)`` saves
-    test-artifacts/<name>.png.
+    test-artifacts/<name>.png, of the window or, given `element`, of that
+    element alone, and the same in the folder of MODELQUEUE_DOCS_SCREENSHOTS
+    when it is set.
     """
     driver.delete_all_cookies()
 
@@ -79,11 +93,12 @@ def for_live_server(driver, live_server):
         # Return only once the login page has been replaced by the next one.
         WebDriverWait(driver, 30).until(expected_conditions.staleness_of(submit))
 
-    def screenshot(name):
-        ARTIFACTS.mkdir(exist_ok=True)
-        path = ARTIFACTS / f'{name}.png'
-        driver.save_screenshot(str(path))
-        return path
+    def screenshot(name, element=None):
+        png = driver.get_screenshot_as_png() if element is None else element.screenshot_as_png
+        for folder in screenshot_folders():
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f'{name}.png').write_bytes(png)
+        return ARTIFACTS / f'{name}.png'
 
     driver.go = go
     driver.login = login

@@ -36,7 +36,8 @@ def browser(chromium_driver, live_server):
 
     ``browser.login(username, password)`` signs in through the admin's login
     form; ``browser.go(path)`` opens a path of the live server;
-    ``browser.screenshot(name)`` saves test-artifacts/<name>.png.
+    ``browser.screenshot(name)`` saves test-artifacts/<name>.png (and, with
+    MODELQUEUE_DOCS_SCREENSHOTS set, the documentation's copy).
     """
     return for_live_server(chromium_driver, live_server)
 
