@@ -43,6 +43,28 @@ Installing counts the table once, with writes to it held back meanwhile (a
 second or two for ten million rows). Other databases have no statement
 triggers with transition tables: there the functions do nothing and return
 False, and the admin counts rows as before.
+
+Counts that may be stale are never read, and are counted afresh:
+
+- the triggers are enabled ``ALWAYS``, so writes under
+  ``session_replication_role = replica`` (logical replication applying
+  changes on a subscriber, some restore tools) are counted too, and their
+  function writes to the counts table of the schema it was installed in,
+  whatever the writing session's ``search_path``;
+- a trigger disabled (``ALTER TABLE ... DISABLE TRIGGER``, or ``pg_restore
+  --disable-triggers``) makes :func:`state_totals` answer None (the admin
+  counts rows instead) until it is enabled again. Enabled again by a plain
+  ``ENABLE TRIGGER``, the counters are no longer current: the next
+  :func:`install_counters`, or a worker's housekeeping within a minute
+  (:func:`refresh_counters`), counts the table afresh;
+- every ten minutes a worker compares the counts of the states holding up
+  to :data:`VERIFY_ROWS_AT_MOST` rows with a ``COUNT`` in one snapshot, and
+  counts afresh if they differ, whatever the cause (:func:`verify_counters`).
+
+What they cannot see: a write made with the triggers disabled and then
+enabled ``ALWAYS`` again by hand, in a state holding more rows than
+:data:`VERIFY_ROWS_AT_MOST`. Call ``install_counters(..., recount=True)``
+after such maintenance.
 """
 
 import datetime as dt
@@ -65,6 +87,10 @@ COMPACT_ABOVE = 10_000
 NO_STATE = 0
 #: Statuses per minute bucket: a minute of priorities, times 10 attempts.
 MINUTE = 10**6
+#: verify_counters compares with a COUNT the states with at most this many rows.
+VERIFY_ROWS_AT_MOST = 100_000
+#: Seconds between two verifications by a worker's housekeeping.
+VERIFY_SECONDS = 600.0
 #: Compaction folds the minutes of finished, canceled and waiting rows older
 #: than this into their state's total: no figure reads them apart any more.
 KEEP_MINUTES = dt.timedelta(hours=3)
@@ -155,17 +181,30 @@ END;
             )
             for event, trigger in zip(_EVENTS, triggers)
         },
+        # A write must be counted whoever makes it: under
+        # session_replication_role = replica (logical replication applying
+        # changes, some restore tools) too, and from a session whose
+        # search_path finds another modelqueue_state_count, or none.
+        enabled='A',
+        pin_schema=True,
     )
 
 
-def install_counters(model, field, using='default'):
+def install_counters(model, field, using='default', recount=False):
     """Keep exact counts of the states of `model`'s `field` queue.
 
-    On PostgreSQL, creates ``modelqueue_state_count`` if need be, and a
-    function and four statement triggers on the table, then counts the
-    table once, holding back writes to it meanwhile. Returns True when it
-    changed the database; False when the counters were already installed,
-    or the database is not PostgreSQL.
+    On PostgreSQL, creates ``modelqueue_state_count`` if need be (in the
+    current schema, which the triggers' function then always writes to),
+    and a function and four statement triggers on the table, enabled
+    ``ALWAYS``, then counts the table once, holding back writes to it
+    meanwhile. Returns True when it changed the database; False when the
+    counters were already installed and current (`recount` counts them
+    afresh even then), or the database is not PostgreSQL.
+
+    Counters are not current, and are counted afresh by the next install,
+    when a trigger was dropped, replaced, or disabled and enabled again (the
+    writes in between were not counted); :func:`state_totals` does not read
+    them meanwhile.
     """
     connection = connections[using]
     quote = connection.ops.quote_name
@@ -197,10 +236,81 @@ def install_counters(model, field, using='default'):
 
     objects = counter_triggers(model, field, quote)
     # Installs take turns on one lock: CREATE TABLE IF NOT EXISTS is not safe against itself.
-    installed = dbobjects.install(using, objects, lock_name=COUNTS_TABLE, prepare=prepare, then=count)
+    installed = dbobjects.install(
+        using, objects, lock_name=COUNTS_TABLE, prepare=prepare, then=count, force=recount
+    )
     if installed:
         logger.info('Installed the state counters %s on %s', objects.function, model._meta.db_table)
     return installed
+
+
+def refresh_counters(model, field, using='default'):
+    """Count the queue afresh if its counters are installed but no longer
+    current (a trigger enabled again after it was disabled, replaced, or of
+    an older version): writes may have gone uncounted. Counters that are
+    absent, or disabled (an operator's choice, for a bulk load say), are
+    left alone. Returns whether it counted. A worker's housekeeping calls it
+    about once a minute."""
+    connection = connections[using]
+    if connection.vendor != 'postgresql':
+        return False
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        found = counter_triggers(model, field, quote).state(cursor, quote)
+    if found != dbobjects.OUTDATED:
+        return False
+    logger.warning(
+        'The state counters of %s are installed but not current (a trigger was'
+        ' disabled and enabled again, replaced, or is of an older version):'
+        ' counting the table afresh',
+        queue_key(model, field),
+    )
+    return install_counters(model, field, using=using)
+
+
+def verify_counters(model, field, using='default', rows_at_most=VERIFY_ROWS_AT_MOST):
+    """Compare the counters with a ``COUNT`` of each state they say holds at
+    most `rows_at_most` rows (cheap on the status index), in one snapshot;
+    if any differs, whatever the cause, count the table afresh. Returns the
+    names of the states that differed. A worker's housekeeping calls it
+    every :data:`VERIFY_SECONDS`.
+    """
+    connection = connections[using]
+    if connection.vendor != 'postgresql':
+        return []
+    quote = connection.ops.quote_name
+    column = quote(model._meta.get_field(field).column)
+    table = quote(model._meta.db_table)
+    owns_transaction = not connection.in_atomic_block
+    with transaction.atomic(using=using), connection.cursor() as cursor:
+        if owns_transaction:  # the counts and the COUNTs in one snapshot
+            cursor.execute('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ')
+        if not counter_triggers(model, field, quote).is_current(cursor, quote):
+            return []
+        cursor.execute(
+            f'SELECT state, sum(rows) FROM {COUNTS_TABLE} WHERE queue = %s AND state > 0 GROUP BY state',
+            [queue_key(model, field)],
+        )
+        counted = {int(state): int(rows) for state, rows in cursor.fetchall()}
+        differing = []
+        for state in Status.states:
+            expected = counted.get(int(state), 0)
+            if expected > rows_at_most:
+                continue
+            cursor.execute(
+                f'SELECT count(*) FROM {table} WHERE {column} BETWEEN %s AND %s',
+                [Status.minimum(state), Status.maximum(state)],
+            )
+            if cursor.fetchone()[0] != expected:
+                differing.append(state.name)
+    if differing:
+        logger.warning(
+            'The state counters of %s differ from the table (%s): counting it afresh',
+            queue_key(model, field),
+            ', '.join(differing),
+        )
+        install_counters(model, field, using=using, recount=True)
+    return differing
 
 
 def uninstall_counters(model, field, using='default'):

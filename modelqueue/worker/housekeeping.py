@@ -6,8 +6,13 @@ A worker's heartbeat thread calls its :class:`Housekeeping` after each beat:
   installed (:func:`modelqueue.counters.compact_counters`);
 - about once a minute (the first time at a random moment, so that workers
   started together spread out), it prunes failure records
-  (:class:`modelqueue.failures.Pruner`) and deletes the heartbeat rows of
-  workers lost for a day (:data:`LOST_KEPT`).
+  (:class:`modelqueue.failures.Pruner`), deletes the heartbeat rows of
+  workers lost for a day (:data:`LOST_KEPT`), and counts the queue afresh if
+  its counters are installed but no longer current
+  (:func:`modelqueue.counters.refresh_counters`);
+- every ten minutes or so, it compares the counters of the queue's smaller
+  states with the table, and counts afresh if they differ
+  (:func:`modelqueue.counters.verify_counters`).
 
 No task and no request pays for any of it.
 """
@@ -19,7 +24,7 @@ import random
 import time
 from typing import Any
 
-from ..counters import compact_counters
+from ..counters import VERIFY_SECONDS, compact_counters, refresh_counters, verify_counters
 from ..failures import Pruner
 from ..status import now
 
@@ -39,18 +44,34 @@ class Housekeeping:
         self.field = field
         self.using = using
         self.pruner = Pruner(using)
-        self.next_prune = time.monotonic() + PRUNE_SECONDS * random.uniform(0.2, 1.0)
+        started = time.monotonic()
+        self.next_prune = started + PRUNE_SECONDS * random.uniform(0.2, 1.0)
+        self.next_verification = started + VERIFY_SECONDS * random.uniform(0.2, 1.0)
 
     def __call__(self) -> None:
-        """One beat's chores: compact, and prune when a minute has passed."""
-        compact_counters(self.model, self.field, using=self.using)
+        """One beat's chores, and those of every minute and every
+        VERIFY_SECONDS when their time has come."""
+        self.every_beat()
         if time.monotonic() >= self.next_prune:
             self.next_prune = time.monotonic() + PRUNE_SECONDS
-            self.prune()
+            self.every_minute()
+        if time.monotonic() >= self.next_verification:
+            self.next_verification = time.monotonic() + VERIFY_SECONDS
+            self.now_and_then()
 
-    def prune(self) -> None:
-        """Prune failure records, and the heartbeat rows of workers lost for a day."""
+    def every_beat(self) -> None:
+        """Compact the state counters."""
+        compact_counters(self.model, self.field, using=self.using)
+
+    def every_minute(self) -> None:
+        """Prune failure records and the heartbeat rows of workers lost for a
+        day; count the queue afresh if its counters are no longer current."""
         from ..models import WorkerHeartbeat  # noqa: PLC0415 (needs the app registry)
 
         self.pruner.prune()
         WorkerHeartbeat.objects.using(self.using).filter(last_seen__lt=now() - LOST_KEPT).delete()
+        refresh_counters(self.model, self.field, using=self.using)
+
+    def now_and_then(self) -> None:
+        """Compare the counters of the smaller states with the table."""
+        verify_counters(self.model, self.field, using=self.using)

@@ -17,6 +17,7 @@ from modelqueue.admin.counts import is_estimate, scheduled_from_counters, state_
 from modelqueue.admin.figures import throughput
 from modelqueue.counters import compact_counters, install_counters, state_totals, uninstall_counters
 from modelqueue.ranges import in_states, scheduled
+from modelqueue.worker.housekeeping import Housekeeping
 from tests.support.processes import finish, start_worker
 from tests.support.tasks import true_counts
 from tests.support.waits import wait_until
@@ -138,6 +139,100 @@ def test_counters_answer_only_for_a_whole_table_with_every_trigger_enabled():
     assert state_totals(Task.objects.all(), 'status') is None
     uninstall_counters(Task, 'status')
     assert state_totals(Task.objects.all(), 'status') is None
+
+
+@postgresql_only
+@pytest.mark.django_db
+def test_counts_of_writes_made_while_a_trigger_was_disabled_are_never_read_and_a_reinstall_recounts():
+    """ALTER TABLE ... DISABLE TRIGGER, writes, then ENABLE TRIGGER: the
+    counters missed those writes; they must not be read, and installing them
+    again must count the table afresh (not answer "already installed")."""
+    make(Status.waiting())
+    install_counters(Task, 'status')
+    _, (insert, _, _, _) = counters.trigger_names(Task, 'status')
+    with connection.cursor() as cursor:
+        cursor.execute(f'ALTER TABLE testapp_task DISABLE TRIGGER {insert}')
+    make(Status.waiting(), Status.finished(now()))  # not counted
+    with connection.cursor() as cursor:
+        cursor.execute(f'ALTER TABLE testapp_task ENABLE TRIGGER {insert}')
+    assert state_totals(Task.objects.all(), 'status') is None
+    assert install_counters(Task, 'status') is True
+    assert state_totals(Task.objects.all(), 'status') == true_counts()
+
+
+@postgresql_only
+@pytest.mark.django_db
+def test_writes_under_session_replication_role_replica_are_counted():
+    """A replica-role session (logical replication's apply worker, or
+    pg_restore --disable-triggers' kind of tooling) fires only ALWAYS and
+    REPLICA triggers: the counters' triggers are ALWAYS ones."""
+    install_counters(Task, 'status')
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = 'replica'")
+        make(Status.waiting(), Status.waiting(), Status.canceled(now()))
+        Task.objects.filter(data='row 0').update(status=Status.working(now()))
+    assert state_totals(Task.objects.all(), 'status') == true_counts()
+
+
+@postgresql_only
+@pytest.mark.django_db
+@pytest.mark.parametrize('search_path', ['modelqueue_elsewhere, public', 'modelqueue_elsewhere', 'pg_catalog'])
+def test_the_triggers_count_into_their_own_schemas_table_whatever_the_writers_search_path(search_path):
+    """A session whose search_path finds another modelqueue_state_count
+    first, or none, writes to the queue table by its qualified name: the
+    counts go to the table the counters were installed with."""
+    install_counters(Task, 'status')
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute('CREATE SCHEMA modelqueue_elsewhere')
+        cursor.execute(
+            f'CREATE TABLE modelqueue_elsewhere.{counters.COUNTS_TABLE} (LIKE public.{counters.COUNTS_TABLE})'
+        )
+        cursor.execute(f'SET LOCAL search_path = {search_path}')
+        cursor.execute(
+            'INSERT INTO public.testapp_task (data, note, status) VALUES (%s, %s, %s), (%s, %s, %s)',
+            ['a', '', Status.waiting(), 'b', '', Status.finished(now())],
+        )
+        cursor.execute(f'SELECT count(*) FROM modelqueue_elsewhere.{counters.COUNTS_TABLE}')
+        assert cursor.fetchone() == (0,)
+        cursor.execute('SET LOCAL search_path TO DEFAULT')  # LOCAL lasts to the test's rollback
+    assert state_totals(Task.objects.all(), 'status') == true_counts()
+    assert true_counts()['waiting'] == 1
+
+
+@postgresql_only
+@pytest.mark.django_db
+def test_housekeeping_recounts_counters_whose_trigger_was_disabled_and_enabled_again():
+    install_counters(Task, 'status')
+    _, (_, update, _, _) = counters.trigger_names(Task, 'status')
+    make(Status.waiting(), Status.waiting())
+    with connection.cursor() as cursor:
+        cursor.execute(f'ALTER TABLE testapp_task DISABLE TRIGGER {update}')
+    Task.objects.filter(data='row 0').update(status=Status.finished(now()))
+    chores = Housekeeping(Task, 'status')
+    chores.every_minute()
+    assert state_totals(Task.objects.all(), 'status') is None  # disabled: an operator's choice, left alone
+    with connection.cursor() as cursor:
+        cursor.execute(f'ALTER TABLE testapp_task ENABLE TRIGGER {update}')
+    chores.every_minute()
+    assert state_totals(Task.objects.all(), 'status') == true_counts()
+    assert true_counts()['finished'] == 1
+
+
+@postgresql_only
+@pytest.mark.django_db
+def test_a_verification_finds_counts_that_differ_from_the_index_and_recounts():
+    """Whatever made them differ (here an edit of the counts table by hand),
+    a verification in one snapshot finds it and counts afresh."""
+    install_counters(Task, 'status')
+    make(Status.waiting(), Status.working(now()))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'INSERT INTO {counters.COUNTS_TABLE} (queue, state, bucket, rows) VALUES (%s, 3, NULL, 5)',
+            ['testapp_task.status'],
+        )
+    assert counters.verify_counters(Task, 'status') == ['working']
+    assert state_totals(Task.objects.all(), 'status') == true_counts()
+    assert counters.verify_counters(Task, 'status') == []
 
 
 @postgresql_only
