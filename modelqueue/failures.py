@@ -20,7 +20,7 @@ import datetime as dt
 import logging
 import time
 import traceback as tracebacks
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db import DatabaseError, connections, transaction
 from django.db.models import Subquery, Value
@@ -138,8 +138,8 @@ def record_reclaim(
 
     held = Status(held)
     claimed = priority_to_datetime(held.priority) or current
-    holder = (
-        WorkerHeartbeat.objects.using(queryset.db)
+    holder = (  # the annotation `name` shadows the model's property, as Django allows
+        WorkerHeartbeat.objects.using(queryset.db)  # type: ignore[misc, no-redef]
         .filter(content_type=_content_type(queryset.model), field=attname, object_id=str(pk))
         .order_by('-last_seen')
         .annotate(name=worker_name_expression())
@@ -196,7 +196,7 @@ def insert_sql(connection: BaseDatabaseWrapper) -> str:
         meta, types = FailureRecord._meta, ContentType._meta
         columns = [column_of(FailureRecord, name) for name in ['content_type', *COLUMNS]]
         content_type = (
-            f'(SELECT {qn(types.pk.column)} FROM {qn(types.db_table)}'
+            f'(SELECT {qn(cast(str, types.pk.column))} FROM {qn(types.db_table)}'
             f' WHERE {qn("app_label")} = %s AND {qn("model")} = %s)'
         )
         sql = _statements[key] = (
