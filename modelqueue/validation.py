@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import TYPE_CHECKING, Any, Literal, SupportsFloat, TypeVar, cast, overload
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, SupportsFloat, cast, overload
 
 from django.core.exceptions import FieldDoesNotExist
 
 if TYPE_CHECKING:
     from django.db.models import Field, Model
-
-_T = TypeVar('_T')
 
 #: Longest timedelta accepted: longer spans leave the datetime range when
 #: added to now().
@@ -134,7 +133,7 @@ def check_count(
     return value
 
 
-def check_callable(name: str, value: _T) -> _T:
+def check_callable(name: str, value: object) -> Callable[..., object]:
     """Return `value` if it can be called.
 
     >>> check_callable('action', 'send')

@@ -175,7 +175,8 @@ def task_worker(alias: str = 'default', queues: Iterable[str] = (), **options: A
             f'invalid --backend {alias!r}: expected a TASKS alias whose BACKEND is'
             f' modelqueue.tasks.ModelQueueBackend, found {type(backend).__name__}'
         )
-    unknown = sorted(set(queues) - backend.queues) if backend.queues else []
+    # difference(): some django-stubs 6.0 releases type QUEUES as a list.
+    unknown = sorted(set(queues).difference(backend.queues)) if backend.queues else []
     if unknown:
         raise ValueError(
             f'invalid --queue {", ".join(map(repr, unknown))}: expected one of the'

@@ -180,7 +180,7 @@ class Supervisor:
                 signal.Signals(signum).name,
                 self.concurrency,
             )
-            sent = signal.SIGTERM
+            sent: signal.Signals = signal.SIGTERM
         else:
             logger.warning('Parent %s: second signal, killing workers now', self.pid)
             sent = signal.SIGKILL
