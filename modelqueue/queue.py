@@ -426,7 +426,7 @@ def run_chained(
     else:
         _reclaim_stalled(queryset, attname, retry, timeout, delay)
         task, claimed = _claim(queryset, attname)
-    if task is None or claimed is None:  # both None, or neither
+    if task is None or claimed is None:  # claimed is None exactly when task is
         return None, None
 
     attempts = claimed.attempts + 1

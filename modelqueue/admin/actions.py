@@ -193,7 +193,9 @@ def may_change_each(modeladmin: ModelAdmin[Any], request: HttpRequest, queryset:
     """
     if type(modeladmin).has_change_permission is ModelAdmin.has_change_permission:
         return True
-    changeable = getattr(modeladmin, 'get_queue_changeable', None)
+    changeable: Callable[[HttpRequest, QuerySet[Any]], QuerySet[Any]] | None = getattr(
+        modeladmin, 'get_queue_changeable', None
+    )
     if changeable is not None:
         refused_rows = queryset.exclude(pk__in=changeable(request, queryset).values('pk'))
         count = refused_rows.count()
