@@ -20,13 +20,17 @@ and process it with ``modelqueue.run(Task.objects.all(), 'status', action)``.
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import BigIntegerField as StatusField
 
 from .exceptions import Abort, Cancel, Retry
 from .queue import run
 from .status import ONE_HOUR, ZERO_SECS, State, Status, now
+
+if TYPE_CHECKING:  # at run time, __getattr__ below loads them when first used
+    from .admin.actions import admin_actions
+    from .admin.filters import admin_list_filter
 
 __all__ = [
     'ONE_HOUR',

@@ -31,6 +31,12 @@ full (an application has a handful of queues; this only guards against a
 queryset that changes its filter values on every call).
 """
 
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
 from django.db import connections
 from django.db.models.expressions import RawSQL
 from django.db.models.query import ModelIterable
@@ -40,11 +46,16 @@ from . import ranges
 from .expressions import with_state_and_priority
 from .status import State, Status
 
+if TYPE_CHECKING:
+    from django.db.models import Model, QuerySet
+
+_M = TypeVar('_M', bound='Model')
+
 KEPT = 64
-_statements = {}
+_statements: dict[tuple[Any, ...], ClaimStatement] = {}
 
 
-def claims_in_one_statement(queryset):
+def claims_in_one_statement(queryset: QuerySet[Any]) -> bool:
     """Whether `queryset` can be claimed by one UPDATE ... RETURNING.
 
     PostgreSQL and SQLite >= 3.35 return the updated row; the model is built
@@ -58,7 +69,7 @@ def claims_in_one_statement(queryset):
         connection.vendor in ('postgresql', 'sqlite')
         and connection.features.can_return_columns_from_insert
         and queryset._iterable_class is ModelIterable
-        and not queryset._prefetch_related_lookups
+        and not queryset._prefetch_related_lookups  # type: ignore[attr-defined]  # private, not in the stubs
         and not (query.select_related or query.annotations or query.extra)
         and not (query.distinct or query.combinator or query.group_by)
         and query.deferred_loading == (frozenset(), True)
@@ -66,14 +77,14 @@ def claims_in_one_statement(queryset):
     )
 
 
-def claims_with_completion(queryset):
+def claims_with_completion(queryset: QuerySet[Any]) -> bool:
     """Whether a completion and the next claim of `queryset` can be one
     statement: PostgreSQL, whose ``WITH`` may hold an ``UPDATE``, and a
     queryset claimed in one statement (:func:`claims_in_one_statement`)."""
     return connections[queryset.db].vendor == 'postgresql' and claims_in_one_statement(queryset)
 
 
-def claim_bounds(at, timeout):
+def claim_bounds(at: dt.datetime, timeout: dt.timedelta) -> tuple[Status, Status, Status]:
     """The parameters of a claim statement that depend on the time `at`."""
     return (
         Status.working(at, 0),  # the claimed status, before its attempts digit
@@ -82,7 +93,7 @@ def claim_bounds(at, timeout):
     )
 
 
-def due_rows(queryset, attname, at):
+def due_rows(queryset: QuerySet[_M], attname: str, at: dt.datetime) -> QuerySet[_M]:
     """The due rows of `queryset`, first to run first: the lowest status, and
     among equal statuses the order of the queryset's own ``order_by()``, if
     any. ``Task.objects.order_by('pk')`` runs rows made in one millisecond, or
@@ -97,7 +108,9 @@ def due_rows(queryset, attname, at):
 class ClaimStatement:
     """The SQL and parameters of one queue's claim, and how to read its row."""
 
-    def __init__(self, queryset, attname, timeout, at):
+    def __init__(
+        self, queryset: QuerySet[Any], attname: str, timeout: dt.timedelta, at: dt.datetime
+    ) -> None:
         using = queryset.db
         connection = connections[using]
         model = queryset.model
@@ -125,7 +138,7 @@ class ClaimStatement:
         update.add_q(model._base_manager.filter(pk=RawSQL(due_sql, due_params)).query.where)
         update.add_update_fields(
             [
-                (
+                (  # type: ignore[list-item]  # the stubs take only a Case; any expression works
                     model._meta.get_field(attname),
                     None,
                     with_state_and_priority(attname, State.working, at),
@@ -154,7 +167,7 @@ class ClaimStatement:
                 )
             )
 
-    def params_at(self, at, timeout):
+    def params_at(self, at: dt.datetime, timeout: dt.timedelta) -> list[Any]:
         """The parameters for a claim at time `at`."""
         if not self.reusable:
             return self.params
@@ -163,7 +176,13 @@ class ClaimStatement:
             params[index] = bound
         return params
 
-    def with_completion(self, completion_sql, completion_params, at, timeout):
+    def with_completion(
+        self,
+        completion_sql: str,
+        completion_params: Sequence[Any],
+        at: dt.datetime,
+        timeout: dt.timedelta,
+    ) -> tuple[str, list[Any]]:
         """This claim at time `at` after the UPDATE `completion_sql`, in one
         statement; return its SQL and parameters.
 
@@ -179,7 +198,7 @@ class ClaimStatement:
         )
         return sql, [*completion_params, *self.params_at(at, timeout)]
 
-    def model_from_row(self, queryset, row):
+    def model_from_row(self, queryset: QuerySet[_M], row: Sequence[Any]) -> _M:
         """The model instance built from the columns the statement returned."""
         connection = connections[queryset.db]
         values = []
@@ -190,7 +209,9 @@ class ClaimStatement:
         return queryset.model.from_db(queryset.db, self.attnames, values)
 
 
-def claim_statement(queryset, attname, timeout, at):
+def claim_statement(
+    queryset: QuerySet[Any], attname: str, timeout: dt.timedelta, at: dt.datetime
+) -> ClaimStatement:
     """The compiled claim of `queryset`'s queue `attname`, from the cache if kept."""
     query = queryset.query
     try:

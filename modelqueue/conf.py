@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, overload
 
 from django.conf import settings
 from django.core import checks
@@ -67,6 +67,16 @@ DEFAULTS: dict[str, tuple[Any, Callable[[str, Any], Any]]] = {
 }
 
 
+@overload
+def get(name: Literal['MODELQUEUE_FAILURE_RECORDS']) -> bool: ...
+@overload
+def get(name: Literal['MODELQUEUE_FAILURES_PER_ROW', 'MODELQUEUE_TRACEBACK_CHARS']) -> int: ...
+@overload
+def get(name: Literal['MODELQUEUE_FAILURE_MAX_AGE']) -> dt.timedelta: ...
+@overload
+def get(name: Literal['MODELQUEUE_HEARTBEAT_SECONDS']) -> float: ...
+@overload
+def get(name: str) -> Any: ...
 def get(name: str) -> Any:
     """The value of the setting `name`, checked; its default when unset."""
     default, check = DEFAULTS[name]

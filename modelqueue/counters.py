@@ -67,14 +67,22 @@ enabled ``ALWAYS`` again by hand, in a state holding more rows than
 after such maintenance.
 """
 
+from __future__ import annotations
+
 import datetime as dt
 import hashlib
 import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from django.db import DatabaseError, connections, transaction
 
 from . import dbobjects
 from .status import State, Status, now
+from .validation import column_of
+
+if TYPE_CHECKING:
+    from django.db.models import Model, QuerySet
 
 logger = logging.getLogger('modelqueue')
 
@@ -98,24 +106,24 @@ KEEP_MINUTES = dt.timedelta(hours=3)
 _EVENTS = ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
 
 
-def queue_key(model, field):
+def queue_key(model: type[Model], field: str) -> str:
     """How ``modelqueue_state_count`` names the queue `field` of `model`.
 
     >>> from django.contrib.auth.models import User
     >>> queue_key(User, 'last_login')
     'auth_user.last_login'
     """
-    return f'{model._meta.db_table}.{model._meta.get_field(field).column}'
+    return f'{model._meta.db_table}.{column_of(model, field)}'
 
 
-def trigger_names(model, field):
+def trigger_names(model: type[Model], field: str) -> tuple[str, list[str]]:
     """The names of the queue's trigger function and of its four triggers
     (INSERT, UPDATE, DELETE, TRUNCATE), at most 63 bytes each."""
     base = 'modelqueue_count_' + hashlib.sha1(queue_key(model, field).encode()).hexdigest()[:12]
     return base, [f'{base}_{event.lower()}' for event in _EVENTS]
 
 
-def _state_sql(column):
+def _state_sql(column: str) -> str:
     """SQL for the state number of `column`: 1 (created) to 5 (canceled), else 0."""
     return (
         f'CASE WHEN {column} BETWEEN {Status.minimum(State.created)} AND {Status.maximum(State.canceled)}'
@@ -123,7 +131,7 @@ def _state_sql(column):
     )
 
 
-def _bucket_sql(column):
+def _bucket_sql(column: str) -> str:
     """SQL for the minute of a waiting, finished or canceled status (its
     value without seconds, milliseconds and attempts, divided by 10**6), else NULL."""
     return (
@@ -133,14 +141,16 @@ def _bucket_sql(column):
     )
 
 
-def _literal(text):
+def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def counter_triggers(model, field, quote):
+def counter_triggers(
+    model: type[Model], field: str, quote: Callable[[str], str]
+) -> dbobjects.TriggerSet:
     """The function and the four statement triggers that count the queue."""
     table = quote(model._meta.db_table)
-    column = quote(model._meta.get_field(field).column)
+    column = quote(column_of(model, field))
     state = _state_sql(column)
     bucket = _bucket_sql(column)
     key = _literal(queue_key(model, field))
@@ -190,7 +200,9 @@ END;
     )
 
 
-def install_counters(model, field, using='default', recount=False):
+def install_counters(
+    model: type[Model], field: str, using: str = 'default', recount: bool = False
+) -> bool:
     """Keep exact counts of the states of `model`'s `field` queue.
 
     On PostgreSQL, creates ``modelqueue_state_count`` if need be (in the
@@ -209,10 +221,10 @@ def install_counters(model, field, using='default', recount=False):
     connection = connections[using]
     quote = connection.ops.quote_name
     key = queue_key(model, field)
-    column = quote(model._meta.get_field(field).column)
+    column = quote(column_of(model, field))
     table = quote(model._meta.db_table)
 
-    def prepare(cursor):
+    def prepare(cursor: Any) -> None:
         cursor.execute(
             f'CREATE TABLE IF NOT EXISTS {COUNTS_TABLE}'
             ' (queue text NOT NULL, state smallint NOT NULL, bucket bigint, rows bigint NOT NULL)'
@@ -225,7 +237,7 @@ def install_counters(model, field, using='default', recount=False):
         # the triggers' first rows neither miss nor repeat a change.
         cursor.execute(f'LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE')
 
-    def count(cursor):
+    def count(cursor: Any) -> None:
         cursor.execute(f'DELETE FROM {COUNTS_TABLE} WHERE queue = %s', [key])
         cursor.execute(
             f'INSERT INTO {COUNTS_TABLE} (queue, state, bucket, rows)'
@@ -244,7 +256,7 @@ def install_counters(model, field, using='default', recount=False):
     return installed
 
 
-def refresh_counters(model, field, using='default'):
+def refresh_counters(model: type[Model], field: str, using: str = 'default') -> bool:
     """Count the queue afresh if its counters are installed but no longer
     current (a trigger enabled again after it was disabled, replaced, or of
     an older version): writes may have gone uncounted. Counters that are
@@ -268,7 +280,9 @@ def refresh_counters(model, field, using='default'):
     return install_counters(model, field, using=using)
 
 
-def verify_counters(model, field, using='default', rows_at_most=VERIFY_ROWS_AT_MOST):
+def verify_counters(
+    model: type[Model], field: str, using: str = 'default', rows_at_most: int = VERIFY_ROWS_AT_MOST
+) -> list[str]:
     """Compare the counters with a ``COUNT`` of each state they say holds at
     most `rows_at_most` rows (cheap on the status index), in one snapshot;
     if any differs, whatever the cause, count the table afresh. Returns the
@@ -279,7 +293,7 @@ def verify_counters(model, field, using='default', rows_at_most=VERIFY_ROWS_AT_M
     if connection.vendor != 'postgresql':
         return []
     quote = connection.ops.quote_name
-    column = quote(model._meta.get_field(field).column)
+    column = quote(column_of(model, field))
     table = quote(model._meta.db_table)
     owns_transaction = not connection.in_atomic_block
     with transaction.atomic(using=using), connection.cursor() as cursor:
@@ -292,7 +306,7 @@ def verify_counters(model, field, using='default', rows_at_most=VERIFY_ROWS_AT_M
             [queue_key(model, field)],
         )
         counted = {int(state): int(rows) for state, rows in cursor.fetchall()}
-        differing = []
+        differing: list[str] = []
         for state in Status.states:
             expected = counted.get(int(state), 0)
             if expected > rows_at_most:
@@ -313,12 +327,12 @@ def verify_counters(model, field, using='default', rows_at_most=VERIFY_ROWS_AT_M
     return differing
 
 
-def uninstall_counters(model, field, using='default'):
+def uninstall_counters(model: type[Model], field: str, using: str = 'default') -> bool:
     """Remove what :func:`install_counters` created for the queue, and its
     counts; False when the database is not PostgreSQL."""
     connection = connections[using]
 
-    def forget(cursor):
+    def forget(cursor: Any) -> None:
         cursor.execute('SELECT to_regclass(%s)', [COUNTS_TABLE])
         if cursor.fetchone()[0] is not None:
             cursor.execute(f'DELETE FROM {COUNTS_TABLE} WHERE queue = %s', [queue_key(model, field)])
@@ -327,16 +341,16 @@ def uninstall_counters(model, field, using='default'):
     return dbobjects.uninstall(using, objects, then=forget)
 
 
-class StateTotals(dict):
+class StateTotals(dict[str | None, int]):
     """State name to rows; `rows_summed` is how many counter rows gave them
     (above :data:`COMPACT_ABOVE`, the reader should compact them)."""
 
-    def __init__(self, totals, rows_summed):
+    def __init__(self, totals: dict[str | None, int], rows_summed: int) -> None:
         super().__init__(totals)
         self.rows_summed = rows_summed
 
 
-def state_totals(queryset, field):
+def state_totals(queryset: QuerySet[Any], field: str) -> StateTotals | None:
     """The rows of `queryset` in each state of `field`, from the counters.
 
     A :class:`StateTotals` from state name (and ``None`` for rows in no
@@ -368,7 +382,7 @@ def state_totals(queryset, field):
     return totals
 
 
-def compact_counters(model, field, using='default'):
+def compact_counters(model: type[Model], field: str, using: str = 'default') -> int:
     """Fold the counts the triggers added for the queue into one row per
     state and minute, and the minutes older than :data:`KEEP_MINUTES` into
     their state's total; no sum that a figure reads changes. Returns the
@@ -388,7 +402,7 @@ def compact_counters(model, field, using='default'):
         return 0
 
 
-def _fold(cursor, key):
+def _fold(cursor: Any, key: str) -> int:
     """Compact the queue `key`'s counts; return the rows removed.
 
     Rows a concurrent compaction deletes first are skipped here, and its
@@ -414,7 +428,9 @@ def _fold(cursor, key):
     return cursor.fetchone()[0]
 
 
-def minute_sums(queryset, field, state, first, last):
+def minute_sums(
+    queryset: QuerySet[Any], field: str, state: State | str | int, first: int, last: int
+) -> dict[int, int]:
     """Rows of `queryset` in `state` (waiting, finished or canceled) by minute
     bucket, for the buckets `first` through `last` (status // MINUTE), from
     the counters: ``{bucket: rows}``. Compaction folds the buckets older

@@ -14,10 +14,13 @@ Its settings (``MODELQUEUE_FAILURE_RECORDS``, ``MODELQUEUE_FAILURES_PER_ROW``,
 described in :mod:`modelqueue.conf`.
 """
 
+from __future__ import annotations
+
 import datetime as dt
 import logging
 import time
 import traceback as tracebacks
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db import DatabaseError, connections, transaction
 from django.db.models import Subquery, Value
@@ -27,6 +30,11 @@ from . import conf
 from .exceptions import Abort, Retry
 from .names import exception_path, worker_name, worker_name_expression
 from .status import Status, now, priority_to_datetime
+from .validation import column_of, concrete_field
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.models import Model, QuerySet
 
 logger = logging.getLogger('modelqueue')
 
@@ -37,10 +45,10 @@ RETRY_SECONDS = 60.0
 PRUNE_BATCH = 500
 PRUNE_BATCHES = 10
 
-_off_until = {}  # database alias -> time.monotonic() when to try again
+_off_until: dict[str, float] = {}  # database alias -> time.monotonic() when to try again
 
 
-def message_of(error):
+def message_of(error: BaseException) -> str:
     """`error`'s message, with the exception it was raised from, cut to MESSAGE_CHARS.
 
     ``Abort`` and ``Retry`` carry a delay, not a message: raise them *from*
@@ -64,7 +72,7 @@ def message_of(error):
     return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + '…'
 
 
-def traceback_of(error):
+def traceback_of(error: BaseException) -> str:
     """`error`'s traceback, keeping its last MODELQUEUE_TRACEBACK_CHARS characters."""
     text = ''.join(tracebacks.format_exception(type(error), error, error.__traceback__))
     limit = conf.get('MODELQUEUE_TRACEBACK_CHARS')
@@ -73,7 +81,7 @@ def traceback_of(error):
     return text
 
 
-def outcome_name(outcome):
+def outcome_name(outcome: int | None) -> str:
     """The record's outcome for the status run() wrote (None: fenced off)."""
     from .models import FailureRecord  # noqa: PLC0415 (models.py files import modelqueue before the app registry is ready)
 
@@ -84,7 +92,15 @@ def outcome_name(outcome):
     return FailureRecord.WAITING
 
 
-def record_attempt(queryset, task, attname, attempt, error, outcome, claimed):
+def record_attempt(
+    queryset: QuerySet[Any],
+    task: Model,
+    attname: str,
+    attempt: int,
+    error: BaseException,
+    outcome: int | None,
+    claimed: int,
+) -> None:
     """Record the failed `attempt` of `task`, which run() claimed with the
     working status `claimed` (its time is when the attempt started):
     `error` was raised, `outcome` (a Status, or None when the completion was
@@ -106,7 +122,15 @@ def record_attempt(queryset, task, attname, attempt, error, outcome, claimed):
     )
 
 
-def record_reclaim(queryset, pk, attname, held, outcome, current, timeout):
+def record_reclaim(
+    queryset: QuerySet[Any],
+    pk: Any,
+    attname: str,
+    held: int,
+    outcome: int | None,
+    current: dt.datetime,
+    timeout: dt.timedelta,
+) -> None:
     """Record the timeout reclaim of row `pk`, which held the working status
     `held` and was given `outcome`. The worker named is the one whose
     heartbeat still holds the row, read by a subquery of the same INSERT."""
@@ -114,8 +138,8 @@ def record_reclaim(queryset, pk, attname, held, outcome, current, timeout):
 
     held = Status(held)
     claimed = priority_to_datetime(held.priority) or current
-    holder = (
-        WorkerHeartbeat.objects.using(queryset.db)
+    holder = (  # the annotation `name` shadows the model's property, as Django allows
+        WorkerHeartbeat.objects.using(queryset.db)  # type: ignore[misc, no-redef]
         .filter(content_type=_content_type(queryset.model), field=attname, object_id=str(pk))
         .order_by('-last_seen')
         .annotate(name=worker_name_expression())
@@ -136,11 +160,11 @@ def record_reclaim(queryset, pk, attname, held, outcome, current, timeout):
     )
 
 
-def _content_type(model):
+def _content_type(model: type[Model]) -> Subquery:
     """The ContentType id of `model` as a subquery: no query of its own."""
     from django.contrib.contenttypes.models import ContentType  # noqa: PLC0415 (models.py files import modelqueue before the app registry is ready)
 
-    opts = model._meta.concrete_model._meta
+    opts = model._meta.concrete_model._meta  # type: ignore[union-attr]  # None only while the class is built
     return Subquery(
         ContentType.objects.filter(app_label=opts.app_label, model=opts.model_name).values('pk')[:1]
     )
@@ -151,10 +175,10 @@ COLUMNS = [
     'object_id', 'field', 'attempt', 'outcome', 'exception', 'message', 'traceback', 'worker',
     'started', 'ended', 'duration',
 ]
-_statements = {}  # (database alias, table) -> the INSERT's SQL
+_statements: dict[tuple[str, str], str] = {}  # (database alias, table) -> the INSERT's SQL
 
 
-def insert_sql(connection):
+def insert_sql(connection: BaseDatabaseWrapper) -> str:
     """The INSERT of one record, its content type looked up by a subquery.
 
     Written once per database as plain SQL, as run()'s status update is:
@@ -170,9 +194,9 @@ def insert_sql(connection):
     if sql is None:
         qn = connection.ops.quote_name
         meta, types = FailureRecord._meta, ContentType._meta
-        columns = [meta.get_field('content_type').column, *(meta.get_field(name).column for name in COLUMNS)]
+        columns = [column_of(FailureRecord, name) for name in ['content_type', *COLUMNS]]
         content_type = (
-            f'(SELECT {qn(types.pk.column)} FROM {qn(types.db_table)}'
+            f'(SELECT {qn(cast(str, types.pk.column))} FROM {qn(types.db_table)}'
             f' WHERE {qn("app_label")} = %s AND {qn("model")} = %s)'
         )
         sql = _statements[key] = (
@@ -182,7 +206,7 @@ def insert_sql(connection):
     return sql
 
 
-def _record(queryset, **values):
+def _record(queryset: QuerySet[Any], **values: Any) -> None:
     if not conf.get('MODELQUEUE_FAILURE_RECORDS'):
         return
     using = queryset.db
@@ -213,7 +237,7 @@ def _record(queryset, **values):
         _off_until.pop(using, None)
 
 
-def _insert(connection, model, values):
+def _insert(connection: BaseDatabaseWrapper, model: type[Model], values: dict[str, Any]) -> None:
     """One INSERT: plain SQL, or the ORM when a value is an expression (the
     reclaim's worker, read from the heartbeat table)."""
     from .models import FailureRecord  # noqa: PLC0415 (models.py files import modelqueue before the app registry is ready)
@@ -222,10 +246,12 @@ def _insert(connection, model, values):
         record = FailureRecord(content_type_id=_content_type(model), **values)
         record.save(using=connection.alias, force_insert=True)
         return
-    opts = model._meta.concrete_model._meta
-    meta = FailureRecord._meta
+    opts = model._meta.concrete_model._meta  # type: ignore[union-attr]  # None only while the class is built
     params = [opts.app_label, opts.model_name]
-    params += [meta.get_field(name).get_db_prep_save(values[name], connection) for name in COLUMNS]
+    params += [
+        concrete_field(FailureRecord, name).get_db_prep_save(values[name], connection)
+        for name in COLUMNS
+    ]
     with connection.cursor() as cursor:
         cursor.execute(insert_sql(connection), params)
 
@@ -240,11 +266,11 @@ class Pruner:
     to ``MODELQUEUE_FAILURES_PER_ROW`` records each (the newest kept).
     """
 
-    def __init__(self, using='default'):
+    def __init__(self, using: str = 'default') -> None:
         self.using = using
         self.checked_id = 0  # records up to this id had their rows trimmed
 
-    def prune(self, current=None):
+    def prune(self, current: dt.datetime | None = None) -> int:
         """One pass; return the number of records deleted."""
         from .models import FailureRecord  # noqa: PLC0415 (models.py files import modelqueue before the app registry is ready)
 

@@ -9,6 +9,10 @@ recorded when the table exists (see :mod:`modelqueue.failures`), and a
 worker keeps a heartbeat row when it can (see :mod:`modelqueue.heartbeat`).
 """
 
+from __future__ import annotations
+
+import datetime as dt
+
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -65,11 +69,11 @@ class FailureRecord(models.Model):
             ),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f'{self.exception} on {self.content_type_id}:{self.object_id} attempt {self.attempt}'
 
     @property
-    def exception_name(self):
+    def exception_name(self) -> str:
         """The class name without its module: ``ValueError``."""
         return self.exception.rpartition('.')[2]
 
@@ -103,15 +107,15 @@ class WorkerHeartbeat(models.Model):
             models.Index(fields=['content_type', 'field'], name='modelqueue_heartbeat_queue'),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.name
 
     @property
-    def name(self):
+    def name(self) -> str:
         """``host:pid``, as failure records name their worker."""
         return worker_name(self.host, self.pid)
 
-    def is_lost(self, current):
+    def is_lost(self, current: dt.datetime) -> bool:
         """Whether the worker missed three heartbeats by `current`."""
         return (current - self.last_seen).total_seconds() > 3 * self.interval
 

@@ -7,10 +7,15 @@ still holds the status this worker wrote, so an operator's cancel or requeue,
 or a timeout reclaim by another worker, is never overwritten.
 """
 
+from __future__ import annotations
+
 import copy
+import datetime as dt
 import logging
 import random
 import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import OperationalError, connections, router, transaction
 from django.db.models.sql.subqueries import UpdateQuery
@@ -26,6 +31,13 @@ from .validation import (
     check_timedelta,
 )
 
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.models import Model, QuerySet
+
+_M = TypeVar('_M', bound='Model')
+_T = TypeVar('_T')
+
 logger = logging.getLogger('modelqueue')
 
 MAX_RETRY = 8
@@ -33,7 +45,14 @@ CANDIDATES = 8
 LOCKED_BACKOFF = (0.005, 0.5)
 
 
-def check_run_arguments(queryset, field, action, retry, timeout, delay):
+def check_run_arguments(
+    queryset: QuerySet[Any],
+    field: str,
+    action: object,
+    retry: object,
+    timeout: object,
+    delay: object,
+) -> str:
     """Check the arguments of :func:`run`; return the attname of `field`."""
     attname = check_status_field(queryset.model, field)
     check_callable('action', action)
@@ -43,11 +62,11 @@ def check_run_arguments(queryset, field, action, retry, timeout, delay):
     return attname
 
 
-def _is_locked(error):
+def _is_locked(error: BaseException) -> bool:
     return 'locked' in str(error) or 'busy' in str(error)
 
 
-def _write(using, attempt_write):
+def _write(using: str, attempt_write: Callable[[], _T]) -> _T:
     """Call `attempt_write()`, retrying SQLite's "database is locked".
 
     Other databases wait on row locks themselves; SQLite raises instead, so a
@@ -66,7 +85,9 @@ def _write(using, attempt_write):
             delay = min(delay * 2, longest)
 
 
-def _fenced_update(queryset, pk, attname, expected, values):
+def _fenced_update(
+    queryset: QuerySet[Any], pk: Any, attname: str, expected: int, values: dict[str, Any]
+) -> int:
     """UPDATE the row `pk` with `values` only while it holds `expected`."""
     if values.keys() == {attname}:
         return _fenced_status_update(queryset, pk, attname, expected, values[attname])
@@ -74,7 +95,9 @@ def _fenced_update(queryset, pk, attname, expected, values):
     return manager.filter(pk=pk, **{attname: expected}).update(**values)
 
 
-def _fenced_status_update(queryset, pk, attname, expected, status):
+def _fenced_status_update(
+    queryset: QuerySet[Any], pk: Any, attname: str, expected: int, status: int
+) -> int:
     """The common case of `_fenced_update`, one status written, as plain SQL:
     building it with the ORM would cost more than the round trip."""
     connection = connections[queryset.db]
@@ -84,9 +107,16 @@ def _fenced_status_update(queryset, pk, attname, expected, status):
         return cursor.rowcount
 
 
-def _fenced_status_update_sql(connection, model, pk, attname, expected, status):
+def _fenced_status_update_sql(
+    connection: BaseDatabaseWrapper,
+    model: type[Model],
+    pk: Any,
+    attname: str,
+    expected: int,
+    status: int,
+) -> tuple[str, tuple[int, Any, int]]:
     qn = connection.ops.quote_name
-    field = model._meta.get_field(attname)
+    field: Any = model._meta.get_field(attname)  # a concrete field: its column is set
     meta = field.model._meta  # the table that holds the column
     column = qn(field.column)
     sql = (
@@ -96,7 +126,9 @@ def _fenced_status_update_sql(connection, model, pk, attname, expected, status):
     return sql, (int(status), meta.pk.get_db_prep_value(pk, connection), int(expected))
 
 
-def _fenced_update_sql(queryset, pk, attname, expected, values):
+def _fenced_update_sql(
+    queryset: QuerySet[Any], pk: Any, attname: str, expected: int, values: dict[str, Any]
+) -> tuple[str, Sequence[Any]]:
     """The SQL and parameters of `_fenced_update`'s UPDATE, for a model of
     one table (claims_in_one_statement)."""
     if values.keys() == {attname}:
@@ -110,7 +142,7 @@ def _fenced_update_sql(queryset, pk, attname, expected, values):
     return query.get_compiler(queryset.db).as_sql()
 
 
-def save_fields_fenced(obj, attnames, expected):
+def save_fields_fenced(obj: Model, attnames: Iterable[str], expected: dict[str, Any]) -> bool:
     """UPDATE the fields `attnames` of `obj`'s row, only while it holds `expected`.
 
     `expected` maps attnames to the values the row must still hold (the
@@ -125,7 +157,14 @@ def save_fields_fenced(obj, attnames, expected):
     return bool(model._base_manager.using(using).filter(pk=obj.pk, **expected).update(**values))
 
 
-def _reclaim_stalled(queryset, attname, retry, timeout, delay, claimed_pk=None):
+def _reclaim_stalled(
+    queryset: QuerySet[Any],
+    attname: str,
+    retry: int,
+    timeout: dt.timedelta,
+    delay: dt.timedelta,
+    claimed_pk: Any = None,
+) -> bool:
     """Give back one row left working longer than `timeout`, if any; return
     whether one was given back. `claimed_pk`, this run's own claim, is never
     taken.
@@ -162,7 +201,9 @@ def _reclaim_stalled(queryset, attname, retry, timeout, delay, claimed_pk=None):
     return False
 
 
-def _claim_skip_locked(queryset, attname, lock_only_self):
+def _claim_skip_locked(
+    queryset: QuerySet[_M], attname: str, lock_only_self: bool
+) -> tuple[_M, Status] | tuple[None, None]:
     """Lock the first due row nobody else holds, and mark it working."""
     lock_of = ('self',) if lock_only_self else ()
     due = due_rows(queryset, attname, now()).select_for_update(skip_locked=True, of=lock_of)
@@ -178,7 +219,9 @@ def _claim_skip_locked(queryset, attname, lock_only_self):
     return task, claimed
 
 
-def _claim_compare_and_swap(queryset, attname):
+def _claim_compare_and_swap(
+    queryset: QuerySet[_M], attname: str
+) -> tuple[_M, Status] | tuple[None, None]:
     """Claim the first due row whose status is still what we read.
 
     When another worker wins a candidate, the next one is tried, so a claim
@@ -201,7 +244,9 @@ def _claim_compare_and_swap(queryset, attname):
                 return task, claimed
 
 
-def _claim_returning(queryset, attname, timeout):
+def _claim_returning(
+    queryset: QuerySet[_M], attname: str, timeout: dt.timedelta
+) -> tuple[_M, Status, bool] | tuple[None, None, bool]:
     """Claim the first due row in one statement; return it, its claimed
     status and whether rows of the table were left working past `timeout`.
 
@@ -218,7 +263,7 @@ def _claim_returning(queryset, attname, timeout):
     statement = claim_statement(queryset, attname, timeout, current)
     params = statement.params_at(current, timeout)
 
-    def execute():
+    def execute() -> tuple[Any, ...] | None:
         with connection.cursor() as cursor:
             cursor.execute(statement.sql, params)
             return cursor.fetchone()
@@ -230,14 +275,14 @@ def _claim_returning(queryset, attname, timeout):
     return task, Status(getattr(task, attname)), row[-1] is not None
 
 
-def _claim(queryset, attname):
+def _claim(queryset: QuerySet[_M], attname: str) -> tuple[_M, Status] | tuple[None, None]:
     features = connections[queryset.db].features
     if features.has_select_for_update_skip_locked:
         return _claim_skip_locked(queryset, attname, features.has_select_for_update_of)
     return _claim_compare_and_swap(queryset, attname)
 
 
-def _snapshot(task):
+def _snapshot(task: Model) -> dict[str, Any]:
     """Copy the loaded field values of `task`, to see later what changed."""
     return {
         field.attname: copy.deepcopy(task.__dict__[field.attname])
@@ -246,7 +291,7 @@ def _snapshot(task):
     }
 
 
-def _changed_values(task, before, attname):
+def _changed_values(task: Model, before: dict[str, Any], attname: str) -> dict[str, Any]:
     values = {}
     for field in task._meta.concrete_fields:
         name = field.attname
@@ -259,7 +304,9 @@ def _changed_values(task, before, attname):
     return values
 
 
-def _outcome(error, attempts, retry, delay):
+def _outcome(
+    error: BaseException | None, attempts: int, retry: int, delay: dt.timedelta
+) -> Status:
     """Return the status that ends an attempt that raised `error` (or None)."""
     current = now()
     if error is None:
@@ -276,7 +323,14 @@ def _outcome(error, attempts, retry, delay):
     return Status.canceled(current, min(attempts, MAX_ATTEMPTS))
 
 
-def run(queryset, field, action, retry=3, timeout=ONE_HOUR, delay=ZERO_SECS):
+def run(
+    queryset: QuerySet[_M],
+    field: str,
+    action: Callable[[_M], object],
+    retry: int = 3,
+    timeout: dt.timedelta = ONE_HOUR,
+    delay: dt.timedelta = ZERO_SECS,
+) -> _M | None:
     """Run `action` on results from `queryset` in queue defined by `field`.
 
     For example in appname/management/commands/process_tasks.py::
@@ -335,7 +389,16 @@ def run(queryset, field, action, retry=3, timeout=ONE_HOUR, delay=ZERO_SECS):
     return task
 
 
-def run_chained(queryset, attname, action, retry, timeout, delay, held=None, claim_next=None):
+def run_chained(
+    queryset: QuerySet[_M],
+    attname: str,
+    action: Callable[[_M], object],
+    retry: int,
+    timeout: dt.timedelta,
+    delay: dt.timedelta,
+    held: tuple[_M, Status] | None = None,
+    claim_next: Callable[[], bool] | None = None,
+) -> tuple[_M | None, tuple[_M, Status] | None]:
     """:func:`run` for a worker that runs one task after another, with the
     arguments checked (`attname` from check_run_arguments); return the task
     (or None) and `following`, the next row claimed with its completion.
@@ -349,6 +412,8 @@ def run_chained(queryset, attname, action, retry, timeout, delay, held=None, cla
     row (None if none was due). The caller runs it next; until then it is
     working, held as any claimed row is (a timeout reclaims it).
     """
+    task: _M | None
+    claimed: Status | None
     if held is not None:
         task, claimed = held
     elif claims_in_one_statement(queryset):
@@ -361,7 +426,7 @@ def run_chained(queryset, attname, action, retry, timeout, delay, held=None, cla
     else:
         _reclaim_stalled(queryset, attname, retry, timeout, delay)
         task, claimed = _claim(queryset, attname)
-    if task is None:
+    if task is None or claimed is None:  # claimed is None exactly when task is
         return None, None
 
     attempts = claimed.attempts + 1
@@ -394,7 +459,17 @@ def run_chained(queryset, attname, action, retry, timeout, delay, held=None, cla
     return task, None
 
 
-def _complete_and_claim(queryset, task, attname, claimed, before, outcome, retry, timeout, delay):
+def _complete_and_claim(
+    queryset: QuerySet[_M],
+    task: _M,
+    attname: str,
+    claimed: Status,
+    before: dict[str, Any],
+    outcome: Status,
+    retry: int,
+    timeout: dt.timedelta,
+    delay: dt.timedelta,
+) -> tuple[_M, Status] | None:
     """`_complete`, and the next claim in the same statement; return the row
     claimed, as (task, status), or None."""
     values = _changed_values(task, before, attname)
@@ -417,7 +492,14 @@ def _complete_and_claim(queryset, task, attname, claimed, before, outcome, retry
     return following, Status(getattr(following, attname))
 
 
-def _complete(queryset, task, attname, claimed, before, outcome):
+def _complete(
+    queryset: QuerySet[Any],
+    task: Model,
+    attname: str,
+    claimed: Status,
+    before: dict[str, Any],
+    outcome: Status,
+) -> bool:
     """Write `outcome` and the changed fields, fenced on the `claimed` status;
     return whether it was written."""
     values = _changed_values(task, before, attname)
@@ -430,7 +512,9 @@ def _complete(queryset, task, attname, claimed, before, outcome):
     return bool(written)
 
 
-def _completed(queryset, task, attname, outcome, written):
+def _completed(
+    queryset: QuerySet[Any], task: Model, attname: str, outcome: Status, written: bool | int
+) -> None:
     """Set the outcome `written` on `task`, or warn that it was not."""
     if written:
         setattr(task, attname, outcome)

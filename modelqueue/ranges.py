@@ -12,6 +12,8 @@ other module writes status bounds by hand.
 <Q: (AND: ('status__gte', 2000000000000000000), ('status__lte', 2203001020304050009))>
 """
 
+from __future__ import annotations
+
 import datetime as dt
 
 from django.db.models import Q
@@ -23,12 +25,12 @@ from .status import MAX_ATTEMPTS, State, Status, datetime_to_priority
 FIRST_TIMESTAMP = datetime_to_priority(dt.datetime(1, 1, 1))
 
 
-def between(field, low, high):
+def between(field: str, low: int, high: int) -> Q:
     """Rows whose status in `field` is from `low` through `high`."""
     return Q(**{f'{field}__gte': int(low), f'{field}__lte': int(high)})
 
 
-def in_states(field, *states):
+def in_states(field: str, *states: State | str | int) -> Q:
     """Rows of `field` in `states`: one range per run of consecutive states.
 
     A stored value that is not a status (negative, or outside the five
@@ -55,22 +57,22 @@ def in_states(field, *states):
     return found
 
 
-def last_due(at):
+def last_due(at: dt.datetime) -> Status:
     """The highest status that is due at `at`."""
     return Status.waiting(at, MAX_ATTEMPTS)
 
 
-def last_stalled(at, timeout):
+def last_stalled(at: dt.datetime, timeout: dt.timedelta) -> Status:
     """The highest status that is stalled at `at` for `timeout`."""
     return Status.working(at - timeout, MAX_ATTEMPTS)
 
 
-def due(field, at):
+def due(field: str, at: dt.datetime) -> Q:
     """Waiting rows whose priority is at or before `at` (plain integers too)."""
     return between(field, Status.minimum(State.waiting), last_due(at))
 
 
-def due_with_timestamp(field, at, since=FIRST_TIMESTAMP):
+def due_with_timestamp(field: str, at: dt.datetime, since: int = FIRST_TIMESTAMP) -> Q:
     """Due rows whose priority is at or after the timestamp `since` (a priority).
 
     Some integers in that range are not timestamps (see
@@ -79,12 +81,12 @@ def due_with_timestamp(field, at, since=FIRST_TIMESTAMP):
     return between(field, Status.waiting(since, 0), last_due(at))
 
 
-def scheduled(field, at):
+def scheduled(field: str, at: dt.datetime) -> Q:
     """Waiting rows whose priority is after `at`."""
     return between(field, last_due(at) + 1, Status.maximum(State.waiting))
 
 
-def stalled(field, at, timeout):
+def stalled(field: str, at: dt.datetime, timeout: dt.timedelta) -> Q:
     """Working rows claimed longer than `timeout` before `at`.
 
     ``run()`` writes the time of the claim as a working row's priority.
@@ -92,7 +94,7 @@ def stalled(field, at, timeout):
     return between(field, Status.minimum(State.working), last_stalled(at, timeout))
 
 
-def written(field, state, since, until):
+def written(field: str, state: State | str | int, since: dt.datetime, until: dt.datetime) -> Q:
     """Rows moved to `state` (finished or canceled) from `since` through `until`.
 
     ``run()`` and the operators' actions write the time of the change as the

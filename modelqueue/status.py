@@ -15,11 +15,20 @@ This module is pure: it knows nothing of Django's database layer, and
 ``Status.tally`` only calls the queryset it is given.
 """
 
+from __future__ import annotations
+
 import datetime as dt
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, SupportsInt, TypeVar, overload
 
 import pytz
 
 from .validation import check_integer
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
+_StateT = TypeVar('_StateT', bound='State')
+_StatusT = TypeVar('_StatusT', bound='Status')
 
 ONE_HOUR = dt.timedelta(hours=1)
 ZERO_SECS = dt.timedelta(seconds=0)
@@ -33,7 +42,7 @@ MAX_PRIORITY = 10**17 - 1
 MAX_ATTEMPTS = 9
 
 
-def now():
+def now() -> dt.datetime:
     """Return now datetime in UTC timezone.
 
     >>> now().tzinfo
@@ -42,7 +51,7 @@ def now():
     return dt.datetime.now(pytz.utc)
 
 
-def datetime_to_priority(value):
+def datetime_to_priority(value: dt.datetime) -> int:
     """Return the 17-digit priority ``yyyymmddHHMMSSmmm`` of datetime `value`.
 
     Aware datetimes are converted to UTC; naive datetimes are taken as UTC.
@@ -73,7 +82,7 @@ def datetime_to_priority(value):
     )
 
 
-def priority_to_datetime(priority):
+def priority_to_datetime(priority: int) -> dt.datetime | None:
     """Return the aware UTC datetime encoded by `priority`, or None.
 
     None means `priority` is a plain integer, not a valid timestamp.
@@ -92,7 +101,7 @@ def priority_to_datetime(priority):
         return None
 
 
-def _priority_parts(priority):
+def _priority_parts(priority: int) -> tuple[int, int, int, int, int, int, int]:
     """(year, month, day, hour, minute, second, millisecond) of `priority`'s digits."""
     rest, millisecond = divmod(priority, 1000)
     rest, second = divmod(rest, 100)
@@ -103,7 +112,7 @@ def _priority_parts(priority):
     return year, month, day, hour, minute, second, millisecond
 
 
-def next_timestamp(priority):
+def next_timestamp(priority: int) -> int | None:
     """Return the first timestamp priority at or after `priority`, or None.
 
     A 17-digit integer can look like a timestamp and not be one (month 13,
@@ -153,22 +162,31 @@ class State(int):
 
     """
 
-    def __new__(cls, value, name):
+    name: str
+
+    # The five states, set below the Status class.
+    created: ClassVar[State]
+    waiting: ClassVar[State]
+    working: ClassVar[State]
+    finished: ClassVar[State]
+    canceled: ClassVar[State]
+
+    def __new__(cls: type[_StateT], value: int, name: str) -> _StateT:
         state = super().__new__(cls, value)
         state.name = name
         return state
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.name
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f'{type(self).__name__}({int(self)!r}, {self.name!r})'
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[State], tuple[int, str]]:
         return (type(self), (int(self), self.name))
 
     @classmethod
-    def get(cls, state):
+    def get(cls, state: State | str | int) -> State:
         """Return the State for `state`: a State, its name, or its number.
 
         >>> State.get('waiting')
@@ -193,12 +211,12 @@ class State(int):
         raise ValueError(f'unknown state {state!r}: expected one of {names}')
 
 
-def check_attempts(attempts):
+def check_attempts(attempts: object) -> int:
     """Return `attempts` if it is an integer from 0 through 9, else raise ValueError."""
     return check_integer('attempts', attempts, MAX_ATTEMPTS)
 
 
-def check_priority(priority):
+def check_priority(priority: object) -> int:
     """Return `priority` (an integer, or a datetime) as its 17-digit integer, or raise ValueError."""
     if isinstance(priority, dt.datetime):
         return datetime_to_priority(priority)
@@ -212,6 +230,13 @@ def check_priority(priority):
             f' from 0 through {MAX_PRIORITY} (at most 17 digits)'
         )
     return int(priority)
+
+
+class StatusConstructor(Protocol):
+    """The type of ``Status.created``, ``Status.waiting`` and the other
+    constructors named after the states."""
+
+    def __call__(self, priority: int | dt.datetime | None = None, attempts: int = 0) -> Status: ...
 
 
 class Status(int):
@@ -253,7 +278,14 @@ class Status(int):
         State(5, 'canceled'),
     ]
 
-    def __new__(cls, value):
+    # One constructor per state, set at the end of this module.
+    created: ClassVar[StatusConstructor]
+    waiting: ClassVar[StatusConstructor]
+    working: ClassVar[StatusConstructor]
+    finished: ClassVar[StatusConstructor]
+    canceled: ClassVar[StatusConstructor]
+
+    def __new__(cls: type[_StatusT], value: SupportsInt | str) -> _StatusT:
         number = None
         if not isinstance(value, (bool, float)):
             try:
@@ -267,16 +299,16 @@ class Status(int):
             )
         return super().__new__(cls, number)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f'{type(self).__name__}({int(self)})'
 
     __str__ = int.__repr__
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[Status], tuple[int]]:
         return (type(self), (int(self),))
 
     @property
-    def state(self):
+    def state(self) -> State:
         """Return state of status.
 
         >>> status = Status(3201801020304567896)
@@ -287,7 +319,7 @@ class Status(int):
         return self.states[self // STATE_OFFSET - 1]
 
     @property
-    def priority(self):
+    def priority(self) -> int:
         """Return priority of status.
 
         >>> status = Status(3201801020304567896)
@@ -298,7 +330,7 @@ class Status(int):
         return self % STATE_OFFSET // 10
 
     @property
-    def attempts(self):
+    def attempts(self) -> int:
         """Return attempts of status.
 
         >>> status = Status(3201801020304567896)
@@ -309,7 +341,9 @@ class Status(int):
         return self % 10
 
     @classmethod
-    def combine(cls, state, priority, attempts):
+    def combine(
+        cls: type[_StatusT], state: State | str | int, priority: int | dt.datetime, attempts: int
+    ) -> _StatusT:
         """Combine `state`, `priority`, and `attempts` fields into status.
 
         `priority` is an integer (0 through 17 digits) or a datetime. Aware
@@ -341,7 +375,11 @@ class Status(int):
         attempts = check_attempts(attempts)
         return cls(state * STATE_OFFSET + priority * 10 + attempts)
 
-    def parse(self, datetime=True):
+    @overload
+    def parse(self, datetime: Literal[False]) -> tuple[State, int, int]: ...
+    @overload
+    def parse(self, datetime: bool = True) -> tuple[State, int | dt.datetime, int]: ...
+    def parse(self, datetime: bool = True) -> tuple[State, int | dt.datetime, int]:
         """Parse status into state, priority, and attempts fields.
 
         If `datetime` is True (the default), then parse priority into datetime
@@ -374,13 +412,13 @@ class Status(int):
         (State(3, 'working'), 0, 7)
 
         """
-        priority = self.priority
+        priority: int | dt.datetime = self.priority
         if datetime:
-            priority = priority_to_datetime(priority) or priority
+            priority = priority_to_datetime(self.priority) or priority
         return self.state, priority, self.attempts
 
     @classmethod
-    def filter(cls, field, state):
+    def filter(cls, field: str, state: State | str | int) -> dict[str, int]:
         """Return keyword arguments to filter `field` by `state` for querysets.
 
         For example::
@@ -405,7 +443,7 @@ class Status(int):
         }
 
     @classmethod
-    def minimum(cls, state):
+    def minimum(cls, state: State | str | int) -> int:
         """Calculate status minimum value given `state`.
 
         >>> Status.minimum(State.working)
@@ -420,7 +458,7 @@ class Status(int):
         return int(State.get(state)) * STATE_OFFSET
 
     @classmethod
-    def maximum(cls, state):
+    def maximum(cls, state: State | str | int) -> int:
         """Calculate status maximum value given `state`.
 
         >>> Status.maximum(State.working)
@@ -435,7 +473,7 @@ class Status(int):
         return (int(State.get(state)) + 1) * STATE_OFFSET - 1
 
     @classmethod
-    def tally(cls, queryset, field):
+    def tally(cls, queryset: QuerySet[Any], field: str) -> dict[str, int]:
         """Return mapping of state to count from `field` in `queryset`.
 
         One range count per state, each answered from the status index
@@ -457,8 +495,10 @@ class Status(int):
         }
 
 
-def _make_constructor(state):
-    def constructor(cls, priority=None, attempts=0):
+def _make_constructor(state: State) -> classmethod[Status, ..., Status]:
+    def constructor(
+        cls: type[Status], priority: int | dt.datetime | None = None, attempts: int = 0
+    ) -> Status:
         priority = now() if priority is None else priority
         return cls.combine(state, priority, attempts)
 

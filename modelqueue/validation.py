@@ -5,10 +5,17 @@ that names the argument, the value given and what was expected. Nothing here
 touches the database; `check_status_field` reads only the model's metadata.
 """
 
+from __future__ import annotations
+
 import datetime as dt
 import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, SupportsFloat, cast, overload
 
 from django.core.exceptions import FieldDoesNotExist
+
+if TYPE_CHECKING:
+    from django.db.models import Field, Model
 
 #: Longest timedelta accepted: longer spans leave the datetime range when
 #: added to now().
@@ -22,7 +29,7 @@ MAX_SECONDS = 100 * 365 * 24 * 3600
 MAX_COUNT = 2**63 - 1
 
 
-def invalid(name, value, expected):
+def invalid(name: str, value: object, expected: str) -> ValueError:
     """The ValueError of every check: the argument, the value, what was expected.
 
     >>> invalid('retry', 9, 'an integer from 0 through 8')
@@ -31,7 +38,7 @@ def invalid(name, value, expected):
     return ValueError(f'invalid {name} {value!r}: expected {expected}')
 
 
-def check_integer(name, value, maximum):
+def check_integer(name: str, value: object, maximum: int) -> int:
     """Return `value` if it is an integer from 0 through `maximum`.
 
     >>> check_integer('retry', 9, 8)
@@ -44,7 +51,17 @@ def check_integer(name, value, maximum):
     return value
 
 
-def check_timedelta(name, value, allow_none=False, above_zero=False):
+@overload
+def check_timedelta(
+    name: str, value: object, allow_none: Literal[False] = False, above_zero: bool = False
+) -> dt.timedelta: ...
+@overload
+def check_timedelta(
+    name: str, value: object, allow_none: bool, above_zero: bool = False
+) -> dt.timedelta | None: ...
+def check_timedelta(
+    name: str, value: object, allow_none: bool = False, above_zero: bool = False
+) -> dt.timedelta | None:
     """Return `value` if it is a timedelta from zero (or above) through `MAX_TIMEDELTA`.
 
     >>> check_timedelta('delay', dt.timedelta(days=-1))
@@ -67,7 +84,7 @@ def check_timedelta(name, value, allow_none=False, above_zero=False):
     return value
 
 
-def check_seconds(name, value, above_zero=False):
+def check_seconds(name: str, value: SupportsFloat | str, above_zero: bool = False) -> float:
     """Return `value` as a float of seconds.
 
     >>> check_seconds('delay', 2)
@@ -89,7 +106,17 @@ def check_seconds(name, value, above_zero=False):
     return number
 
 
-def check_count(name, value, maximum=MAX_COUNT, allow_none=False):
+@overload
+def check_count(
+    name: str, value: object, maximum: int = MAX_COUNT, allow_none: Literal[False] = False
+) -> int: ...
+@overload
+def check_count(
+    name: str, value: object, maximum: int = MAX_COUNT, *, allow_none: bool
+) -> int | None: ...
+def check_count(
+    name: str, value: object, maximum: int = MAX_COUNT, allow_none: bool = False
+) -> int | None:
     """Return `value` if it is a whole number from 1 through `maximum`.
 
     >>> check_count('concurrency', 4, 256)
@@ -106,7 +133,7 @@ def check_count(name, value, maximum=MAX_COUNT, allow_none=False):
     return value
 
 
-def check_callable(name, value):
+def check_callable(name: str, value: object) -> Callable[..., object]:
     """Return `value` if it can be called.
 
     >>> check_callable('action', 'send')
@@ -119,7 +146,7 @@ def check_callable(name, value):
     return value
 
 
-def status_field_problem(model, field):
+def status_field_problem(model: type[Model], field: str) -> str | None:
     """Return why `field` of `model` is not a status field, or None if it is.
 
     The admin's system checks report the same problems as `check_status_field`.
@@ -136,7 +163,7 @@ def status_field_problem(model, field):
     return None
 
 
-def check_status_field(model, field):
+def check_status_field(model: type[Model], field: str) -> str:
     """Return the attname of status field `field` of `model`.
 
     A status field is a ``modelqueue.StatusField`` (Django's BigIntegerField).
@@ -144,4 +171,19 @@ def check_status_field(model, field):
     problem = status_field_problem(model, field)
     if problem is not None:
         raise ValueError(f'invalid field {field!r}: {problem}')
-    return model._meta.get_field(field).attname
+    return concrete_field(model, field).attname
+
+
+def concrete_field(model: type[Model], name: str) -> Field[Any, Any]:
+    """`model`'s field `name`, which has a column (it is not a reverse relation)."""
+    return cast('Field[Any, Any]', model._meta.get_field(name))
+
+
+def column_of(model: type[Model], name: str) -> str:
+    """The database column of `model`'s field `name` (a concrete field).
+
+    >>> from django.contrib.auth.models import User
+    >>> column_of(User, 'last_login')
+    'last_login'
+    """
+    return cast(str, concrete_field(model, name).column)

@@ -14,14 +14,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connections
 
 from . import dbobjects
 from .deprecation import warn_moved
 from .status import State, Status
+from .validation import column_of
+
+if TYPE_CHECKING:
+    from django.db.models import Model
 
 logger = logging.getLogger('modelqueue.worker')
 
@@ -30,12 +35,12 @@ __all__ = ['channel_name', 'install_trigger', 'uninstall_trigger']
 TRIGGER_VERSION = 1
 
 
-def channel_name(model: Any, field: str) -> str:
+def channel_name(model: type[Model], field: str) -> str:
     """Return the PostgreSQL channel that `model`'s `field` queue notifies.
 
     ``modelqueue_<table>_<column>``, shortened with a hash past 50 characters.
     """
-    column = model._meta.get_field(field).column
+    column = column_of(model, field)
     name = re.sub(r'[^a-z0-9_]', '_', f'modelqueue_{model._meta.db_table}_{column}'.lower())
     if len(name) > 50:  # identifiers stop at 63 bytes; leave room for suffixes
         digest = hashlib.sha1(name.encode()).hexdigest()[:8]
@@ -43,12 +48,14 @@ def channel_name(model: Any, field: str) -> str:
     return name
 
 
-def wakeup_triggers(model: Any, field: str, quote: Any) -> dbobjects.TriggerSet:
+def wakeup_triggers(
+    model: type[Model], field: str, quote: Callable[[str], str]
+) -> dbobjects.TriggerSet:
     """The function and the INSERT and UPDATE triggers of `field`'s wake-up."""
     channel = channel_name(model, field)
     function = f'{channel}_notify'
     table = quote(model._meta.db_table)
-    column = quote(model._meta.get_field(field).column)
+    column = quote(column_of(model, field))
     waiting = (
         f'NEW.{column} BETWEEN {Status.minimum(State.waiting)}'
         f' AND {Status.maximum(State.waiting)}'
@@ -72,11 +79,11 @@ def wakeup_triggers(model: Any, field: str, quote: Any) -> dbobjects.TriggerSet:
     )
 
 
-def _triggers(model: Any, field: str, using: str) -> dbobjects.TriggerSet:
+def _triggers(model: type[Model], field: str, using: str) -> dbobjects.TriggerSet:
     return wakeup_triggers(model, field, connections[using].ops.quote_name)
 
 
-def install_trigger(model: Any, field: str, using: str = 'default') -> bool:
+def install_trigger(model: type[Model], field: str, using: str = 'default') -> bool:
     """Install the trigger that wakes idle workers of `model`'s `field` queue.
 
     On PostgreSQL, creates (or replaces) a function and two row triggers
@@ -108,7 +115,7 @@ def install_trigger(model: Any, field: str, using: str = 'default') -> bool:
     return installed
 
 
-def uninstall_trigger(model: Any, field: str, using: str = 'default') -> bool:
+def uninstall_trigger(model: type[Model], field: str, using: str = 'default') -> bool:
     """Remove what :func:`install_trigger` created; False when not PostgreSQL."""
     return dbobjects.uninstall(using, _triggers(model, field, using))
 

@@ -5,6 +5,11 @@
 modelqueue 2.2.1, for projects moving from it.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 from django.contrib import admin, messages
 from django.contrib.admin import ModelAdmin, helpers
 from django.contrib.admin.utils import model_ngettext
@@ -20,8 +25,21 @@ from .forms import ReprioritizeForm
 from .operations import CANCEL, REPRIORITIZE, REQUEUE, RESET_ATTEMPTS, field_label
 from .templates import template_names
 
+if TYPE_CHECKING:
+    from typing import TypeAlias
 
-def admin_actions(field):
+    from django.db.models import QuerySet
+    from django.db.models.expressions import CombinedExpression
+    from django.http import HttpRequest, HttpResponse
+    from django.utils.functional import _StrOrPromise
+
+    from .operations import Operation
+
+    #: An admin action: called with the model admin, the request and the selection.
+    AdminAction: TypeAlias = Callable[[ModelAdmin[Any], HttpRequest, QuerySet[Any]], HttpResponse | None]
+
+
+def admin_actions(field: str) -> list[AdminAction]:
     """Return Django admin actions for `field` describing model queue.
 
     The actions of modelqueue 2.2.1, for projects moving from it:
@@ -50,9 +68,11 @@ def admin_actions(field):
     """
     display_name = field.replace('_', ' ')
 
-    def make_action(name, description, expression):
+    def make_action(
+        name: str, description: str, expression: Callable[..., CombinedExpression]
+    ) -> AdminAction:
         @admin.action(description=description, permissions=['change'])
-        def action(modeladmin, request, queryset):
+        def action(modeladmin: ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]) -> None:
             valid = ranges.in_states(field, *Status.states)
             queryset.filter(valid).update(**{field: expression()})
 
@@ -84,7 +104,7 @@ def admin_actions(field):
     return actions
 
 
-def queue_actions(field, several=False):
+def queue_actions(field: str, several: bool = False) -> list[AdminAction]:
     """Return the operations admin's actions for the queue `field`.
 
     Requeue, cancel (after a confirmation page), reprioritize (after a form)
@@ -101,8 +121,8 @@ def queue_actions(field, several=False):
     """
     suffix = f' ({field.replace("_", " ")})' if several else ''
 
-    def action(name, description):
-        def decorate(function):
+    def action(name: str, description: _StrOrPromise) -> Callable[[AdminAction], AdminAction]:
+        def decorate(function: AdminAction) -> AdminAction:
             function.__name__ = function.__qualname__ = name
             return admin.action(
                 description=format_lazy('{}{}', description, suffix),
@@ -112,12 +132,14 @@ def queue_actions(field, several=False):
         return decorate
 
     @action(f'requeue_{field}', _('Requeue selected %(verbose_name_plural)s (due now, 0 attempts)'))
-    def requeue(modeladmin, request, queryset):
+    def requeue(modeladmin: ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]) -> None:
         if may_change_each(modeladmin, request, queryset):
             REQUEUE.run(modeladmin, request, queryset, field)
 
     @action(f'cancel_{field}', _('Cancel selected %(verbose_name_plural)s'))
-    def cancel(modeladmin, request, queryset):
+    def cancel(
+        modeladmin: ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]
+    ) -> HttpResponse | None:
         if not may_change_each(modeladmin, request, queryset):
             return None
         if request.POST.get('post') == 'yes':
@@ -129,7 +151,9 @@ def queue_actions(field, several=False):
         )
 
     @action(f'reprioritize_{field}', _('Reprioritize selected %(verbose_name_plural)s'))
-    def reprioritize(modeladmin, request, queryset):
+    def reprioritize(
+        modeladmin: ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]
+    ) -> HttpResponse | None:
         if not may_change_each(modeladmin, request, queryset):
             return None
         if 'apply' in request.POST:
@@ -147,14 +171,16 @@ def queue_actions(field, several=False):
         )
 
     @action(f'reset_{field}_attempts', _('Reset attempts of selected %(verbose_name_plural)s to 0'))
-    def reset_attempts(modeladmin, request, queryset):
+    def reset_attempts(
+        modeladmin: ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]
+    ) -> None:
         if may_change_each(modeladmin, request, queryset):
             RESET_ATTEMPTS.run(modeladmin, request, queryset, field)
 
     return [requeue, cancel, reprioritize, reset_attempts]
 
 
-def may_change_each(modeladmin, request, queryset):
+def may_change_each(modeladmin: ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]) -> bool:
     """Whether the user may change every selected row; if not, say which.
 
     As Django's ``delete_selected`` checks each object: when the model admin
@@ -167,7 +193,9 @@ def may_change_each(modeladmin, request, queryset):
     """
     if type(modeladmin).has_change_permission is ModelAdmin.has_change_permission:
         return True
-    changeable = getattr(modeladmin, 'get_queue_changeable', None)
+    changeable: Callable[[HttpRequest, QuerySet[Any]], QuerySet[Any]] | None = getattr(
+        modeladmin, 'get_queue_changeable', None
+    )
     if changeable is not None:
         refused_rows = queryset.exclude(pk__in=changeable(request, queryset).values('pk'))
         count = refused_rows.count()
@@ -190,7 +218,7 @@ def may_change_each(modeladmin, request, queryset):
         )
         % {
             'count': count,
-            'items': model_ngettext(modeladmin.model, count),
+            'items': model_ngettext(modeladmin.model._meta, count),
             'rows': shown,
         },
         messages.ERROR,
@@ -198,7 +226,16 @@ def may_change_each(modeladmin, request, queryset):
     return False
 
 
-def selection_page(modeladmin, request, queryset, field, operation, title, page, **extra):
+def selection_page(
+    modeladmin: ModelAdmin[Any],
+    request: HttpRequest,
+    queryset: QuerySet[Any],
+    field: str,
+    operation: Operation,
+    title: _StrOrPromise,
+    page: str,
+    **extra: Any,
+) -> TemplateResponse:
     """A page that asks about `operation` on the selection, counted by state.
 
     Its template is the model admin's ``queue_<page>_template``, or the
@@ -209,7 +246,14 @@ def selection_page(modeladmin, request, queryset, field, operation, title, page,
     return TemplateResponse(request, template_names(modeladmin.model._meta, declared, page), context)
 
 
-def selection_context(modeladmin, request, queryset, field, title, operation):
+def selection_context(
+    modeladmin: ModelAdmin[Any],
+    request: HttpRequest,
+    queryset: QuerySet[Any],
+    field: str,
+    title: _StrOrPromise,
+    operation: Operation,
+) -> dict[str, Any]:
     """The context of a page that asks about an action on the selection."""
     counts = Status.tally(queryset, field)
     changes = {state.name for state in operation.states}
@@ -225,7 +269,7 @@ def selection_context(modeladmin, request, queryset, field, title, operation):
         'select_across': request.POST.get('select_across') == '1',
         'selected': request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
         'action_checkbox_name': helpers.ACTION_CHECKBOX_NAME,
-        'objects_name': model_ngettext(modeladmin.model, sum(counts.values())),
+        'objects_name': model_ngettext(modeladmin.model._meta, sum(counts.values())),
         'tally': [
             {
                 'name': name,

@@ -15,7 +15,10 @@ and the row sent back to the state the form showed. Here:
   (`RowChangedMeanwhile`) and the operator is told.
 """
 
+from __future__ import annotations
+
 import copy
+from typing import TYPE_CHECKING, Any
 
 from django.core import signing
 from django.core.exceptions import ValidationError
@@ -24,6 +27,10 @@ from django.forms.models import construct_instance
 from django.utils.translation import gettext as _
 
 from ..queue import save_fields_fenced
+
+if TYPE_CHECKING:
+    from django.db.models import Model
+    from django.forms import ModelForm
 
 #: The name of the hidden input that carries the row as the form opened.
 OPENED = '_modelqueue_opened'
@@ -34,7 +41,7 @@ class RowChangedMeanwhile(Exception):
     """The row changed between the form's check and its save: nothing was saved."""
 
 
-def row_values(obj):
+def row_values(obj: Model) -> dict[str, str]:
     """The values of `obj`'s concrete fields as text, by attname (not the key)."""
     return {
         field.attname: field.value_to_string(obj)
@@ -43,16 +50,16 @@ def row_values(obj):
     }
 
 
-def opened_token(obj):
+def opened_token(obj: Model) -> str:
     """The signed copy of `obj` that the change form carries."""
     return signing.dumps(row_values(obj), salt=SALT, compress=True)
 
 
-def fenced_form(form_class):
+def fenced_form(form_class: type[ModelForm[Any]]) -> type[ModelForm[Any]]:
     """Return `form_class` checking and recording what the operator changed."""
 
-    class FencedForm(form_class):
-        def clean(self):
+    class FencedForm(form_class):  # type: ignore[misc, valid-type]  # the model admin's form
+        def clean(self) -> dict[str, Any] | None:
             cleaned = super().clean()
             model = self._meta.model
             current = model._base_manager.using(router.db_for_read(model)).filter(
@@ -88,7 +95,7 @@ def fenced_form(form_class):
             self.modelqueue_opened = {name: opened.get(name) for name in edited}
             return cleaned
 
-        def _opened(self, current):
+        def _opened(self, current: Model) -> dict[str, Any]:
             token = self.data.get(OPENED)
             if not token:  # not posted by our change form: compare with the row now
                 return row_values(current)
@@ -104,7 +111,7 @@ def fenced_form(form_class):
     return FencedForm
 
 
-def save_edited(obj, form):
+def save_edited(obj: Model, form: Any) -> None:
     """Write the fields the operator changed, while they hold what the form opened with.
 
     :raises RowChangedMeanwhile: when one of them changed in between

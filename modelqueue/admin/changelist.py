@@ -15,6 +15,11 @@ rows past it reachable only by a narrower filter; the rows themselves are
 always exact.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
 from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.utils.functional import cached_property
@@ -22,20 +27,33 @@ from django.utils.functional import cached_property
 from ..status import State
 from .counts import count_rows, request_state_counts
 
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+    from django.http import HttpRequest
+
+    from .protocol import QueueModelAdmin
+
 
 class EstimatingPaginator(Paginator):
     """A paginator whose count is `counter()`, which may be an estimate."""
 
-    def __init__(self, object_list, per_page, *args, counter, **kwargs):
+    def __init__(
+        self,
+        object_list: QuerySet[Any],
+        per_page: int,
+        *args: Any,
+        counter: Callable[[], int],
+        **kwargs: Any,
+    ) -> None:
         super().__init__(object_list, per_page, *args, **kwargs)
         self.counter = counter
 
     @cached_property
-    def count(self):
+    def count(self) -> int:
         return self.counter()
 
 
-def page_count(model_admin, request, queryset):
+def page_count(model_admin: QueueModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> int:
     """The number of rows of the changelist `queryset` of `request`.
 
     Unfiltered: the sum of the queue's state counters where installed,
@@ -66,10 +84,10 @@ def page_count(model_admin, request, queryset):
 class _Counted:
     """A stand-in for the changelist's root queryset, whose count is known."""
 
-    def __init__(self, count):
+    def __init__(self, count: int) -> None:
         self._count = count
 
-    def count(self):
+    def count(self) -> int:
         return self._count
 
 
@@ -79,12 +97,16 @@ class QueueChangeList(ChangeList):
     row the model admin's queryset gives, whatever the page's filters, so
     the planner always answers it well."""
 
-    def get_results(self, request):
-        above = self.model_admin.queue_estimate_above
+    def get_results(self, request: HttpRequest) -> None:
+        model_admin = cast('QueueModelAdmin', self.model_admin)  # a QueueAdminMixin's changelist
+        above = model_admin.queue_estimate_above
         if above is None or not self.model_admin.show_full_result_count:
             return super().get_results(request)
         root = self.root_queryset
-        self.root_queryset = _Counted(count_rows(root, above, self.model_admin.valid_queue_fields))
+        # Django reads only the count of the root queryset here.
+        self.root_queryset = _Counted(  # type: ignore[assignment]
+            count_rows(root, above, model_admin.valid_queue_fields)
+        )
         try:
             return super().get_results(request)
         finally:

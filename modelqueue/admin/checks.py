@@ -12,16 +12,23 @@
 development server report them like Django's own admin checks.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.core import checks
 from django.core.exceptions import FieldDoesNotExist
 
+if TYPE_CHECKING:
+    from .protocol import QueueModelAdmin
 
-def check_queue_admin(model_admin):
+
+def check_queue_admin(model_admin: QueueModelAdmin) -> list[checks.CheckMessage]:
     """Return the errors and warnings of `model_admin`'s queue options."""
     return [*check_queue_fields(model_admin), *check_site(model_admin)]
 
 
-def check_queue_fields(model_admin):
+def check_queue_fields(model_admin: QueueModelAdmin) -> list[checks.CheckMessage]:
     name = type(model_admin).__name__
     fields = model_admin.queue_fields
     opts = model_admin.model._meta
@@ -40,7 +47,7 @@ def check_queue_fields(model_admin):
                 id='modelqueue.E001',
             )
         ]
-    errors = []
+    errors: list[checks.CheckMessage] = []
     for field in fields:
         try:
             model_field = opts.get_field(field)
@@ -67,7 +74,7 @@ def check_queue_fields(model_admin):
     return errors
 
 
-def check_site(model_admin):
+def check_site(model_admin: QueueModelAdmin) -> list[checks.CheckMessage]:
     """W001 unless the admin's site serves the queue overview: a
     :class:`~modelqueue.admin.sites.QueueAdminSiteMixin` says so with
     ``serves_queue_overview`` (read here, so that this module, which

@@ -20,7 +20,12 @@ Estimate(9012345)
 9012346
 """
 
+from __future__ import annotations
+
+import datetime as dt
 import json
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from django.db import connections, transaction
 from django.utils.translation import gettext
@@ -28,43 +33,49 @@ from django.utils.translation import gettext
 from .. import counters, ranges
 from ..status import ONE_HOUR, State, Status, now
 
+if TYPE_CHECKING:
+    from django.db.models import Q, QuerySet
+    from django.http import HttpRequest
+
+    from ..counters import StateTotals
+
 
 class Estimate(int):
     """A row count read from the database's statistics, not counted."""
 
     estimated = True
 
-    def __str__(self):
+    def __str__(self) -> str:
         if self >= 1_000_000:
             return gettext('≈ %(count)s M') % {'count': f'{self / 1_000_000:.1f}'}
         if self >= 1_000:
             return gettext('≈ %(count)s k') % {'count': f'{self / 1_000:.0f}'}
         return gettext('≈ %(count)s') % {'count': int(self)}
 
-    def __format__(self, spec):
+    def __format__(self, spec: str) -> str:
         return format(str(self), spec) if not spec else int.__format__(self, spec)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f'Estimate({int(self)})'
 
 
-def is_estimate(count):
+def is_estimate(count: object) -> bool:
     """Whether `count` came from statistics rather than a COUNT."""
     return getattr(count, 'estimated', False)
 
 
-def can_estimate(queryset):
+def can_estimate(queryset: QuerySet[Any]) -> bool:
     """Whether the database of `queryset` has a planner to ask (PostgreSQL)."""
     return connections[queryset.db].vendor == 'postgresql'
 
 
-def planner_rows(queryset):
+def planner_rows(queryset: QuerySet[Any]) -> int:
     """The rows PostgreSQL's planner expects `queryset` to return."""
     plan = json.loads(queryset.order_by().values('pk').explain(format='json'))
     return int(plan[0]['Plan']['Plan Rows'])
 
 
-def estimated_rows(queryset):
+def estimated_rows(queryset: QuerySet[Any]) -> int:
     """The rows of `queryset` as PostgreSQL's statistics put them.
 
     For a whole table, ``pg_class.reltuples`` as the last ``ANALYZE`` (or
@@ -88,7 +99,9 @@ def estimated_rows(queryset):
     return int(row[0])
 
 
-def count_rows(queryset, estimate_above=None, fields=()):
+def count_rows(
+    queryset: QuerySet[Any], estimate_above: int | None = None, fields: Iterable[str] = ()
+) -> int:
     """The number of rows of `queryset`: exact from the state counters of
     one of the queue `fields` when installed (:mod:`modelqueue.counters`;
     every row is in some state or in none); else an
@@ -110,7 +123,13 @@ def count_rows(queryset, estimate_above=None, fields=()):
 COUNTED = [*(state.name for state in Status.states), 'due', 'scheduled', 'stalled']
 
 
-def state_counts(queryset, field, current, timeout=ONE_HOUR, estimate_above=None):
+def state_counts(
+    queryset: QuerySet[Any],
+    field: str,
+    current: dt.datetime,
+    timeout: dt.timedelta = ONE_HOUR,
+    estimate_above: int | None = None,
+) -> StateCounts:
     """Rows of `queryset` in each state of `field`, and due, scheduled, stalled.
 
     Where the queue's state counters are installed (PostgreSQL, see
@@ -143,7 +162,7 @@ def state_counts(queryset, field, current, timeout=ONE_HOUR, estimate_above=None
     return counted
 
 
-def short_counts(using, snapshot=False):
+def short_counts(using: str, snapshot: bool = False) -> None:
     """Plan this PostgreSQL transaction's counts as the short queries they
     are: without JIT compilation or parallel workers, whose start-up
     (measured at 10 to 50 ms a count on 2 cores) costs more than reading a
@@ -158,15 +177,22 @@ def short_counts(using, snapshot=False):
         cursor.execute('SET LOCAL max_parallel_workers_per_gather = 0')
 
 
-class StateCounts(dict):
+class StateCounts(dict[str, int]):
     """:func:`state_counts`' figures; `from_counters` says whether the
     queue's state counters gave them."""
 
     from_counters = False
 
 
-def _state_counts(queryset, field, current, timeout, estimate_above, totals=None):
-    def count(where):
+def _state_counts(
+    queryset: QuerySet[Any],
+    field: str,
+    current: dt.datetime,
+    timeout: dt.timedelta,
+    estimate_above: int | None,
+    totals: StateTotals | None = None,
+) -> StateCounts:
+    def count(where: Q) -> int:
         return queryset.filter(where).count()
 
     if totals is not None:
@@ -197,7 +223,7 @@ def _state_counts(queryset, field, current, timeout, estimate_above, totals=None
         if expected[large] >= estimate_above:
             estimate = large
     counts[small.name] = count(ranges.in_states(field, small))
-    if estimate is not None:
+    if estimate is not None and estimate_above is not None:  # set together
         rest = estimated_rows(queryset) - sum(counts.values())
         # Statistics older than the rows counted can leave too little: count.
         counts[large.name] = Estimate(rest) if rest >= estimate_above else count(ranges.in_states(field, large))
@@ -211,7 +237,7 @@ def _state_counts(queryset, field, current, timeout, estimate_above, totals=None
     })
 
 
-def scheduled_from_counters(queryset, field, current):
+def scheduled_from_counters(queryset: QuerySet[Any], field: str, current: dt.datetime) -> int:
     """Waiting rows due after `current`: the counters' later minutes, and a
     range count of the rest of `current`'s own minute."""
     first = ranges.last_due(current) + 1
@@ -222,7 +248,13 @@ def scheduled_from_counters(queryset, field, current):
     return rest_of_minute + sum(later.values())
 
 
-def request_state_counts(request, queryset, field, timeout=ONE_HOUR, estimate_above=None):
+def request_state_counts(
+    request: HttpRequest,
+    queryset: QuerySet[Any],
+    field: str,
+    timeout: dt.timedelta = ONE_HOUR,
+    estimate_above: int | None = None,
+) -> StateCounts:
     """:func:`state_counts` at the current time, once per `request` for the
     same rows: a changelist filtered to finished with *Show counts* needs
     them for its paginator and for its filter's counts."""

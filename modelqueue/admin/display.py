@@ -4,7 +4,11 @@
 <span class="modelqueue-badge modelqueue-canceled">canceled</span>
 """
 
+from __future__ import annotations
+
 import datetime as dt
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 from django.utils.html import format_html
@@ -15,6 +19,12 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from ..status import DECODED_PARTS, State, Status, now
+from ..validation import concrete_field
+
+if TYPE_CHECKING:
+    from django.db.models import Model
+    from django.utils.functional import _StrOrPromise
+    from django.utils.safestring import SafeString
 
 #: Translatable names of the states, for everything the admin shows.
 STATE_LABELS = {
@@ -26,13 +36,13 @@ STATE_LABELS = {
 }
 
 
-def duration_text(delta):
+def duration_text(delta: dt.timedelta) -> str:
     """'1 hour', '2 days, 3 hours': a timedelta in words."""
     current = now()
     return timesince(current - delta, current, depth=2)
 
 
-def natural_time(moment, current):
+def natural_time(moment: dt.datetime, current: dt.datetime) -> str:
     """'3 minutes ago', 'in 2 hours', or 'within a minute' of `current`."""
     if abs(current - moment) < dt.timedelta(minutes=1):
         return gettext_now('within a minute')
@@ -41,7 +51,7 @@ def natural_time(moment, current):
     return gettext_now('in %(delta)s') % {'delta': timeuntil(moment, current, depth=1)}
 
 
-def status_when_html(status, current=None):
+def status_when_html(status: int, current: dt.datetime | None = None) -> SafeString:
     """Return HTML for the priority of `status`: natural time, exact UTC on hover.
 
     >>> current = dt.datetime(2030, 1, 1, 12, tzinfo=dt.timezone.utc)
@@ -67,7 +77,7 @@ def status_when_html(status, current=None):
     )
 
 
-def status_state_html(status):
+def status_state_html(status: int) -> SafeString:
     """Return the state of `status` as a coloured badge (translated name)."""
     name = Status(status).state.name
     return format_html(
@@ -75,7 +85,7 @@ def status_state_html(status):
     )
 
 
-def status_summary_html(status):
+def status_summary_html(status: Status) -> SafeString:
     """The state badge, the time and the attempts of `status`, on one line."""
     return format_html(
         '{} {} · {}',
@@ -86,12 +96,14 @@ def status_summary_html(status):
     )
 
 
-def column_name(field, part):
+def column_name(field: str, part: str) -> str:
     """The model admin attribute of a queue column: ``queue_<field>_<part>``."""
     return f'queue_{field}_{part}'
 
 
-def status_columns(model, field, several=False):
+def status_columns(
+    model: type[Model], field: str, several: bool = False
+) -> dict[str, Callable[[Model], object]]:
     """Return the columns of the queue `field`: state, when, attempts, decoded.
 
     A mapping of attribute name (see `column_name`) to an ``@admin.display``
@@ -99,15 +111,17 @@ def status_columns(model, field, several=False):
     titles name the field. A stored value that is not a status is shown as
     it is, marked invalid.
     """
-    label = model._meta.get_field(field).verbose_name
+    label = concrete_field(model, field).verbose_name
 
-    def titled(text):
+    def titled(text: _StrOrPromise) -> _StrOrPromise:
         return format_lazy('{} {}', label, text) if several else text
 
-    def column(render, description, ordering=None):
+    def column(
+        render: Callable[[Status], object], description: _StrOrPromise, ordering: str | None = None
+    ) -> Callable[[Model], object]:
         @admin.display(description=description, ordering=ordering)
-        def show(obj):
-            value = getattr(obj, field, None)
+        def show(obj: Model) -> object:
+            value: Any = getattr(obj, field, None)
             try:
                 status = Status(value)
             except ValueError:  # not written by modelqueue: show it as it is

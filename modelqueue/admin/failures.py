@@ -6,8 +6,12 @@ dashboard's *Failures* and *Workers* panels. When the modelqueue tables are
 not migrated yet, every figure here is empty and the pages still work.
 """
 
+from __future__ import annotations
+
 import datetime as dt
 import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 from django.db import connections, router
@@ -23,6 +27,17 @@ from ..status import ONE_HOUR, State, Status, now, priority_to_datetime
 from .display import natural_time
 from .figures import THROUGHPUT_MINUTES
 
+if TYPE_CHECKING:
+    from django.contrib.admin import ModelAdmin
+    from django.contrib.admin.views.main import ChangeList
+    from django.contrib.contenttypes.models import ContentType
+    from django.db.models import Model, QuerySet
+    from django.http import HttpRequest
+    from django.utils.functional import _StrOrPromise
+
+    from ..models import FailureRecord, WorkerHeartbeat
+    from .protocol import QueueModelAdmin
+
 #: Failure records the change form shows, newest first.
 HISTORY_LIMIT = 50
 #: Exception classes and stalled rows the dashboard lists.
@@ -30,7 +45,7 @@ PANEL_LIMIT = 10
 LAST_ERROR_CHARS = 80
 
 
-def _models():
+def _models() -> tuple[type[ContentType], type[FailureRecord], type[WorkerHeartbeat]]:
     """The modelqueue models, imported when first used: this module is
     imported with modelqueue.admin, before the app registry is ready."""
     from django.contrib.contenttypes.models import ContentType  # noqa: PLC0415 (needs the app registry)
@@ -40,7 +55,7 @@ def _models():
     return ContentType, FailureRecord, WorkerHeartbeat
 
 
-def records_available(model):
+def records_available(model: type[Model]) -> bool:
     """Whether the modelqueue tables exist in `model`'s database.
 
     Asked once while they do; while they do not, again after a minute, so
@@ -56,10 +71,10 @@ def records_available(model):
     return known
 
 
-_available = {}  # database alias -> (whether the tables exist, when asked)
+_available: dict[str, tuple[bool, float]] = {}  # database alias -> (whether the tables exist, when asked)
 
 
-def records_of(model, field):
+def records_of(model: type[Model], field: str) -> QuerySet[FailureRecord]:
     """The failure records of the queue `field` of `model`."""
     ContentType, FailureRecord, _heartbeat = _models()
     content_type = ContentType.objects.get_for_model(model)
@@ -68,18 +83,18 @@ def records_of(model, field):
     )
 
 
-def history(model, field, pk):
+def history(model: type[Model], field: str, pk: Any) -> list[FailureRecord]:
     """The failure records of one row, newest first (at most HISTORY_LIMIT)."""
     if not records_available(model):
         return []
     records = list(records_of(model, field).filter(object_id=str(pk)).order_by('-pk')[:HISTORY_LIMIT])
     current = now()
     for record in records:
-        record.ago = natural_time(record.ended, current)
+        record.ago = natural_time(record.ended, current)  # type: ignore[attr-defined]  # for the template
     return records
 
 
-def attach_last_errors(model, fields, rows):
+def attach_last_errors(model: type[Model], fields: Iterable[str], rows: Iterable[Any]) -> None:
     """Give each of `rows` its last failure record per queue field, one
     query per field for the whole page (``row.modelqueue_last_errors``)."""
     rows = list(rows)
@@ -99,12 +114,12 @@ def attach_last_errors(model, fields, rows):
             by_id[record.object_id].modelqueue_last_errors.setdefault(field, record)
 
 
-def last_error_column(field, several=False):
+def last_error_column(field: str, several: bool = False) -> Callable[[Model], object]:
     """The changelist column of the last failure of each row (see attach_last_errors)."""
     label = _('last error')
 
     @admin.display(description=label if not several else f'{field} {label}')
-    def last_error(obj):
+    def last_error(obj: Model) -> object:
         record = getattr(obj, 'modelqueue_last_errors', {}).get(field)
         if record is None:
             return '–'
@@ -118,16 +133,16 @@ def last_error_column(field, several=False):
     return last_error
 
 
-def row_ids(model, records):
+def row_ids(model: type[Model], records: QuerySet[FailureRecord]) -> QuerySet[Any]:
     """`records`' object ids as the row's primary key type, for ``pk__in``."""
-    pk = model._meta.pk
+    pk: Any = model._meta.pk  # then the field a relation's key points to
     while pk.is_relation:
         pk = pk.target_field
     output = IntegerField() if pk.get_internal_type().endswith('AutoField') else type(pk)()
     return records.order_by().annotate(modelqueue_row=Cast('object_id', output)).values('modelqueue_row')
 
 
-def failure_filter(field):
+def failure_filter(field: str) -> type[admin.SimpleListFilter]:
     """A changelist filter of the queue `field` by its failure records.
 
     Its parameter is ``<field>_failures``: ``last_hour`` (rows that failed
@@ -141,8 +156,10 @@ def failure_filter(field):
         title = _('failures')
         parameter_name = f'{field}_failures'
 
-        def lookups(self, request, model_admin):
-            choices = [
+        def lookups(
+            self, request: HttpRequest, model_admin: ModelAdmin[Any]
+        ) -> list[tuple[str, _StrOrPromise]]:
+            choices: list[tuple[str, _StrOrPromise]] = [
                 ('last_hour', _('Failed in the last hour')),
                 ('canceled_after_failures', _('Canceled after failures')),
                 ('canceled_by_operator', _('Canceled by an operator')),
@@ -159,7 +176,7 @@ def failure_filter(field):
                 choices += [(f'error:{name}', name.rpartition('.')[2]) for name in classes]
             return choices
 
-        def get_facet_queryset(self, changelist):
+        def get_facet_queryset(self, changelist: ChangeList) -> dict[str, int]:
             """The count of each choice (*Show counts*), one query each. The
             choices pick rows by their failure records, a small table, which
             Django's generic facets would test against every row of the queue."""
@@ -175,10 +192,10 @@ def failure_filter(field):
                 counts['canceled_by_operator'] = rows.count()
             return {f'{index}__c': counts[value] for index, (value, _title) in enumerate(self.lookup_choices)}
 
-        def queryset(self, request, queryset):
+        def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
             return self.rows_of(queryset, self.value())
 
-        def rows_of(self, queryset, value):
+        def rows_of(self, queryset: QuerySet[Any], value: str | None) -> QuerySet[Any]:
             """The rows of `queryset` that the choice `value` selects."""
             if value is None or not records_available(queryset.model):
                 return queryset
@@ -200,11 +217,17 @@ def failure_filter(field):
     return FailureFilter
 
 
-def _hour_ago():
+def _hour_ago() -> dt.datetime:
     return now() - ONE_HOUR
 
 
-def failure_figures(model, field, current, changelist_url, minutes=THROUGHPUT_MINUTES):
+def failure_figures(
+    model: type[Model],
+    field: str,
+    current: dt.datetime,
+    changelist_url: str,
+    minutes: int = THROUGHPUT_MINUTES,
+) -> dict[str, Any]:
     """The dashboard's failure figures of one queue over the last hour.
 
     ``failed`` (records per minute over the last `minutes`, as the
@@ -255,7 +278,13 @@ def failure_figures(model, field, current, changelist_url, minutes=THROUGHPUT_MI
     }
 
 
-def worker_figures(model_admin, queryset, field, current, timeout):
+def worker_figures(
+    model_admin: QueueModelAdmin,
+    queryset: QuerySet[Any],
+    field: str,
+    current: dt.datetime,
+    timeout: dt.timedelta,
+) -> dict[str, Any]:
     """The live (and lost) workers of one queue, and its stalled rows with
     the worker that held each. Two queries, three with stalled rows."""
     ContentType, _record, WorkerHeartbeat = _models()
@@ -268,7 +297,7 @@ def worker_figures(model_admin, queryset, field, current, timeout):
         .filter(content_type=content_type, field=field)
         .order_by('host', 'pid')
     )
-    workers = [
+    workers: list[dict[str, Any]] = [
         {
             'name': beat.name,
             'host': beat.host,
@@ -308,7 +337,7 @@ def worker_figures(model_admin, queryset, field, current, timeout):
     }
 
 
-def _change_url(model_admin, pk):
+def _change_url(model_admin: QueueModelAdmin, pk: Any) -> str | None:
     if pk in (None, ''):
         return None
     try:

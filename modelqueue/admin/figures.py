@@ -8,7 +8,10 @@ carry the time they become due. A plain integer priority (smaller than every
 timestamp) counts as due, but has no age.
 """
 
+from __future__ import annotations
+
 import datetime as dt
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Count, Min, Q
 
@@ -25,13 +28,18 @@ from ..status import (
 )
 from .counts import is_estimate, state_counts
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from django.db.models import QuerySet
+
 #: Minutes of throughput the dashboard shows.
 THROUGHPUT_MINUTES = 60
 # Rows written this long after the figures' `current` still count (last minute).
 LATE_WRITES = dt.timedelta(minutes=1)
 
 
-def backlog(queryset, field, current):
+def backlog(queryset: QuerySet[Any], field: str, current: dt.datetime) -> tuple[int, dt.datetime | None]:
     """Return the number of waiting rows due at `current`, and the oldest one.
 
     The count includes plain integer priorities; the oldest is the earliest
@@ -46,7 +54,7 @@ def backlog(queryset, field, current):
 SKIPS = 16
 
 
-def oldest_due(queryset, field, current):
+def oldest_due(queryset: QuerySet[Any], field: str, current: dt.datetime) -> dt.datetime | None:
     """The earliest due timestamp (an aware datetime), or None.
 
     An integer priority may fall inside the range of timestamps without
@@ -66,18 +74,27 @@ def oldest_due(queryset, field, current):
         when = priority_to_datetime(priority)
         if when is not None:
             return when
-        since = next_timestamp(priority)
-        if since is None:
+        following = next_timestamp(priority)
+        if following is None:
             return None
+        since = following
     return None
 
 
-def stalled(queryset, field, current, timeout=ONE_HOUR):
+def stalled(
+    queryset: QuerySet[Any], field: str, current: dt.datetime, timeout: dt.timedelta = ONE_HOUR
+) -> int:
     """Count working rows claimed longer than `timeout` before `current`."""
     return queryset.filter(ranges.stalled(field, current, timeout)).count()
 
 
-def throughput(queryset, field, current, minutes=THROUGHPUT_MINUTES, from_counters=False):
+def throughput(
+    queryset: QuerySet[Any],
+    field: str,
+    current: dt.datetime,
+    minutes: int = THROUGHPUT_MINUTES,
+    from_counters: bool = False,
+) -> tuple[list[dt.datetime], list[int], list[int]]:
     """Return rows finished and canceled per minute over the last `minutes`.
 
     One query: the finished and canceled rows written since the start of the
@@ -94,6 +111,7 @@ def throughput(queryset, field, current, minutes=THROUGHPUT_MINUTES, from_counte
     last = current.replace(second=0, microsecond=0)
     first = last - dt.timedelta(minutes=minutes - 1)
     until = last + LATE_WRITES + dt.timedelta(seconds=59, microseconds=999_000)
+    rows: Iterable[tuple[int, int]]
     if from_counters:
         rows = [
             (bucket * counters.MINUTE, number)
@@ -128,7 +146,13 @@ def throughput(queryset, field, current, minutes=THROUGHPUT_MINUTES, from_counte
     return slots, counts[State.finished], counts[State.canceled]
 
 
-def queue_figures(queryset, field, timeout=ONE_HOUR, current=None, estimate_above=None):
+def queue_figures(
+    queryset: QuerySet[Any],
+    field: str,
+    timeout: dt.timedelta = ONE_HOUR,
+    current: dt.datetime | None = None,
+    estimate_above: int | None = None,
+) -> dict[str, Any]:
     """Return the dashboard's figures for the queue `field` of `queryset`.
 
     A JSON-ready mapping: ``tally`` (state name to count), ``tally_text``
@@ -169,7 +193,7 @@ def queue_figures(queryset, field, timeout=ONE_HOUR, current=None, estimate_abov
     }
 
 
-def iso(value):
+def iso(value: dt.datetime) -> str:
     """`value` as ISO 8601 in UTC, with a ``Z``.
 
     >>> iso(dt.datetime(2030, 1, 1, 12, tzinfo=dt.timezone.utc))

@@ -12,17 +12,30 @@ reads the whole table once for each. With a queue admin's
 estimate, shown as ``≈ 9.0 M``.
 """
 
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.utils.translation import gettext_lazy as _
 
 from .. import ranges
 from ..status import ONE_HOUR, State, Status, now
+from ..validation import concrete_field
 from .counts import request_state_counts
 from .display import STATE_LABELS
 
+if TYPE_CHECKING:
+    from django.contrib.admin import ModelAdmin
+    from django.contrib.admin.views.main import ChangeList
+    from django.db.models import Model, QuerySet
+    from django.http import HttpRequest
+    from django.utils.functional import _StrOrPromise
 
-def admin_list_filter(field):
+
+def admin_list_filter(field: str) -> type[admin.SimpleListFilter]:
     """Return Django admin list filter for `field` describing model queue.
 
     For example in appname/admin.py::
@@ -47,18 +60,24 @@ def admin_list_filter(field):
     class QueueFilter(admin.SimpleListFilter):
         """Django admin ModelQueue list filter."""
 
-        title = field.replace('_', ' ')
+        title: _StrOrPromise = field.replace('_', ' ')
         parameter_name = f'{field}_queue'
 
         #: How long a row may stay working before it counts as stalled.
         timeout = ONE_HOUR
 
-        def __init__(self, request, params, model, model_admin):
+        def __init__(
+            self,
+            request: HttpRequest,
+            params: dict[str, list[str]],
+            model: type[Model],
+            model_admin: ModelAdmin[Any],
+        ) -> None:
             super().__init__(request, params, model, model_admin)
-            self.title = model._meta.get_field(field).verbose_name
+            self.title = concrete_field(model, field).verbose_name
             self.model_admin = model_admin
 
-        def get_facet_queryset(self, changelist):
+        def get_facet_queryset(self, changelist: ChangeList) -> dict[str, int]:
             """The count of each choice, by range counts on the status index,
             over the changelist's rows without this filter (as Django's)."""
             rows = changelist.get_queryset(self.request, exclude_parameters=self.expected_parameters())
@@ -71,10 +90,12 @@ def admin_list_filter(field):
                 if value in counts
             }
 
-        def lookups(self, request, model_admin):
+        def lookups(
+            self, request: HttpRequest, model_admin: ModelAdmin[Any]
+        ) -> list[tuple[str, _StrOrPromise]]:
             return [(state.name, state.name.capitalize()) for state in Status.states]
 
-        def queryset(self, request, queryset):
+        def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
             value = self.value()
             if value is None:
                 return queryset
@@ -88,7 +109,9 @@ def admin_list_filter(field):
     return QueueFilter
 
 
-def queue_list_filter(field, timeout=ONE_HOUR):
+def queue_list_filter(
+    field: str, timeout: dt.timedelta = ONE_HOUR
+) -> type[admin.SimpleListFilter]:
     """Return the state filter of `field` with due, scheduled and stalled rows.
 
     The filter of :func:`admin_list_filter` (same query parameter, same
@@ -113,15 +136,17 @@ def queue_list_filter(field, timeout=ONE_HOUR):
     }
     after = {'waiting': ['due', 'scheduled'], 'working': ['stalled']}
 
-    class DetailedQueueFilter(admin_list_filter(field)):
-        def lookups(self, request, model_admin):
-            choices = []
+    class DetailedQueueFilter(admin_list_filter(field)):  # type: ignore[misc]  # a class made above
+        def lookups(
+            self, request: HttpRequest, model_admin: ModelAdmin[Any]
+        ) -> list[tuple[str, _StrOrPromise]]:
+            choices: list[tuple[str, _StrOrPromise]] = []
             for state in Status.states:
                 choices.append((state.name, STATE_LABELS[state.name].capitalize()))
                 choices.extend((name, extra[name][0]) for name in after.get(state.name, ()))
             return choices
 
-        def queryset(self, request, queryset):
+        def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
             if self.value() in extra:
                 return queryset.filter(extra[self.value()][1]())
             return super().queryset(request, queryset)

@@ -1,5 +1,10 @@
 """The form of the reprioritize action: now, at a date and time, or first."""
 
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, cast
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
@@ -47,8 +52,8 @@ class ReprioritizeForm(forms.Form):
         },
     )
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        cleaned = cast('dict[str, Any]', super().clean())  # Form.clean() returns cleaned_data
         when = cleaned.get('when')
         if when == 'at' and cleaned.get('at') is None and 'at' not in self.errors:
             self.add_error('at', _('Enter the date and time to run at.'))
@@ -65,7 +70,7 @@ class ReprioritizeForm(forms.Form):
             self.add_error('priority', _('Enter an integer priority.'))
         return cleaned
 
-    def priority_value(self):
+    def priority_value(self) -> dt.datetime | int:
         """The priority chosen: a datetime or an integer."""
         when = self.cleaned_data['when']
         if when == 'at':

@@ -7,14 +7,44 @@ operation (no object, so it shows among the site's recent actions), so that
 requeueing a million rows does not write a million history rows.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
+
+from ..validation import concrete_field
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from django.db.models import Model
+    from django.http import HttpRequest
+    from django.utils.functional import _StrOrPromise
+
+    from ..status import Status
+
+    class Operation(Protocol):
+        """What the history reads of an operation (``operations.Operation``,
+        whose module imports this one)."""
+
+        @property
+        def verb(self) -> _StrOrPromise: ...
+
 
 #: Up to this many changed rows, each gets an entry of its own.
 ROWS_LOGGED_ONE_BY_ONE = 500
 
 
-def log_operation(request, model, field, operation, rows, summary):
+def log_operation(
+    request: HttpRequest,
+    model: type[Model],
+    field: str,
+    operation: Operation,
+    rows: list[tuple[Model, Status]] | None,
+    summary: str,
+) -> None:
     """Write the history of `operation` on `field`.
 
     `rows` is a list of (object, previous status) for each changed row, or
@@ -26,7 +56,7 @@ def log_operation(request, model, field, operation, rows, summary):
     from django.contrib.contenttypes.models import ContentType  # noqa: PLC0415 (needs the app registry)
 
     content_type = ContentType.objects.get_for_model(model, for_concrete_model=False)
-    user_id = request.user.pk
+    user_id: Any = request.user.pk  # a staff user's: never None
     if rows is None:
         LogEntry.objects.create(
             user_id=user_id,
@@ -37,7 +67,7 @@ def log_operation(request, model, field, operation, rows, summary):
             change_message=str(summary),
         )
         return
-    label = str(model._meta.get_field(field).verbose_name)
+    label = str(concrete_field(model, field).verbose_name)
     LogEntry.objects.bulk_create(
         [
             LogEntry(

@@ -12,6 +12,11 @@ the same transaction, so the operator is told exactly what changed.
 ['created', 'waiting', 'working']
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
 from django.contrib import messages
 from django.contrib.admin.utils import model_ngettext
 from django.db import transaction
@@ -20,8 +25,15 @@ from django.utils.translation import gettext_lazy as _
 from .. import ranges
 from ..expressions import with_attempts, with_priority, with_state_and_priority
 from ..status import State, Status, now
+from ..validation import concrete_field
 from .display import STATE_LABELS
 from .history import ROWS_LOGGED_ONE_BY_ONE, log_operation
+
+if TYPE_CHECKING:
+    from django.contrib.admin import ModelAdmin
+    from django.db.models import Model, QuerySet
+    from django.http import HttpRequest
+    from django.utils.functional import _StrOrPromise
 
 
 class Operation:
@@ -33,14 +45,23 @@ class Operation:
     ``%(items)s``, ``%(field)s`` and ``%(states)s``.
     """
 
-    def __init__(self, name, states, new_status, verb, done):
+    def __init__(
+        self,
+        name: str,
+        states: Iterable[State],
+        new_status: Callable[..., Any],
+        verb: _StrOrPromise,
+        done: _StrOrPromise,
+    ) -> None:
         self.name = name
         self.states = tuple(states)
         self.new_status = new_status
         self.verb = verb
         self.done = done
 
-    def apply(self, queryset, field, **options):
+    def apply(
+        self, queryset: QuerySet[Any], field: str, **options: Any
+    ) -> tuple[dict[str, int], int, list[tuple[Model, Status]] | None]:
         """Rewrite the rows of `queryset` in this operation's states.
 
         When few rows change, they are locked and read first, so the admin
@@ -69,7 +90,14 @@ class Operation:
             )
         return before, changed, locked
 
-    def run(self, model_admin, request, queryset, field, **options):
+    def run(
+        self,
+        model_admin: ModelAdmin[Any],
+        request: HttpRequest,
+        queryset: QuerySet[Any],
+        field: str,
+        **options: Any,
+    ) -> int:
         """Apply the operation, tell the user what changed, and log it."""
         before, changed, rows = self.apply(queryset, field, **options)
         summary = self.report(model_admin, request, queryset.model, field, before, changed)
@@ -77,7 +105,15 @@ class Operation:
             log_operation(request, queryset.model, field, self, rows, summary)
         return changed
 
-    def report(self, model_admin, request, model, field, before, changed):
+    def report(
+        self,
+        model_admin: ModelAdmin[Any],
+        request: HttpRequest,
+        model: type[Model],
+        field: str,
+        before: Mapping[str, int],
+        changed: int,
+    ) -> str:
         """Tell the user how many rows changed, by their previous state; return it.
 
         Rows in other states were left as they were, which is reported too.
@@ -88,7 +124,7 @@ class Operation:
         left = {name: n for name, n in before.items() if name not in names and n}
         message = self.done % {
             'count': changed,
-            'items': model_ngettext(model, changed),
+            'items': model_ngettext(model._meta, changed),
             'states': states_text(changed_by_state) or '0',
             'field': label,
         }
@@ -103,12 +139,12 @@ class Operation:
         return message
 
 
-def field_label(model, field):
+def field_label(model: type[Model], field: str) -> str:
     """The verbose name of `field`, as text."""
-    return str(model._meta.get_field(field).verbose_name)
+    return str(concrete_field(model, field).verbose_name)
 
 
-def states_text(counts):
+def states_text(counts: Mapping[str, int]) -> str:
     """'3 waiting, 1 working': the non-zero counts of a tally, translated."""
     return ', '.join(
         f'{number} {STATE_LABELS[name]}' for name, number in counts.items() if number

@@ -14,17 +14,21 @@ subclass declares (list_display, list_filter, actions, templates) is kept,
 and ``actions = None`` turns every action off, the queue's included.
 """
 
+from __future__ import annotations
+
 import copy
+import datetime as dt
+from collections.abc import Callable, Sequence
 from functools import update_wrapper
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import messages
 from django.contrib.admin import helpers
-from django.contrib.admin.options import IS_POPUP_VAR, TO_FIELD_VAR
+from django.contrib.admin.options import IS_FACETS_VAR, IS_POPUP_VAR, TO_FIELD_VAR
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import (
     ALL_VAR,
-    IS_FACETS_VAR,
     ORDER_VAR,
     PAGE_VAR,
     SEARCH_VAR,
@@ -66,6 +70,23 @@ from .filters import queue_list_filter
 from .operations import ROW_OPERATIONS, field_label
 from .templates import template_names
 
+if TYPE_CHECKING:
+    from django.contrib.admin import AdminSite, ModelAdmin
+    from django.core.checks import CheckMessage
+    from django.db.models import Field, Model, QuerySet
+    from django.forms import Field as FormField
+    from django.forms import ModelForm
+    from django.http import HttpRequest
+    from django.urls import URLPattern
+
+    from .actions import AdminAction
+
+    # The mixin is used with ModelAdmin (its methods call ModelAdmin's);
+    # type checkers see it as one, at run time it adds no base.
+    _ModelAdmin = ModelAdmin[Any]
+else:
+    _ModelAdmin = object
+
 #: The figures the dashboard's JSON leaves out: lists of user data (messages,
 #: host names) that the activity view renders, escaped, instead.
 ACTIVITY_LISTS = ('failure_groups', 'workers', 'stalled_rows')
@@ -74,14 +95,14 @@ ACTIVITY_LISTS = ('failure_groups', 'workers', 'stalled_rows')
 FILTER_VALUES = [*(state.name for state in Status.states), 'due', 'scheduled', 'stalled']
 
 
-def _check_status(value):
+def _check_status(value: Any) -> None:
     try:
         Status(value)
     except ValueError as error:
         raise ValidationError(str(error), code='invalid_status') from None
 
 
-class QueueAdminMixin:
+class QueueAdminMixin(_ModelAdmin):
     """Operations admin for the queue fields of a model.
 
     Options:
@@ -109,15 +130,15 @@ class QueueAdminMixin:
     Django's system checks (ids ``modelqueue.E001`` to ``modelqueue.E003``).
     """
 
-    queue_fields = ['status']
-    queue_timeout = ONE_HOUR
-    queue_refresh_seconds = 5
-    queue_estimate_above = 1_000_000
-    queue_dashboard_template = None
-    queue_cancel_confirmation_template = None
-    queue_reprioritize_template = None
+    queue_fields: list[str] | tuple[str, ...] = ['status']
+    queue_timeout: dt.timedelta = ONE_HOUR
+    queue_refresh_seconds: float = 5
+    queue_estimate_above: int | None = 1_000_000
+    queue_dashboard_template: str | Sequence[str] | None = None
+    queue_cancel_confirmation_template: str | Sequence[str] | None = None
+    queue_reprioritize_template: str | Sequence[str] | None = None
 
-    def __init__(self, model, admin_site):
+    def __init__(self, model: type[Model], admin_site: AdminSite) -> None:
         super().__init__(model, admin_site)
         several = len(self.valid_queue_fields) > 1
         for field in self.valid_queue_fields:
@@ -125,12 +146,13 @@ class QueueAdminMixin:
                 setattr(self, name, column)
             setattr(self, column_name(field, 'last_error'), last_error_column(field, several))
         self.queue_base_change_list_template = self.change_list_template
-        self.change_list_template = 'modelqueue/change_list.html'
+        # Per instance, after the subclass's own: Django's admin reads them so.
+        self.change_list_template = 'modelqueue/change_list.html'  # type: ignore[misc]
         self.queue_base_change_form_template = self.change_form_template
-        self.change_form_template = 'modelqueue/change_form.html'
+        self.change_form_template = 'modelqueue/change_form.html'  # type: ignore[misc]
 
     @property
-    def valid_queue_fields(self):
+    def valid_queue_fields(self) -> list[str]:
         """The queue fields that are status fields of the model.
 
         The others are reported by ``check()``; they are left out here so
@@ -144,13 +166,13 @@ class QueueAdminMixin:
             if isinstance(field, str) and status_field_problem(self.model, field) is None
         ]
 
-    def check(self, **kwargs):
+    def check(self, **kwargs: Any) -> list[CheckMessage]:
         """Django's admin checks, and those of the queue options."""
         return [*super().check(**kwargs), *checks.check_queue_admin(self)]
 
     # Actions.
 
-    def get_queue_actions(self, request):
+    def get_queue_actions(self, request: HttpRequest) -> list[AdminAction]:
         """The queue actions of every queue field, before permissions."""
         several = len(self.valid_queue_fields) > 1
         return [
@@ -159,7 +181,9 @@ class QueueAdminMixin:
             for action in queue_actions(field, several)
         ]
 
-    def get_actions(self, request, action_location=None):
+    def get_actions(
+        self, request: HttpRequest, action_location: Any = None
+    ) -> dict[str, tuple[Callable[..., Any], str, str] | None]:
         """The declared actions, then the queue actions the user may run.
 
         Like Django's own, this returns no action at all when ``actions`` is
@@ -177,13 +201,15 @@ class QueueAdminMixin:
                 actions.setdefault(getattr(entry, 'name', None) or entry[1], entry)
         return actions
 
-    def _may_run(self, request, action):
+    def _may_run(self, request: HttpRequest, action: Callable[..., Any]) -> bool:
         permissions = getattr(action, 'allowed_permissions', ())
         return not permissions or any(
             getattr(self, f'has_{permission}_permission')(request) for permission in permissions
         )
 
-    def response_action(self, request, queryset, **kwargs):
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet[Any], **kwargs: Any
+    ) -> HttpResponse | None:
         """Refuse a selection that holds no primary keys, with a message.
 
         The changelist only ever posts primary keys; a forged value (not a
@@ -203,7 +229,7 @@ class QueueAdminMixin:
             return None
         return super().response_action(request, queryset, **kwargs)
 
-    def is_row_id(self, value):
+    def is_row_id(self, value: str) -> bool:
         """Whether `value` can be a primary key of the model: the right type,
         and within the range of an integer key column."""
         pk = self.model._meta.pk
@@ -223,7 +249,7 @@ class QueueAdminMixin:
 
     # Columns, filters and the change form.
 
-    def get_list_display(self, request):
+    def get_list_display(self, request: HttpRequest) -> list[Any]:
         columns = [
             column_name(field, part)
             for field in self.valid_queue_fields
@@ -232,7 +258,7 @@ class QueueAdminMixin:
         declared = list(super().get_list_display(request))
         return [*declared, *(column for column in columns if column not in declared)]
 
-    def get_list_filter(self, request):
+    def get_list_filter(self, request: HttpRequest) -> list[Any]:
         filters = list(super().get_list_filter(request))
         for field in self.valid_queue_fields:
             detailed = queue_list_filter(field, self.queue_timeout)
@@ -245,14 +271,14 @@ class QueueAdminMixin:
             filters.append(failure_filter(field))
         return filters
 
-    def get_changelist_instance(self, request):
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
         """The changelist, its page's rows given their last failure (one
         query per queue field, whatever the page size)."""
         changelist = super().get_changelist_instance(request)
         attach_last_errors(self.model, self.valid_queue_fields, changelist.result_list)
         return changelist
 
-    def get_ordering(self, request):
+    def get_ordering(self, request: HttpRequest) -> list[Any] | tuple[Any, ...]:
         """The declared ordering; without one, a changelist filtered to a
         state of a queue field is ordered by that field: the most recently
         finished or canceled rows first, the rows next to run (or working
@@ -268,7 +294,7 @@ class QueueAdminMixin:
                 return [f'-{field}' if value in ('finished', 'canceled') else field]
         return ordering
 
-    def queue_estimate_for(self, request):
+    def queue_estimate_for(self, request: HttpRequest) -> int | None:
         """`queue_estimate_above` when the changelist of `request` selects
         rows by the queue's state filters alone (no search, no other filter),
         which the planner's statistics answer well; otherwise None."""
@@ -278,7 +304,14 @@ class QueueAdminMixin:
         allowed.update(f'{field}_queue' for field in self.valid_queue_fields)
         return self.queue_estimate_above if set(request.GET) <= allowed else None
 
-    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+    def get_paginator(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Any],
+        per_page: int,
+        orphans: int = 0,
+        allow_empty_first_page: bool = True,
+    ) -> Paginator[Any]:
         """A paginator that estimates huge counts (see
         :func:`modelqueue.admin.changelist.page_count`)."""
         if self.paginator is not Paginator:  # the subclass chose its own
@@ -288,26 +321,26 @@ class QueueAdminMixin:
             counter=lambda: page_count(self, request, queryset),
         )
 
-    def get_changelist(self, request, **kwargs):
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         """The changelist that estimates the full result count on huge tables."""
         changelist = super().get_changelist(request, **kwargs)
         return QueueChangeList if changelist is ChangeList else changelist
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
         declared = list(super().get_readonly_fields(request, obj))
         decoded = [column_name(field, 'decoded') for field in self.valid_queue_fields]
         return [*declared, *(name for name in decoded if name not in declared)]
 
-    def get_fields(self, request, obj=None):
+    def get_fields(self, request: HttpRequest, obj: Model | None = None) -> list[Any]:
         fields = list(super().get_fields(request, obj))
         if self.fields is None:
             decoded = {column_name(field, 'decoded') for field in self.valid_queue_fields}
             fields = [name for name in fields if name not in decoded]
         return fields
 
-    def get_fieldsets(self, request, obj=None):
+    def get_fieldsets(self, request: HttpRequest, obj: Model | None = None) -> list[Any]:
         fieldsets = copy.deepcopy(list(super().get_fieldsets(request, obj)))
-        present = set()
+        present: set[str] = set()
         for _name, options in fieldsets:
             for entry in options.get('fields', ()):
                 present.update(entry if isinstance(entry, (list, tuple)) else [entry])
@@ -321,7 +354,9 @@ class QueueAdminMixin:
             options['fields'] = fields
         return fieldsets
 
-    def formfield_for_dbfield(self, db_field, request, **kwargs):
+    def formfield_for_dbfield(
+        self, db_field: Field[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> FormField | None:
         formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
         if db_field.name in self.valid_queue_fields and formfield is not None:
             formfield.validators.append(_check_status)
@@ -333,21 +368,21 @@ class QueueAdminMixin:
             )
         return formfield
 
-    def get_changeform_initial_data(self, request):
-        initial = super().get_changeform_initial_data(request)
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        initial: dict[str, Any] = super().get_changeform_initial_data(request)
         for field in self.valid_queue_fields:
             if field not in initial and not self.model._meta.get_field(field).has_default():
                 initial[field] = Status.waiting()
         return initial
 
     @property
-    def media(self):
+    def media(self) -> forms.Media:
         return super().media + forms.Media(css={'all': ['modelqueue/admin.css']})
 
     # The changelist and change form: ours extend what the subclass (or
     # Django) would use.
 
-    def _base_template(self, declared, page):
+    def _base_template(self, declared: Any, page: str) -> Any:
         if declared:
             return select_template([declared] if isinstance(declared, str) else declared)
         opts = self.model._meta
@@ -359,7 +394,9 @@ class QueueAdminMixin:
             ]
         )
 
-    def changelist_view(self, request, extra_context=None):
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         context = {
             'modelqueue_base_template': self._base_template(
                 self.queue_base_change_list_template, 'change_list'
@@ -369,32 +406,54 @@ class QueueAdminMixin:
         }
         return super().changelist_view(request, extra_context=context)
 
-    def get_form(self, request, obj=None, change=False, **kwargs):
+    def get_form(
+        self, request: HttpRequest, obj: Model | None = None, change: bool = False, **kwargs: Any
+    ) -> type[ModelForm[Any]]:
         """The model form; for an existing row, one that saves only what the
         operator changed (see :mod:`modelqueue.admin.changeform`)."""
         form = super().get_form(request, obj, change=change, **kwargs)
         return fenced_form(form) if obj is not None else form
 
-    def render_change_form(self, request, context, add=False, change=False, form_url='', obj=None):
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = '',
+        obj: Model | None = None,
+    ) -> HttpResponse:
         if obj is not None and obj.pk is not None:
             posted = request.POST.get(OPENED) if request.method == 'POST' else None
             context['modelqueue_opened'] = posted or opened_token(obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
-    def save_model(self, request, obj, form, change):
+    def save_model(self, request: HttpRequest, obj: Model, form: Any, change: Any) -> None:
         if change and hasattr(form, 'modelqueue_opened'):
             save_edited(obj, form)
         else:
             super().save_model(request, obj, form, change)
 
-    def changeform_view(self, request, object_id=None, form_url='', extra_context=None):
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = '',
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         try:
             return self._queue_changeform_view(request, object_id, form_url, extra_context)
         except RowChangedMeanwhile as error:  # rolled back: nothing was saved or logged
             self.message_user(request, str(error), messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
 
-    def _queue_changeform_view(self, request, object_id, form_url, extra_context):
+    def _queue_changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None,
+        form_url: str,
+        extra_context: dict[str, Any] | None,
+    ) -> HttpResponse:
         context = {
             'modelqueue_base_template': self._base_template(
                 self.queue_base_change_form_template, 'change_form'
@@ -421,15 +480,15 @@ class QueueAdminMixin:
 
     # Pages of our own.
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         opts = self.model._meta
         name = f'{opts.app_label}_{opts.model_name}'
 
-        def wrap(view):
-            def wrapper(*args, **kwargs):
+        def wrap(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+            def wrapper(*args: Any, **kwargs: Any) -> HttpResponse:
                 return self.admin_site.admin_view(view)(*args, **kwargs)
 
-            wrapper.model_admin = self
+            wrapper.model_admin = self  # type: ignore[attr-defined]  # as Django's own wrap()
             return update_wrapper(wrapper, view)
 
         urls = [
@@ -452,7 +511,7 @@ class QueueAdminMixin:
         ]
         return urls + super().get_urls()
 
-    def queue_url(self, page, *args):
+    def queue_url(self, page: str, *args: Any) -> str:
         """The URL of this model admin's `page` (changelist, dashboard, ...)."""
         opts = self.model._meta
         return reverse(
@@ -461,7 +520,9 @@ class QueueAdminMixin:
             current_app=self.admin_site.name,
         )
 
-    def get_queue_figures(self, request, current=None):
+    def get_queue_figures(
+        self, request: HttpRequest, current: dt.datetime | None = None
+    ) -> list[dict[str, Any]]:
         """The figures of every queue field, over the rows `request` may see."""
         queryset = self.get_queryset(request)
         current = now() if current is None else current
@@ -483,7 +544,7 @@ class QueueAdminMixin:
             queues.append(figures)
         return queues
 
-    def dashboard_view(self, request):
+    def dashboard_view(self, request: HttpRequest) -> HttpResponse:
         """The queue dashboard of this model: figures, charts, live refresh."""
         if not self.has_view_permission(request):
             raise PermissionDenied
@@ -536,7 +597,7 @@ class QueueAdminMixin:
         templates = template_names(opts, self.queue_dashboard_template, 'dashboard')
         return TemplateResponse(request, templates, context)
 
-    def dashboard_data_view(self, request):
+    def dashboard_data_view(self, request: HttpRequest) -> HttpResponse:
         """The dashboard's figures as JSON; query parameters are ignored."""
         if not self.has_view_permission(request):
             raise PermissionDenied
@@ -549,7 +610,7 @@ class QueueAdminMixin:
                 figures.pop(name)
         return JsonResponse({'generated': iso(current), 'queues': queues})
 
-    def dashboard_activity_view(self, request):
+    def dashboard_activity_view(self, request: HttpRequest) -> HttpResponse:
         """The dashboard's failures, workers and stalled rows as HTML, one
         ``[data-activity]`` element per queue field, which the dashboard's
         script swaps in on each refresh (rendered, so escaped, here)."""
@@ -572,7 +633,9 @@ class QueueAdminMixin:
             )
         return HttpResponse(''.join(fragments))
 
-    def queue_row_view(self, request, object_id, field, operation):
+    def queue_row_view(
+        self, request: HttpRequest, object_id: str, field: str, operation: str
+    ) -> HttpResponse:
         """Requeue or cancel one row from its change form (POST only).
 
         The change permission is checked before the row is looked up, so a

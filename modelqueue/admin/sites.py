@@ -15,6 +15,10 @@ site). The site then serves ``queues/`` (URL name ``admin:modelqueue_overview``)
 and its index lists the dashboards of the queues the user may view.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from django.contrib.admin import AdminSite
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
@@ -25,8 +29,18 @@ from ..status import Status, now
 from .display import STATE_LABELS, duration_text
 from .options import QueueAdminMixin
 
+if TYPE_CHECKING:
+    from django.http import HttpRequest, HttpResponse
+    from django.urls import URLPattern, URLResolver
 
-class QueueAdminSiteMixin:
+    # The mixin is used with AdminSite (its methods call AdminSite's); type
+    # checkers see it as one, at run time it adds no base.
+    _AdminSite = AdminSite
+else:
+    _AdminSite = object
+
+
+class QueueAdminSiteMixin(_AdminSite):
     """An AdminSite with an overview of every queue and links on its index.
 
     ``queue_overview_template`` names the overview's template (default
@@ -42,19 +56,19 @@ class QueueAdminSiteMixin:
     #: What the queue admins' system check looks for (modelqueue.W001).
     serves_queue_overview = True
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         from .records import register_records  # noqa: PLC0415 (needs the app registry)
 
         register_records(self)
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLResolver | URLPattern]:
         return [
             path('queues/', self.admin_view(self.queue_overview_view), name='modelqueue_overview'),
             *super().get_urls(),
         ]
 
-    def queue_admins(self):
+    def queue_admins(self) -> list[QueueAdminMixin]:
         """The registered model admins that use QueueAdminMixin."""
         return [
             model_admin
@@ -62,7 +76,7 @@ class QueueAdminSiteMixin:
             if isinstance(model_admin, QueueAdminMixin)
         ]
 
-    def visible_queue_admins(self, request):
+    def visible_queue_admins(self, request: HttpRequest) -> list[QueueAdminMixin]:
         """The queue admins whose rows `request`'s user may view."""
         return [
             model_admin
@@ -70,7 +84,7 @@ class QueueAdminSiteMixin:
             if model_admin.has_view_permission(request)
         ]
 
-    def index(self, request, extra_context=None):
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
         queues = [
             {
                 'name': model_admin.model._meta.verbose_name_plural,
@@ -81,7 +95,7 @@ class QueueAdminSiteMixin:
         context = {'modelqueue_queues': queues, **(extra_context or {})}
         return super().index(request, extra_context=context)
 
-    def queue_overview_view(self, request):
+    def queue_overview_view(self, request: HttpRequest) -> HttpResponse:
         """Every queue of the site the user may view, with a link to its dashboard."""
         visible = self.visible_queue_admins(request)
         if not visible:

@@ -14,8 +14,16 @@ is the one a model admin declares, or the first found of::
 ['mine.html']
 """
 
+from __future__ import annotations
 
-def template_names(opts, declared, page):
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from django.db.models.options import Options
+
+
+def template_names(opts: Options[Any], declared: str | Sequence[str] | None, page: str) -> list[str]:
     """The templates to try for `page` of the model `opts`, `declared` alone if given."""
     if declared:
         return [declared] if isinstance(declared, str) else list(declared)

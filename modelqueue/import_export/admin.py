@@ -21,6 +21,10 @@ the import form.
 Needs django-import-export ('import_export' in INSTALLED_APPS).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from django import forms
 from django.apps import apps
 from django.contrib import messages
@@ -38,6 +42,11 @@ try:
     from import_export.forms import ConfirmImportForm, ImportForm
 except ImportError as error:  # raised by .resources already, unless only a part is missing
     raise ImportError(MISSING_IMPORT_EXPORT, name=error.name) from error
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest, HttpResponse
+
+    from .resources import QueueResource
 
 ALLOW_WORKING_HELP = _(
     'Unless this is ticked, a working status in the file is refused (no worker'
@@ -83,11 +92,11 @@ class QueueImportExportMixin(ImportExportMixin):
     fields or options yourself.
     """
 
-    queue_fields = ['status']
+    queue_fields: list[str] | tuple[str, ...] = ['status']
     import_form_class = QueueImportForm
     confirm_form_class = QueueConfirmImportForm
 
-    def check(self, **kwargs):
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
         """Django's admin checks, and that import_export's templates are installed."""
         errors = super().check(**kwargs)
         if not apps.is_installed('import_export'):
@@ -102,13 +111,13 @@ class QueueImportExportMixin(ImportExportMixin):
             )
         return errors
 
-    def get_resource_classes(self, request):
+    def get_resource_classes(self, request: HttpRequest) -> list[type[Any]]:
         if self.resource_classes or self.resource_class:
             return super().get_resource_classes(request)
         return [self.queue_resource_class]
 
     @cached_property
-    def queue_resource_class(self):
+    def queue_resource_class(self) -> type[QueueResource]:
         """The QueueResource made for ``queue_fields``."""
         if not self.queue_fields:
             raise ImproperlyConfigured(
@@ -117,7 +126,7 @@ class QueueImportExportMixin(ImportExportMixin):
             )
         return queue_resource(self.model, *self.queue_fields)
 
-    def has_import_permission(self, request):
+    def has_import_permission(self, request: HttpRequest) -> bool:
         """Importing creates and changes rows: it needs both permissions."""
         return (
             self.has_add_permission(request)
@@ -125,13 +134,13 @@ class QueueImportExportMixin(ImportExportMixin):
             and super().has_import_permission(request)
         )
 
-    def has_export_permission(self, request):
+    def has_export_permission(self, request: HttpRequest) -> bool:
         """Exporting shows rows: it needs the view (or change) permission."""
         return self.has_view_permission(request) and super().has_export_permission(
             request
         )
 
-    def get_import_resource_kwargs(self, request, **kwargs):
+    def get_import_resource_kwargs(self, request: HttpRequest, **kwargs: Any) -> dict[str, Any]:
         resource_kwargs = super().get_import_resource_kwargs(request, **kwargs)
         cleaned = getattr(kwargs.get('form'), 'cleaned_data', {})
         for name in OPT_INS:
@@ -139,14 +148,16 @@ class QueueImportExportMixin(ImportExportMixin):
                 resource_kwargs[name] = True
         return resource_kwargs
 
-    def get_confirm_form_initial(self, request, import_form):
+    def get_confirm_form_initial(
+        self, request: HttpRequest, import_form: forms.Form | None
+    ) -> dict[str, Any]:
         initial = super().get_confirm_form_initial(request, import_form)
         if import_form is not None:
             for name in OPT_INS:
                 initial[name] = import_form.cleaned_data.get(name)
         return initial
 
-    def process_import(self, request, **kwargs):
+    def process_import(self, request: HttpRequest, **kwargs: Any) -> HttpResponse:
         """Confirm an import; a second confirmation gets a message, not a 500."""
         try:
             return super().process_import(request, **kwargs)
@@ -160,7 +171,7 @@ class QueueImportExportMixin(ImportExportMixin):
             )
             return self._redirect_to('import')
 
-    def process_result(self, result, request):
+    def process_result(self, result: Any, request: HttpRequest) -> HttpResponse:
         """After confirmation: report rows that failed now, when nothing was saved.
 
         The preview showed no errors, but the rows are checked again when they
@@ -187,7 +198,7 @@ class QueueImportExportMixin(ImportExportMixin):
         )
         return self._redirect_to('changelist')
 
-    def _redirect_to(self, page):
+    def _redirect_to(self, page: str) -> HttpResponseRedirect:
         opts = self.opts
         return HttpResponseRedirect(
             reverse(

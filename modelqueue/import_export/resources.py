@@ -45,7 +45,11 @@ or nothing: a single bad row means nothing of the file is saved.
 This module needs django-import-export; the rest of modelqueue does not.
 """
 
+from __future__ import annotations
+
 import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.utils.translation import gettext as _
@@ -63,9 +67,11 @@ try:
 except ImportError as error:
     raise ImportError(MISSING_IMPORT_EXPORT, name=error.name) from error
 
+if TYPE_CHECKING:
+    from django.db.models import Model
 
 
-def queue_columns(field):
+def queue_columns(field: str) -> list[str]:
     """Return the column names of queue field `field`: raw first, then decoded.
 
     >>> queue_columns('status')
@@ -74,7 +80,7 @@ def queue_columns(field):
     return [field, *(f'{field}_{part}' for part in DECODED_PARTS)]
 
 
-def _is_blank(value):
+def _is_blank(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
@@ -82,7 +88,7 @@ def _is_blank(value):
 EXACT_FLOAT = 2**53
 
 
-def _whole_number(value):
+def _whole_number(value: object) -> int | None:
     """Return `value` as an int if it is a whole number (or its text), else None.
 
     A float beyond 2**53 is refused: it has lost digits already (a
@@ -126,12 +132,12 @@ class StatusWidget(widgets.Widget):
     ValueError: invalid status '22.5': expected a 19-digit integer whose first digit (the state) is 1 through 5
     """
 
-    def clean(self, value, row=None, **kwargs):
+    def clean(self, value: Any, row: Any = None, **kwargs: Any) -> Status | None:
         if _is_blank(value):
             return None
         return Status(value.strip() if isinstance(value, str) else value)
 
-    def render(self, value, obj=None, **kwargs):
+    def render(self, value: Any, obj: Any = None, **kwargs: Any) -> str:
         return '' if value is None else str(int(value))
 
 
@@ -157,7 +163,7 @@ class StatusPartWidget(widgets.Widget):
     ValueError: invalid attempts '12': expected an integer from 0 through 9
     """
 
-    def __init__(self, part, **kwargs):
+    def __init__(self, part: str, **kwargs: Any) -> None:
         if part not in DECODED_PARTS:
             raise ValueError(
                 f'invalid part {part!r}: expected one of {", ".join(DECODED_PARTS)}'
@@ -165,7 +171,7 @@ class StatusPartWidget(widgets.Widget):
         super().__init__(**kwargs)
         self.part = part
 
-    def render(self, value, obj=None, **kwargs):
+    def render(self, value: Any, obj: Any = None, **kwargs: Any) -> str | int:
         try:
             state, priority, attempts = Status(value).parse()
         except ValueError:  # not a status (None, or a row written by hand)
@@ -178,7 +184,7 @@ class StatusPartWidget(widgets.Widget):
             return str(priority)
         return attempts
 
-    def clean(self, value, row=None, **kwargs):
+    def clean(self, value: Any, row: Any = None, **kwargs: Any) -> State | int | None:
         """Return the state, the integer priority, or the attempts; None if blank."""
         if _is_blank(value):
             return None
@@ -195,8 +201,9 @@ class StatusPartWidget(widgets.Widget):
         return attempts
 
 
-def _clean_priority(value):
+def _clean_priority(value: object) -> int:
     number = _whole_number(value)
+    when: dt.datetime | None
     if number is None and isinstance(value, dt.datetime):
         when = value
     elif number is None and isinstance(value, str):
@@ -206,7 +213,8 @@ def _clean_priority(value):
             when = None
     else:
         when = None
-    if number is None and when is None:
+    priority = when or number  # None when neither (a datetime is never false)
+    if priority is None:
         raise ValueError(
             _(
                 'invalid when %(value)r: expected an ISO 8601 datetime such as'
@@ -215,7 +223,7 @@ def _clean_priority(value):
             % {'value': value}
         )
     # Status.combine checks the range and converts datetimes (naive as UTC).
-    return Status.combine(State.waiting, when or number, 0).priority
+    return Status.combine(State.waiting, priority, 0).priority
 
 
 class QueueStatusField(fields.Field):
@@ -227,7 +235,7 @@ class QueueStatusField(fields.Field):
     is waiting). See the module documentation for the rules.
     """
 
-    def __init__(self, attribute, column_name=None, **kwargs):
+    def __init__(self, attribute: str, column_name: str | None = None, **kwargs: Any) -> None:
         super().__init__(
             attribute=attribute,
             column_name=column_name or attribute,
@@ -235,7 +243,13 @@ class QueueStatusField(fields.Field):
             **kwargs,
         )
 
-    def clean(self, row, row_number=None, allow_working=False, **kwargs):
+    def clean(
+        self,
+        row: Mapping[str, Any],
+        row_number: int | None = None,
+        allow_working: bool = False,
+        **kwargs: Any,
+    ) -> Status | None:
         raw_column, *part_columns = queue_columns(self.column_name)
         raw = row.get(raw_column)
         given = {
@@ -243,7 +257,7 @@ class QueueStatusField(fields.Field):
             for part, column in zip(DECODED_PARTS, part_columns)
             if not _is_blank(row.get(column))
         }
-        decoded = {}
+        decoded: dict[str, Any] = {}
         for part, column in zip(DECODED_PARTS, part_columns):
             if part in given:
                 try:
@@ -310,7 +324,7 @@ class QueueStatusField(fields.Field):
         return status
 
 
-def _field_values(instance):
+def _field_values(instance: Model) -> dict[str, Any]:
     """The loaded values of `instance`'s concrete fields, by attname, but the key."""
     return {
         field.attname: instance.__dict__.get(field.attname)
@@ -319,14 +333,16 @@ def _field_values(instance):
     }
 
 
-def _state_of(value):
+def _state_of(value: Any) -> State | None:
     try:
         return Status(value).state
     except ValueError:
         return None
 
 
-def _refuse_rerun(field, current, status, row, kwargs):
+def _refuse_rerun(
+    field: QueueStatusField, current: Any, status: Status, row: Any, kwargs: Mapping[str, Any]
+) -> None:
     """Refuse a status that sends a finished or canceled row back to the queue."""
     was = _state_of(current)
     if was in (State.finished, State.canceled) and status.state in (State.created, State.waiting):
@@ -342,7 +358,7 @@ def _refuse_rerun(field, current, status, row, kwargs):
         )
 
 
-def _row_error(row_number, column, problem):
+def _row_error(row_number: int | None, column: str, problem: object) -> ValueError:
     """Return a ValueError that names the row, the column and the problem."""
     return ValueError(
         _('row %(row)s, column %(column)r: %(problem)s')
@@ -378,7 +394,12 @@ class QueueResource(resources.ModelResource):
         allow_working = False
         allow_rerun = False
 
-    def __init__(self, allow_working=None, allow_rerun=None, **kwargs):
+    #: The resource's fields by name, the decoded columns included.
+    fields: dict[str, Any]
+
+    def __init__(
+        self, allow_working: bool | None = None, allow_rerun: bool | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.allow_working = (
             self._meta.allow_working if allow_working is None else allow_working
@@ -407,7 +428,7 @@ class QueueResource(resources.ModelResource):
                 f'{type(self).__name__}: name the queue fields in Meta, for'
                 " example queue_fields = ['status']"
             )
-        fields_ = {}
+        fields_: dict[str, Any] = {}
         for name, field in self.fields.items():
             if name not in self.queue_fields:
                 fields_[name] = field
@@ -425,7 +446,9 @@ class QueueResource(resources.ModelResource):
                 )
         self.fields = fields_
 
-    def import_field(self, field, instance, row, is_m2m=False, **kwargs):
+    def import_field(
+        self, field: Any, instance: Model, row: Any, is_m2m: bool = False, **kwargs: Any
+    ) -> None:
         """Import a queue field even when its raw column is absent.
 
         A row whose status columns are blank or absent keeps its status; a
@@ -443,7 +466,7 @@ class QueueResource(resources.ModelResource):
             _refuse_rerun(field, getattr(instance, field.attribute), status, row, kwargs)
         setattr(instance, field.attribute, status)
 
-    def import_instance(self, instance, row, **kwargs):
+    def import_instance(self, instance: Model, row: Any, **kwargs: Any) -> None:
         """Import the row's columns; refuse to change a row a worker holds.
 
         Remembers what changed and the queue fields as read, for the fenced
@@ -473,10 +496,10 @@ class QueueResource(resources.ModelResource):
                     ).args[0]
                 }
             )
-        instance._modelqueue_import = (read, changed)
+        instance._modelqueue_import = (read, changed)  # type: ignore[attr-defined]  # for do_instance_save
         return None
 
-    def do_instance_save(self, instance, is_create):
+    def do_instance_save(self, instance: Model, is_create: bool) -> None:
         """Save a new row as usual; an existing one with one fenced UPDATE.
 
         Only the columns the file changed are written, and only while the
@@ -498,11 +521,13 @@ class QueueResource(resources.ModelResource):
             )
         return None
 
-    def _queue_attnames(self):
+    def _queue_attnames(self) -> list[str]:
         model = self._meta.model
         return [model._meta.get_field(name).attname for name in self._meta.queue_fields]
 
-    def import_data(self, dataset, *args, rollback_on_validation_errors=True, **kwargs):
+    def import_data(
+        self, dataset: Any, *args: Any, rollback_on_validation_errors: bool = True, **kwargs: Any
+    ) -> Any:
         """Import `dataset` all or nothing: any invalid row rolls back the rest."""
         return super().import_data(
             dataset,
@@ -511,13 +536,13 @@ class QueueResource(resources.ModelResource):
             **kwargs,
         )
 
-    def get_export_order(self):
+    def get_export_order(self) -> tuple[str, ...]:
         return self._companions_follow(super().get_export_order())
 
-    def get_import_order(self):
+    def get_import_order(self) -> tuple[str, ...]:
         return self._companions_follow(super().get_import_order())
 
-    def _companions_follow(self, order):
+    def _companions_follow(self, order: Iterable[str]) -> tuple[str, ...]:
         """Return `order` with each queue field's decoded columns right after it."""
         companions = {
             f'{name}_{part}': name for name in self.queue_fields for part in DECODED_PARTS
@@ -533,8 +558,12 @@ class QueueResource(resources.ModelResource):
 
 
 def queue_resource(
-    model, *queue_fields, allow_working=False, allow_rerun=False, **meta_options
-):
+    model: type[Model],
+    *queue_fields: str,
+    allow_working: bool = False,
+    allow_rerun: bool = False,
+    **meta_options: Any,
+) -> type[QueueResource]:
     """Return a `QueueResource` class for `model` with `queue_fields` decoded.
 
     Other keyword arguments are Meta options of django-import-export
@@ -558,7 +587,7 @@ def queue_resource(
             **meta_options,
         },
     )
-    return type(QueueResource)(
+    return type(QueueResource)(  # type: ignore[misc]  # the resource's metaclass
         f'{model.__name__}QueueResource',
         (QueueResource,),
         {'Meta': meta, '__module__': __name__},

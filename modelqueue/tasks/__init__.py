@@ -8,10 +8,17 @@ modelqueue_worker --tasks``. The backend is loaded when first used, so that
 needing Django's Tasks framework.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .backend import ModelQueueBackend
+
 __all__ = ['ModelQueueBackend']
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     if name == 'ModelQueueBackend':
         from .backend import ModelQueueBackend  # noqa: PLC0415 (needs Django's Tasks framework)
 

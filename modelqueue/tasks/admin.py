@@ -8,7 +8,10 @@ and errors to read.
 own: ``site.register(QueuedTask, TaskAdmin)``.
 """
 
+from __future__ import annotations
+
 import json
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib import admin
@@ -18,16 +21,22 @@ from django.utils.translation import gettext_lazy as _
 from ..admin.options import QueueAdminMixin
 from .models import QueuedTask
 
+if TYPE_CHECKING:
+    from django.contrib.admin import AdminSite
+    from django.http import HttpRequest
+    from django.utils.functional import _StrOrPromise
+    from django.utils.safestring import SafeString
+
 BACKEND = 'modelqueue.tasks.ModelQueueBackend'
 
 
-def uses_the_backend():
+def uses_the_backend() -> bool:
     """Whether a ``TASKS`` backend of the settings is ModelQueueBackend."""
     backends = getattr(settings, 'TASKS', None) or {}
     return any(params.get('BACKEND') == BACKEND for params in backends.values())
 
 
-def _json(value):
+def _json(value: object) -> SafeString:
     return format_html('<pre>{}</pre>', json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True))
 
 
@@ -49,27 +58,27 @@ class TaskAdmin(QueueAdminMixin, admin.ModelAdmin):
         'enqueued_at', 'started_at', 'last_attempted_at', 'finished_at', 'worker_ids',
     ]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     @admin.display(description=_('result'))
-    def result(self, task):
+    def result(self, task: QueuedTask) -> _StrOrPromise:
         return task.state.label
 
     @admin.display(description=_('arguments'))
-    def arguments(self, task):
+    def arguments(self, task: QueuedTask) -> SafeString:
         return _json(task.args)
 
     @admin.display(description=_('keyword arguments'))
-    def keyword_arguments(self, task):
+    def keyword_arguments(self, task: QueuedTask) -> SafeString:
         return _json(task.kwargs)
 
     @admin.display(description=_('return value'))
-    def returned(self, task):
+    def returned(self, task: QueuedTask) -> str:
         return _json(task.return_value) if task.state == 'SUCCESSFUL' else '-'
 
     @admin.display(description=_('errors'))
-    def error_list(self, task):
+    def error_list(self, task: QueuedTask) -> str:
         if not task.errors:
             return '-'
         return format_html_join(
@@ -79,7 +88,7 @@ class TaskAdmin(QueueAdminMixin, admin.ModelAdmin):
         )
 
 
-def register(site=None):
+def register(site: AdminSite | None = None) -> None:
     """Register the task table on `site` (the default admin site) when a
     TASKS backend is ModelQueueBackend and it is not registered yet."""
     site = admin.site if site is None else site

@@ -27,8 +27,11 @@ OPTIONS (all optional):
 - ``DELAY`` (seconds, default 0): the wait before a retried task is due again.
 """
 
+from __future__ import annotations
+
 import datetime as dt
 import re
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from django.apps import apps
 from django.core import checks
@@ -40,6 +43,7 @@ from ..queue import MAX_RETRY
 from ..status import Status, now, priority_to_datetime
 from .compat import (
     BaseTaskBackend,
+    Task,
     TaskError,
     TaskResult,
     TaskResultDoesNotExist,
@@ -47,6 +51,12 @@ from .compat import (
     task_enqueued,
 )
 from .models import QueuedTask, ready_status
+
+if TYPE_CHECKING:
+    from django.core.checks import CheckMessage
+
+_P = ParamSpec('_P')
+_R = TypeVar('_R')
 
 ON_EXCEPTION = ('fail', 'retry')
 ID = re.compile(r'[0-9]{1,19}')
@@ -61,7 +71,7 @@ class ModelQueueBackend(BaseTaskBackend):
     supports_get_result = True
     supports_async_task = True
 
-    def __init__(self, alias, params):
+    def __init__(self, alias: str, params: dict[str, Any]) -> None:
         super().__init__(alias, params)
         options = dict(self.options)
         self.on_exception = options.pop('ON_EXCEPTION', 'fail')
@@ -70,7 +80,7 @@ class ModelQueueBackend(BaseTaskBackend):
                 f"invalid TASKS[{alias!r}]['OPTIONS']['ON_EXCEPTION'] {self.on_exception!r}:"
                 " expected 'fail' or 'retry'"
             )
-        self.retry = _option(alias, options, 'RETRY', 3, maximum=MAX_RETRY)
+        self.retry: int = _option(alias, options, 'RETRY', 3, maximum=MAX_RETRY)
         self.timeout = dt.timedelta(seconds=_option(alias, options, 'TIMEOUT', 3600, above_zero=True))
         self.delay = dt.timedelta(seconds=_option(alias, options, 'DELAY', 0))
         if options:
@@ -79,7 +89,7 @@ class ModelQueueBackend(BaseTaskBackend):
                 ' ON_EXCEPTION, RETRY, TIMEOUT or DELAY'
             )
 
-    def enqueue(self, task, args, kwargs):
+    def enqueue(self, task: Task[_P, _R], args: list[Any], kwargs: dict[str, Any]) -> TaskResult[_P, _R]:
         """Store the task; return its READY result (whose id is the row's id)."""
         self.validate_task(task)
         # TaskResult normalizes the arguments to JSON and refuses what cannot
@@ -121,7 +131,7 @@ class ModelQueueBackend(BaseTaskBackend):
         task_enqueued.send(type(self), task_result=result)
         return result
 
-    def get_result(self, result_id):
+    def get_result(self, result_id: str) -> TaskResult[..., Any]:
         """The stored state of the task `result_id`; TaskResultDoesNotExist for
         an id this backend never gave (of any shape)."""
         text = str(result_id)
@@ -135,7 +145,7 @@ class ModelQueueBackend(BaseTaskBackend):
             raise TaskResultDoesNotExist(result_id) from None
         return self.result_of(row)
 
-    def result_of(self, row):
+    def result_of(self, row: QueuedTask) -> TaskResult[..., Any]:
         """The ``TaskResult`` that the task row `row` reads as."""
         task = import_string(row.task_path)
         if (task.priority, task.queue_name, task.run_after, task.backend) != (
@@ -147,7 +157,7 @@ class ModelQueueBackend(BaseTaskBackend):
                 run_after=row.run_after,
                 backend=self.alias,
             )
-        result = TaskResult(
+        result: TaskResult[..., Any] = TaskResult(
             task=task,
             id=str(row.pk),
             status=TaskResultStatus.READY,
@@ -165,7 +175,7 @@ class ModelQueueBackend(BaseTaskBackend):
         return result
 
     @staticmethod
-    def update_result(result, row):
+    def update_result(result: TaskResult[..., Any], row: QueuedTask) -> None:
         """Give `result` the state the task row `row` holds."""
         state = TaskResultStatus(row.state)
         started_at, last_attempted_at = row.started_at, row.last_attempted_at
@@ -192,7 +202,7 @@ class ModelQueueBackend(BaseTaskBackend):
         for name, value in values.items():
             object.__setattr__(result, name, value)
 
-    def check(self, **kwargs):
+    def check(self, **kwargs: Any) -> list[CheckMessage]:
         if not apps.is_installed('modelqueue'):
             return [
                 checks.Error(
@@ -205,7 +215,14 @@ class ModelQueueBackend(BaseTaskBackend):
         return []
 
 
-def _option(alias, options, name, default, maximum=None, above_zero=False):
+def _option(
+    alias: str,
+    options: dict[str, Any],
+    name: str,
+    default: float,
+    maximum: int | None = None,
+    above_zero: bool = False,
+) -> Any:
     value = options.pop(name, default)
     if (
         isinstance(value, bool)
@@ -225,7 +242,7 @@ def _option(alias, options, name, default, maximum=None, above_zero=False):
     return value
 
 
-def _next_millisecond(value):
+def _next_millisecond(value: dt.datetime) -> dt.datetime:
     """`value` rounded up to a whole millisecond, so a task never runs before
     its ``run_after`` (statuses keep milliseconds)."""
     extra = value.microsecond % 1000

@@ -9,31 +9,47 @@ rest of :mod:`modelqueue.tasks` imports them from here only.
 'SUCCESSFUL'
 """
 
-try:
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    # Type-checked against Django 6's django.tasks, which django-stubs has
+    # from 6.0 on whichever Django is installed; on Django 5.2 the backport's
+    # classes, imported below under the same names, stand in for them.
     from django.tasks import TaskContext, TaskResult, TaskResultStatus, task, task_backends
     from django.tasks.backends.base import BaseTaskBackend
-    from django.tasks.base import TaskError
+    from django.tasks.base import Task, TaskError
     from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
     from django.tasks.signals import task_enqueued, task_finished, task_started
     from django.utils.json import normalize_json
-except ImportError:  # Django < 6
+else:
     try:
-        from django_tasks import TaskContext, TaskResult, TaskResultStatus, task, task_backends
-        from django_tasks.backends.base import BaseTaskBackend
-        from django_tasks.base import TaskError
-        from django_tasks.exceptions import InvalidTaskError as InvalidTask
-        from django_tasks.exceptions import TaskResultDoesNotExist
-        from django_tasks.signals import task_enqueued, task_finished, task_started
-        from django_tasks.utils import normalize_json
-    except ImportError as error:
-        raise ImportError(
-            "ModelQueue's Tasks backend needs Django 6 or the django-tasks backport"
-            ' on Django 5.2 (pip install "modelqueue[tasks]")'
-        ) from error
+        from django.tasks import TaskContext, TaskResult, TaskResultStatus, task, task_backends
+        from django.tasks.backends.base import BaseTaskBackend
+        from django.tasks.base import Task, TaskError
+        from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
+        from django.tasks.signals import task_enqueued, task_finished, task_started
+        from django.utils.json import normalize_json
+    except ImportError:  # Django < 6
+        try:
+            from django_tasks import TaskContext, TaskResult, TaskResultStatus, task, task_backends
+            from django_tasks.backends.base import BaseTaskBackend
+            from django_tasks.base import Task, TaskError
+            from django_tasks.exceptions import InvalidTaskError as InvalidTask
+            from django_tasks.exceptions import TaskResultDoesNotExist
+            from django_tasks.signals import task_enqueued, task_finished, task_started
+            from django_tasks.utils import normalize_json
+        except ImportError as error:
+            raise ImportError(
+                "ModelQueue's Tasks backend needs Django 6 or the django-tasks backport"
+                ' on Django 5.2 (pip install "modelqueue[tasks]")'
+            ) from error
 
 __all__ = [
     'BaseTaskBackend',
     'InvalidTask',
+    'Task',
     'TaskContext',
     'TaskError',
     'TaskResult',

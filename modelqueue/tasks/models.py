@@ -16,8 +16,13 @@ gives it back its integer priority (:func:`promote_due`), so it takes its
 place by priority and enqueue order among the ready tasks.
 """
 
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
 from django.db import models
-from django.db.models import BigIntegerField, ExpressionWrapper, F
+from django.db.models import BigIntegerField, ExpressionWrapper, F, QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from .. import ranges
@@ -29,7 +34,7 @@ HIGHEST_PRIORITY = 100
 PRIORITY_STEP = 10**10
 
 
-def ready_status(priority, attempts=0):
+def ready_status(priority: int, attempts: int = 0) -> Status:
     """The waiting status of a ready task of Django `priority`.
 
     >>> ready_status(0)
@@ -40,7 +45,7 @@ def ready_status(priority, attempts=0):
     return Status.waiting((HIGHEST_PRIORITY - priority) * PRIORITY_STEP, attempts)
 
 
-def promote_due(queryset, field='status', at=None):
+def promote_due(queryset: QuerySet[Any], field: str = 'status', at: dt.datetime | None = None) -> int:
     """Give the due rows of `queryset` that hold a timestamp priority their
     integer priority back, attempts kept; return how many were changed.
 
@@ -106,11 +111,11 @@ class QueuedTask(models.Model):
             models.Index(fields=['status', 'id'], name='modelqueue_task_claim'),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f'{self.task_path} #{self.pk}'
 
     @property
-    def state(self):
+    def state(self) -> TaskState:
         """The Django ``TaskResultStatus`` value this row's status reads as."""
         status = Status(self.status)
         return STATE_OF.get(status.state, TaskState.READY)

@@ -7,10 +7,14 @@ priority back (:func:`modelqueue.tasks.models.promote_due`), so a deferred
 or retried task that came due runs in its place by priority.
 """
 
+from __future__ import annotations
+
 import logging
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 
 from django.db import router
 from django.utils import timezone
@@ -23,6 +27,7 @@ from .backend import ModelQueueBackend
 from .compat import (
     InvalidTask,
     TaskContext,
+    TaskResult,
     TaskResultStatus,
     normalize_json,
     task_backends,
@@ -42,12 +47,12 @@ class TaskRunner(threading.local):
     records the outcome on the row, which run() then writes, fenced. Its
     last row and result are the calling thread's own (``--threads``)."""
 
-    def __init__(self, backend):
+    def __init__(self, backend: ModelQueueBackend) -> None:
         self.backend = backend
-        self.row = None  # the last row run, and the TaskResult it was run as
-        self.result = None
+        self.row: QueuedTask | None = None  # the last row run, and the TaskResult it was run as
+        self.result: TaskResult[..., Any] | None = None
 
-    def __call__(self, row):
+    def __call__(self, row: QueuedTask) -> None:
         self.row, self.result = row, None
         at = timezone.now()
         row.started_at = row.started_at or at
@@ -91,7 +96,7 @@ class TaskRunner(threading.local):
         row.finished_at = timezone.now()
 
     @staticmethod
-    def _record(row, error, final):
+    def _record(row: QueuedTask, error: BaseException, final: bool) -> None:
         row.errors = [
             *row.errors,
             {
@@ -110,8 +115,9 @@ class TaskWorker(Worker):
     due task of the queue 'emails' of the backend `alias`, then returns.
     """
 
-    def __init__(self, alias='default', queues=(), **options):
-        self.backend = task_backends[alias]
+    def __init__(self, alias: str = 'default', queues: Iterable[str] = (), **options: Any) -> None:
+        # A ModelQueueBackend: task_worker() checks it.
+        self.backend = cast(ModelQueueBackend, task_backends[alias])
         # Among tasks of one priority, enqueue order (the claim's tie-break; the
         # table's index on (status, id) serves it).
         queryset = (
@@ -131,7 +137,11 @@ class TaskWorker(Worker):
         )
         self.next_promotion = 0.0
 
-    def run_one(self, on_claim=None, claim_next=None):
+    def run_one(
+        self,
+        on_claim: Callable[[], None] | None = None,
+        claim_next: Callable[[], bool] | None = None,
+    ) -> bool:
         """Give due deferred tasks their priority back (every
         ``PROMOTE_EVERY`` seconds), run one task, then send ``task_finished``."""
         if time.monotonic() >= self.next_promotion:
@@ -143,17 +153,17 @@ class TaskWorker(Worker):
             self._send_finished()
         return found
 
-    def _send_finished(self):
+    def _send_finished(self) -> None:
         """task_finished, once the outcome is written (not when run() was
         fenced off, nor when the task waits for another attempt)."""
         row, result = self.runner.row, self.runner.result
-        if result is None or Status(row.status).state not in FINAL:
+        if result is None or row is None or Status(row.status).state not in FINAL:
             return
         self.backend.update_result(result, row)
         task_finished.send(type(self.backend), task_result=result)
 
 
-def task_worker(alias='default', queues=(), **options):
+def task_worker(alias: str = 'default', queues: Iterable[str] = (), **options: Any) -> TaskWorker:
     """A :class:`TaskWorker`, its backend and queues checked: ValueError
     names an alias that is not a ModelQueueBackend or a queue it lacks."""
     try:
@@ -165,7 +175,8 @@ def task_worker(alias='default', queues=(), **options):
             f'invalid --backend {alias!r}: expected a TASKS alias whose BACKEND is'
             f' modelqueue.tasks.ModelQueueBackend, found {type(backend).__name__}'
         )
-    unknown = sorted(set(queues) - backend.queues) if backend.queues else []
+    # difference(): some django-stubs 6.0 releases type QUEUES as a list.
+    unknown = sorted(set(queues).difference(backend.queues)) if backend.queues else []
     if unknown:
         raise ValueError(
             f'invalid --queue {", ".join(map(repr, unknown))}: expected one of the'

@@ -152,7 +152,8 @@ class Heartbeat:
         from ..models import WorkerHeartbeat  # noqa: PLC0415 (needs the app registry)
 
         object_id, held_since = self.in_hand()
-        WorkerHeartbeat.objects.using(self.using).filter(pk=self.pk).update(
+        # self.pk is set: start() inserted the row before the thread that beats.
+        WorkerHeartbeat.objects.using(self.using).filter(pk=self.pk).update(  # type: ignore[misc]
             last_seen=now(),
             object_id=object_id,
             held_since=held_since,
@@ -163,4 +164,4 @@ class Heartbeat:
     def _delete(self) -> None:
         from ..models import WorkerHeartbeat  # noqa: PLC0415 (needs the app registry)
 
-        WorkerHeartbeat.objects.using(self.using).filter(pk=self.pk).delete()
+        WorkerHeartbeat.objects.using(self.using).filter(pk=self.pk).delete()  # type: ignore[misc]  # set: started

@@ -38,6 +38,7 @@ from ..wakeup import install_trigger
 from .backoff import database_error_pause
 from .heartbeat import Heartbeat
 from .housekeeping import Housekeeping
+from .protocol import Budget
 from .signals import SIGNALS, WakeupPipe
 from .supervisor import supervise
 from .threads import ThreadPool
@@ -139,7 +140,7 @@ class Worker:
         self.delay = delay
         self.sleep = check_seconds('sleep', sleep, above_zero=True)
         self.burst = burst
-        self.budget = TaskBudget(check_count('max_tasks', max_tasks, allow_none=True))
+        self.budget: Budget = TaskBudget(check_count('max_tasks', max_tasks, allow_none=True))
         self.listen = listen
         self.threads = check_count('threads', threads, MAX_THREADS)
         self.processed = 0

@@ -180,7 +180,7 @@ class Supervisor:
                 signal.Signals(signum).name,
                 self.concurrency,
             )
-            sent = signal.SIGTERM
+            sent: signal.Signals = signal.SIGTERM
         else:
             logger.warning('Parent %s: second signal, killing workers now', self.pid)
             sent = signal.SIGKILL
@@ -192,7 +192,7 @@ class Supervisor:
 def _send(child: BaseProcess, signum: int) -> None:
     if child.exitcode is None:
         try:
-            os.kill(child.pid, signum)
+            os.kill(child.pid, signum)  # type: ignore[arg-type]  # started: its pid is set
         except ProcessLookupError:
             pass
 

@@ -150,7 +150,7 @@ class ListeningWaiter(PollingWaiter):
         try:
             params = connection.get_connection_params()
             params.setdefault('connect_timeout', 10)
-            listener = connection.Database.connect(**params)
+            listener = connection.Database.connect(**params)  # type: ignore[attr-defined]  # the driver module
             listener.autocommit = True
             with listener.cursor() as cursor:
                 cursor.execute(f'LISTEN {connection.ops.quote_name(self.channel)}')

@@ -7,6 +7,11 @@ import textwrap
 import modelqueue
 from tests.support import ROOT
 
+try:
+    import tomllib
+except ImportError:  # Python 3.10: the section's text is read instead
+    tomllib = None
+
 IMPORT_CORE = textwrap.dedent(
     """
     import sys
@@ -62,3 +67,18 @@ def test_the_version_has_one_source():
     pyproject = (ROOT / 'pyproject.toml').read_text()
     assert 'version = { attr = "modelqueue.__version__" }' in pyproject
     assert 'version=' not in (ROOT / 'setup.py').read_text()
+
+
+def test_the_package_is_typed_and_its_marker_ships_in_the_wheel_and_the_sdist():
+    """PEP 561: py.typed marks the whole package as typed (not "partial"),
+    and the package data takes it into the wheel, MANIFEST.in into the sdist."""
+    marker = ROOT / 'modelqueue' / 'py.typed'
+    assert marker.is_file()
+    assert 'partial' not in marker.read_text()
+    text = (ROOT / 'pyproject.toml').read_text()
+    if tomllib is not None:
+        assert 'py.typed' in tomllib.loads(text)['tool']['setuptools']['package-data']['modelqueue']
+    else:
+        section = text.split('\n[tool.setuptools.package-data]\n', 1)[1].split('\n[', 1)[0]
+        assert '"py.typed",' in section
+    assert 'include modelqueue/py.typed' in (ROOT / 'MANIFEST.in').read_text().splitlines()

@@ -5,9 +5,14 @@ for the tasks of Django's Tasks framework stored by ModelQueueBackend.
 Parses and checks the arguments, then hands over to :mod:`modelqueue.worker`.
 """
 
+from __future__ import annotations
+
 import datetime as dt
 import logging
 import sys
+from argparse import ArgumentParser
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
@@ -15,6 +20,11 @@ from django.utils.module_loading import import_string
 
 from ...validation import check_count, check_seconds
 from ...worker.loop import MAX_CONCURRENCY, Worker, serve
+
+if TYPE_CHECKING:
+    from django.db.models import Model
+
+    from ...tasks.worker import TaskWorker
 
 LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO}
 
@@ -26,7 +36,7 @@ class Command(BaseCommand):
         ' first; a second signal stops at once).'
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument('model', nargs='?', help='the queue model, as app_label.ModelName')
         parser.add_argument('field', nargs='?', help='the status field of the queue')
         parser.add_argument(
@@ -111,10 +121,10 @@ class Command(BaseCommand):
             help='on PostgreSQL, poll instead of waking on commit (LISTEN/NOTIFY)',
         )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         self._configure_logging(options['verbosity'])
         if options['tasks'] or options['queues'] or options['backend'] != 'default':
-            worker = _task_worker(options)
+            worker: Worker = _task_worker(options)
             status = serve(worker, _concurrency(options))
             if status:
                 sys.exit(status)
@@ -148,12 +158,12 @@ class Command(BaseCommand):
         if status:
             sys.exit(status)
 
-    def _configure_logging(self, verbosity):
+    def _configure_logging(self, verbosity: int) -> None:
         """Show the worker's log lines on stderr unless logging is configured."""
         logger = logging.getLogger('modelqueue.worker')
         level = LOG_LEVELS.get(verbosity, logging.DEBUG)
         if not logger.hasHandlers():
-            handler = logging.StreamHandler(self.stderr._out)
+            handler = logging.StreamHandler(self.stderr._out)  # type: ignore[call-overload]  # the wrapped stream
             handler.setFormatter(
                 logging.Formatter('%(asctime)s %(levelname)s %(name)s: %(message)s')
             )
@@ -163,14 +173,14 @@ class Command(BaseCommand):
             logger.setLevel(level)
 
 
-def _concurrency(options):
+def _concurrency(options: dict[str, Any]) -> int:
     try:
         return check_count('concurrency', options['concurrency'], MAX_CONCURRENCY)
     except ValueError as error:
         raise CommandError(error) from None
 
 
-def _task_worker(options):
+def _task_worker(options: dict[str, Any]) -> TaskWorker:
     """The worker of ``--tasks``, its arguments checked."""
     if not options['tasks']:
         raise CommandError('--queue and --backend apply to --tasks only')
@@ -194,7 +204,7 @@ def _task_worker(options):
         raise CommandError(error) from None
 
 
-def _model(label):
+def _model(label: str) -> type[Model]:
     try:
         return apps.get_model(label)
     except (LookupError, ValueError) as error:
@@ -204,7 +214,7 @@ def _model(label):
         ) from None
 
 
-def _action(path):
+def _action(path: str) -> Callable[[Any], object]:
     try:
         action = import_string(path)
     except Exception as error:  # noqa: BLE001 (any import failure is the user's to fix)
