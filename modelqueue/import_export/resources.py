@@ -208,7 +208,9 @@ def _clean_priority(value: object) -> int:
         when = value
     elif number is None and isinstance(value, str):
         try:
-            when = dt.datetime.fromisoformat(value.strip())
+            # Python 3.10's fromisoformat does not take a 'Z' (UTC) suffix.
+            text = value.strip()
+            when = dt.datetime.fromisoformat(text[:-1] + '+00:00' if text.endswith(('Z', 'z')) else text)
         except ValueError:
             when = None
     else:
