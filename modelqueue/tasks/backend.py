@@ -47,6 +47,7 @@ from .compat import (
     task_enqueued,
 )
 from .models import QueuedTask, ready_status
+from .values import check_json, check_run_after
 
 ON_EXCEPTION = ('fail', 'retry')
 ID = re.compile(r'[0-9]{1,19}')
@@ -82,8 +83,12 @@ class ModelQueueBackend(BaseTaskBackend):
     def enqueue(self, task, args, kwargs):
         """Store the task; return its READY result (whose id is the row's id)."""
         self.validate_task(task)
+        run_after = task.run_after
+        if run_after is not None:
+            check_run_after(run_after)
         # TaskResult normalizes the arguments to JSON and refuses what cannot
-        # be (TypeError or ValueError) before anything is stored.
+        # be (TypeError or ValueError); check_json refuses what a database
+        # would (ValueError), before anything is written.
         result = TaskResult(
             task=task,
             id='',
@@ -98,8 +103,9 @@ class ModelQueueBackend(BaseTaskBackend):
             errors=[],
             worker_ids=[],
         )
+        check_json(result.args, 'args')
+        check_json(result.kwargs, 'kwargs')
         enqueued_at = now()
-        run_after = task.run_after
         if run_after is None or run_after <= enqueued_at:
             status = ready_status(task.priority)
         else:
