@@ -13,6 +13,8 @@ setting                             default                 what it is
 ``MODELQUEUE_FAILURE_MAX_AGE``      ``timedelta(days=30)``  older failure records are pruned
 ``MODELQUEUE_TRACEBACK_CHARS``      ``20000``               a traceback keeps its last this many
 ``MODELQUEUE_HEARTBEAT_SECONDS``    ``5.0``                 seconds between a worker's heartbeats
+``MODELQUEUE_TASK_MODULES``         ``()``                  modules of ``@task`` functions besides
+                                                            the installed apps' ``tasks`` modules
 ==================================  ======================  ==========================================
 
 >>> get('MODELQUEUE_FAILURES_PER_ROW')
@@ -24,6 +26,7 @@ setting                             default                 what it is
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -57,6 +60,20 @@ def _positive_seconds(name: str, value: Any) -> float:
     return float(value)
 
 
+_MODULE_NAME = re.compile(r'[^\W\d]\w*(\.[^\W\d]\w*)*')
+
+
+def _module_names(name: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(module, str) and _MODULE_NAME.fullmatch(module) for module in value
+    ):
+        raise ValueError(
+            f'{name} = {value!r}: expected a list or tuple of dotted module names'
+            " (such as ['myproject.jobs'])"
+        )
+    return tuple(value)
+
+
 #: Each setting's default and the check its value must pass.
 DEFAULTS: dict[str, tuple[Any, Callable[[str, Any], Any]]] = {
     'MODELQUEUE_FAILURE_RECORDS': (True, _boolean),
@@ -64,6 +81,7 @@ DEFAULTS: dict[str, tuple[Any, Callable[[str, Any], Any]]] = {
     'MODELQUEUE_FAILURE_MAX_AGE': (dt.timedelta(days=30), _positive_timedelta),
     'MODELQUEUE_TRACEBACK_CHARS': (20000, _positive_integer),
     'MODELQUEUE_HEARTBEAT_SECONDS': (5.0, _positive_seconds),
+    'MODELQUEUE_TASK_MODULES': ((), _module_names),
 }
 
 

@@ -34,7 +34,6 @@ from django.apps import apps
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import router
-from django.utils.module_loading import import_string
 
 from ..queue import MAX_RETRY
 from ..status import Status, now, priority_to_datetime
@@ -47,6 +46,7 @@ from .compat import (
     task_enqueued,
 )
 from .models import QueuedTask, ready_status
+from .paths import find_task
 from .values import check_json, check_run_after
 
 ON_EXCEPTION = ('fail', 'retry')
@@ -129,7 +129,8 @@ class ModelQueueBackend(BaseTaskBackend):
 
     def get_result(self, result_id):
         """The stored state of the task `result_id`; TaskResultDoesNotExist for
-        an id this backend never gave (of any shape)."""
+        an id this backend never gave (of any shape), UnknownTaskPath for a
+        row whose path names no task."""
         text = str(result_id)
         if not ID.fullmatch(text) or int(text) > MAX_ID:
             raise TaskResultDoesNotExist(result_id)
@@ -142,8 +143,10 @@ class ModelQueueBackend(BaseTaskBackend):
         return self.result_of(row)
 
     def result_of(self, row):
-        """The ``TaskResult`` that the task row `row` reads as."""
-        task = import_string(row.task_path)
+        """The ``TaskResult`` that the task row `row` reads as; UnknownTaskPath
+        if its path names no task of a module the application imports (the
+        path is never imported: see :mod:`modelqueue.tasks.paths`)."""
+        task = find_task(row.task_path)
         if (task.priority, task.queue_name, task.run_after, task.backend) != (
             row.priority, row.queue_name, row.run_after, self.alias
         ):  # (using() checks the task again: skipped when nothing differs)

@@ -10,7 +10,7 @@ rest of :mod:`modelqueue.tasks` imports them from here only.
 """
 
 try:
-    from django.tasks import TaskContext, TaskResult, TaskResultStatus, task, task_backends
+    from django.tasks import Task, TaskContext, TaskResult, TaskResultStatus, task, task_backends
     from django.tasks.backends.base import BaseTaskBackend
     from django.tasks.base import TaskError
     from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
@@ -20,7 +20,7 @@ except ImportError:  # Django < 6
     try:
         from django_tasks import TaskContext, TaskResult, TaskResultStatus, task, task_backends
         from django_tasks.backends.base import BaseTaskBackend
-        from django_tasks.base import TaskError
+        from django_tasks.base import Task, TaskError
         from django_tasks.exceptions import InvalidTaskError as InvalidTask
         from django_tasks.exceptions import TaskResultDoesNotExist
         from django_tasks.signals import task_enqueued, task_finished, task_started
@@ -34,6 +34,7 @@ except ImportError:  # Django < 6
 __all__ = [
     'BaseTaskBackend',
     'InvalidTask',
+    'Task',
     'TaskContext',
     'TaskError',
     'TaskResult',

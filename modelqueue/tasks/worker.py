@@ -30,6 +30,7 @@ from .compat import (
     task_started,
 )
 from .models import QueuedTask, promote_due
+from .paths import import_task_modules
 
 logger = logging.getLogger('modelqueue.worker')
 
@@ -112,6 +113,10 @@ class TaskWorker(Worker):
 
     def __init__(self, alias='default', queues=(), **options):
         self.backend = task_backends[alias]
+        # The modules of the tasks, imported before the first claim (and, with
+        # --concurrency, before the children are forked): a row's task_path
+        # is looked up among them and never imported (modelqueue.tasks.paths).
+        import_task_modules()
         # Among tasks of one priority, enqueue order (the claim's tie-break; the
         # table's index on (status, id) serves it).
         queryset = (
