@@ -18,6 +18,7 @@ from django.utils import timezone
 from ..exceptions import Abort, Cancel, Retry
 from ..names import exception_path, worker_name
 from ..status import State, Status
+from ..worker.housekeeping import Housekeeping
 from ..worker.loop import Worker
 from .backend import ModelQueueBackend
 from .compat import (
@@ -31,6 +32,7 @@ from .compat import (
 )
 from .models import QueuedTask, promote_due
 from .paths import import_task_modules
+from .retention import TaskPruner
 
 logger = logging.getLogger('modelqueue.worker')
 
@@ -135,6 +137,12 @@ class TaskWorker(Worker):
             **options,
         )
         self.next_promotion = 0.0
+
+    def housekeeping(self):
+        """The worker's chores, and pruning the finished task rows past
+        ``MODELQUEUE_TASK_RETENTION`` (:mod:`modelqueue.tasks.retention`)."""
+        using = self.queryset.db
+        return Housekeeping(self.queryset.model, self.attname, using, prune_also=[TaskPruner(using).prune])
 
     def run_one(self, on_claim=None, claim_next=None):
         """Give due deferred tasks their priority back (every

@@ -6,8 +6,10 @@ A worker's heartbeat thread calls its :class:`Housekeeping` after each beat:
   installed (:func:`modelqueue.counters.compact_counters`);
 - about once a minute (the first time at a random moment, so that workers
   started together spread out), it prunes failure records
-  (:class:`modelqueue.failures.Pruner`) and deletes the heartbeat rows of
-  workers lost for a day (:data:`LOST_KEPT`).
+  (:class:`modelqueue.failures.Pruner`), deletes the heartbeat rows of
+  workers lost for a day (:data:`LOST_KEPT`), and calls the pruners its
+  worker adds (the Tasks worker's prunes finished task rows:
+  :class:`modelqueue.tasks.retention.TaskPruner`).
 
 No task and no request pays for any of it.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..counters import compact_counters
@@ -32,13 +35,22 @@ PRUNE_SECONDS = 60.0
 
 
 class Housekeeping:
-    """The chores of a worker on the queue `field` of `model`, in the database `using`."""
+    """The chores of a worker on the queue `field` of `model`, in the database
+    `using`; `prune_also` are more pruners to call with the failure records'
+    (each one pass of bounded work)."""
 
-    def __init__(self, model: Any, field: str, using: str = 'default') -> None:
+    def __init__(
+        self,
+        model: Any,
+        field: str,
+        using: str = 'default',
+        prune_also: Sequence[Callable[[], object]] = (),
+    ) -> None:
         self.model = model
         self.field = field
         self.using = using
         self.pruner = Pruner(using)
+        self.prune_also = list(prune_also)
         self.next_prune = time.monotonic() + PRUNE_SECONDS * random.uniform(0.2, 1.0)
 
     def __call__(self) -> None:
@@ -49,8 +61,11 @@ class Housekeeping:
             self.prune()
 
     def prune(self) -> None:
-        """Prune failure records, and the heartbeat rows of workers lost for a day."""
+        """Prune failure records, the heartbeat rows of workers lost for a
+        day, then call the pruners of `prune_also`."""
         from ..models import WorkerHeartbeat  # noqa: PLC0415 (needs the app registry)
 
         self.pruner.prune()
         WorkerHeartbeat.objects.using(self.using).filter(last_seen__lt=now() - LOST_KEPT).delete()
+        for prune in self.prune_also:
+            prune()
