@@ -15,6 +15,7 @@ import traceback
 from django.db import router
 from django.utils import timezone
 
+from .. import conf
 from ..exceptions import Abort, Cancel, Retry
 from ..names import exception_path, worker_name
 from ..status import State, Status
@@ -119,6 +120,9 @@ class TaskWorker(Worker):
         # --concurrency, before the children are forked): a row's task_path
         # is looked up among them and never imported (modelqueue.tasks.paths).
         import_task_modules()
+        # Checked here, not first in the heartbeat thread, where an error would
+        # stop the heartbeat.
+        conf.get('MODELQUEUE_TASK_RETENTION')
         # Among tasks of one priority, enqueue order (the claim's tie-break; the
         # table's index on (status, id) serves it).
         queryset = (

@@ -21,7 +21,7 @@ from modelqueue.tasks.compat import TaskResultStatus
 from modelqueue.tasks.models import QueuedTask as TaskRow
 from modelqueue.tasks.models import ready_status
 from modelqueue.tasks.retention import TaskPruner
-from modelqueue.tasks.worker import TaskWorker
+from modelqueue.tasks.worker import TaskWorker, task_worker
 from modelqueue.worker import housekeeping
 from modelqueue.worker.loop import Worker
 from tests.testapp import tasks
@@ -105,6 +105,15 @@ def test_a_bad_retention_is_refused_naming_it_and_reported_by_the_system_check(v
     assert message.startswith(f'MODELQUEUE_TASK_RETENTION = {value!r}: expected a dict of'), message
     assert 'READY and RUNNING ones are never pruned' in message
     assert [error.msg for error in errors] == [message]
+
+
+def test_a_tasks_worker_and_the_command_refuse_a_bad_retention_before_they_start():
+    """Not first in the worker's heartbeat thread, where it would stop the heartbeat."""
+    with override_settings(MODELQUEUE_TASK_RETENTION={'SUCCESSFUL': 7}):
+        with pytest.raises(ValueError, match='MODELQUEUE_TASK_RETENTION = '):
+            task_worker('default', burst=True, listen=False)  # --tasks: a CommandError
+        with pytest.raises(CommandError, match='MODELQUEUE_TASK_RETENTION = '):
+            prune_command()
 
 
 # Pruning

@@ -13,7 +13,7 @@ import argparse
 import datetime as dt
 import math
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import router
 
 from ...tasks.models import QueuedTask
@@ -69,7 +69,10 @@ class Command(BaseCommand):
             for state in ('SUCCESSFUL', 'FAILED')
             if options[state.lower()] is not None
         }
-        cutoffs = pruner.cutoffs(given)
+        try:
+            cutoffs = pruner.cutoffs(given)
+        except ValueError as error:  # the setting
+            raise CommandError(error) from None
         if options['dry_run']:
             counts = pruner.count(cutoffs)
         else:
