@@ -13,24 +13,31 @@ setting                             default                 what it is
 ``MODELQUEUE_FAILURE_MAX_AGE``      ``timedelta(days=30)``  older failure records are pruned
 ``MODELQUEUE_TRACEBACK_CHARS``      ``20000``               a traceback keeps its last this many
 ``MODELQUEUE_HEARTBEAT_SECONDS``    ``5.0``                 seconds between a worker's heartbeats
+``MODELQUEUE_TASK_MODULES``         ``()``                  modules of ``@task`` functions besides
+                                                            the installed apps' ``tasks`` modules
+``MODELQUEUE_TASK_RETENTION``       7 days SUCCESSFUL,      how long finished task rows are kept
+                                    30 days FAILED          (``None``: for ever)
 ==================================  ======================  ==========================================
 
 >>> get('MODELQUEUE_FAILURES_PER_ROW')
 20
 >>> get('MODELQUEUE_HEARTBEAT_SECONDS')
 5.0
+>>> get('MODELQUEUE_TASK_RETENTION')['FAILED']
+datetime.timedelta(days=30)
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from typing import Any, Literal, overload
 
 from django.conf import settings
 from django.core import checks
 
-__all__ = ['DEFAULTS', 'check_settings', 'get']
+__all__ = ['DEFAULTS', 'TASK_RETENTION', 'check_settings', 'get']
 
 
 def _boolean(name: str, value: Any) -> bool:
@@ -57,6 +64,40 @@ def _positive_seconds(name: str, value: Any) -> float:
     return float(value)
 
 
+_MODULE_NAME = re.compile(r'[^\W\d]\w*(\.[^\W\d]\w*)*')
+
+
+def _module_names(name: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(module, str) and _MODULE_NAME.fullmatch(module) for module in value
+    ):
+        raise ValueError(
+            f'{name} = {value!r}: expected a list or tuple of dotted module names'
+            " (such as ['myproject.jobs'])"
+        )
+    return tuple(value)
+
+
+#: How long the Tasks backend's finished rows are kept, by state (only these
+#: two: a READY or RUNNING row is never pruned).
+TASK_RETENTION = {'SUCCESSFUL': dt.timedelta(days=7), 'FAILED': dt.timedelta(days=30)}
+
+
+def _task_retention(name: str, value: Any) -> dict[str, dt.timedelta | None]:
+    """The ages of TASK_RETENTION that `value` (a dict) does not give, then its own:
+    each a timedelta above zero, or None (kept for ever)."""
+    expected = (
+        "expected a dict of 'SUCCESSFUL' and 'FAILED' (finished task rows; READY and"
+        ' RUNNING ones are never pruned), each a timedelta above zero or None (kept for ever)'
+    )
+    if not isinstance(value, dict) or not set(value) <= set(TASK_RETENTION):
+        raise ValueError(f'{name} = {value!r}: {expected}')
+    for state, age in value.items():
+        if age is not None and (not isinstance(age, dt.timedelta) or age <= dt.timedelta(0)):
+            raise ValueError(f'{name} = {value!r}: {expected}; found {state!r}: {age!r}')
+    return {**TASK_RETENTION, **value}
+
+
 #: Each setting's default and the check its value must pass.
 DEFAULTS: dict[str, tuple[Any, Callable[[str, Any], Any]]] = {
     'MODELQUEUE_FAILURE_RECORDS': (True, _boolean),
@@ -64,6 +105,8 @@ DEFAULTS: dict[str, tuple[Any, Callable[[str, Any], Any]]] = {
     'MODELQUEUE_FAILURE_MAX_AGE': (dt.timedelta(days=30), _positive_timedelta),
     'MODELQUEUE_TRACEBACK_CHARS': (20000, _positive_integer),
     'MODELQUEUE_HEARTBEAT_SECONDS': (5.0, _positive_seconds),
+    'MODELQUEUE_TASK_MODULES': ((), _module_names),
+    'MODELQUEUE_TASK_RETENTION': (TASK_RETENTION, _task_retention),
 }
 
 

@@ -37,7 +37,6 @@ from django.apps import apps
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import router
-from django.utils.module_loading import import_string
 
 from ..queue import MAX_RETRY
 from ..status import Status, now, priority_to_datetime
@@ -51,6 +50,8 @@ from .compat import (
     task_enqueued,
 )
 from .models import QueuedTask, ready_status
+from .paths import find_task
+from .values import check_json, check_run_after
 
 if TYPE_CHECKING:
     from django.core.checks import CheckMessage
@@ -92,8 +93,12 @@ class ModelQueueBackend(BaseTaskBackend):
     def enqueue(self, task: Task[_P, _R], args: list[Any], kwargs: dict[str, Any]) -> TaskResult[_P, _R]:
         """Store the task; return its READY result (whose id is the row's id)."""
         self.validate_task(task)
+        run_after = task.run_after
+        if run_after is not None:
+            check_run_after(run_after)
         # TaskResult normalizes the arguments to JSON and refuses what cannot
-        # be (TypeError or ValueError) before anything is stored.
+        # be (TypeError or ValueError); check_json refuses what a database
+        # would (ValueError), before anything is written.
         result = TaskResult(
             task=task,
             id='',
@@ -108,8 +113,9 @@ class ModelQueueBackend(BaseTaskBackend):
             errors=[],
             worker_ids=[],
         )
+        check_json(result.args, 'args')
+        check_json(result.kwargs, 'kwargs')
         enqueued_at = now()
-        run_after = task.run_after
         if run_after is None or run_after <= enqueued_at:
             status = ready_status(task.priority)
         else:
@@ -133,7 +139,8 @@ class ModelQueueBackend(BaseTaskBackend):
 
     def get_result(self, result_id: str) -> TaskResult[..., Any]:
         """The stored state of the task `result_id`; TaskResultDoesNotExist for
-        an id this backend never gave (of any shape)."""
+        an id this backend never gave (of any shape), UnknownTaskPath for a
+        row whose path names no task."""
         text = str(result_id)
         if not ID.fullmatch(text) or int(text) > MAX_ID:
             raise TaskResultDoesNotExist(result_id)
@@ -146,8 +153,10 @@ class ModelQueueBackend(BaseTaskBackend):
         return self.result_of(row)
 
     def result_of(self, row: QueuedTask) -> TaskResult[..., Any]:
-        """The ``TaskResult`` that the task row `row` reads as."""
-        task = import_string(row.task_path)
+        """The ``TaskResult`` that the task row `row` reads as; UnknownTaskPath
+        if its path names no task of a module the application imports (the
+        path is never imported: see :mod:`modelqueue.tasks.paths`)."""
+        task = find_task(row.task_path)
         if (task.priority, task.queue_name, task.run_after, task.backend) != (
             row.priority, row.queue_name, row.run_after, self.alias
         ):  # (using() checks the task again: skipped when nothing differs)

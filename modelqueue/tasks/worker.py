@@ -19,9 +19,11 @@ from typing import Any, cast
 from django.db import router
 from django.utils import timezone
 
+from .. import conf
 from ..exceptions import Abort, Cancel, Retry
 from ..names import exception_path, worker_name
 from ..status import State, Status
+from ..worker.housekeeping import Housekeeping
 from ..worker.loop import Worker
 from .backend import ModelQueueBackend
 from .compat import (
@@ -35,6 +37,8 @@ from .compat import (
     task_started,
 )
 from .models import QueuedTask, promote_due
+from .paths import import_task_modules
+from .retention import TaskPruner
 
 logger = logging.getLogger('modelqueue.worker')
 
@@ -118,6 +122,13 @@ class TaskWorker(Worker):
     def __init__(self, alias: str = 'default', queues: Iterable[str] = (), **options: Any) -> None:
         # A ModelQueueBackend: task_worker() checks it.
         self.backend = cast(ModelQueueBackend, task_backends[alias])
+        # The modules of the tasks, imported before the first claim (and, with
+        # --concurrency, before the children are forked): a row's task_path
+        # is looked up among them and never imported (modelqueue.tasks.paths).
+        import_task_modules()
+        # Checked here, not first in the heartbeat thread, where an error would
+        # stop the heartbeat.
+        conf.get('MODELQUEUE_TASK_RETENTION')
         # Among tasks of one priority, enqueue order (the claim's tie-break; the
         # table's index on (status, id) serves it).
         queryset = (
@@ -136,6 +147,12 @@ class TaskWorker(Worker):
             **options,
         )
         self.next_promotion = 0.0
+
+    def housekeeping(self) -> Housekeeping:
+        """The worker's chores, and pruning the finished task rows past
+        ``MODELQUEUE_TASK_RETENTION`` (:mod:`modelqueue.tasks.retention`)."""
+        using = self.queryset.db
+        return Housekeeping(self.queryset.model, self.attname, using, prune_also=[TaskPruner(using).prune])
 
     def run_one(
         self,

@@ -7,8 +7,10 @@ A worker's heartbeat thread calls its :class:`Housekeeping` after each beat:
 - about once a minute (the first time at a random moment, so that workers
   started together spread out), it prunes failure records
   (:class:`modelqueue.failures.Pruner`), deletes the heartbeat rows of
-  workers lost for a day (:data:`LOST_KEPT`), and counts the queue afresh if
-  its counters are installed but no longer current
+  workers lost for a day (:data:`LOST_KEPT`), calls the pruners its worker
+  adds (the Tasks worker's prunes finished task rows:
+  :class:`modelqueue.tasks.retention.TaskPruner`), and counts the queue
+  afresh if its counters are installed but no longer current
   (:func:`modelqueue.counters.refresh_counters`);
 - every ten minutes or so, it compares the counters of the queue's smaller
   states with the table, and counts afresh if they differ
@@ -22,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..counters import VERIFY_SECONDS, compact_counters, refresh_counters, verify_counters
@@ -37,13 +40,22 @@ PRUNE_SECONDS = 60.0
 
 
 class Housekeeping:
-    """The chores of a worker on the queue `field` of `model`, in the database `using`."""
+    """The chores of a worker on the queue `field` of `model`, in the database
+    `using`; `prune_also` are more pruners to call with the failure records'
+    (each one pass of bounded work)."""
 
-    def __init__(self, model: Any, field: str, using: str = 'default') -> None:
+    def __init__(
+        self,
+        model: Any,
+        field: str,
+        using: str = 'default',
+        prune_also: Sequence[Callable[[], object]] = (),
+    ) -> None:
         self.model = model
         self.field = field
         self.using = using
         self.pruner = Pruner(using)
+        self.prune_also = list(prune_also)
         started = time.monotonic()
         self.next_prune = started + PRUNE_SECONDS * random.uniform(0.2, 1.0)
         self.next_verification = started + VERIFY_SECONDS * random.uniform(0.2, 1.0)
@@ -64,13 +76,19 @@ class Housekeeping:
         compact_counters(self.model, self.field, using=self.using)
 
     def every_minute(self) -> None:
-        """Prune failure records and the heartbeat rows of workers lost for a
-        day; count the queue afresh if its counters are no longer current."""
+        """Prune; count the queue afresh if its counters are no longer current."""
+        self.prune()
+        refresh_counters(self.model, self.field, using=self.using)
+
+    def prune(self) -> None:
+        """Prune failure records, the heartbeat rows of workers lost for a
+        day, then call the pruners of `prune_also`."""
         from ..models import WorkerHeartbeat  # noqa: PLC0415 (needs the app registry)
 
         self.pruner.prune()
         WorkerHeartbeat.objects.using(self.using).filter(last_seen__lt=now() - LOST_KEPT).delete()
-        refresh_counters(self.model, self.field, using=self.using)
+        for prune in self.prune_also:
+            prune()
 
     def now_and_then(self) -> None:
         """Compare the counters of the smaller states with the table."""

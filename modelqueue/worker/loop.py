@@ -173,11 +173,7 @@ class Worker:
             _dotted_name(self.action),
             waiter.describe(self.sleep) + (f', {self.threads} threads' if self.threads > 1 else ''),
         )
-        self._heartbeat = Heartbeat(
-            self.queryset,
-            self.attname,
-            chores=Housekeeping(self.queryset.model, self.attname, self.queryset.db),
-        ).start()
+        self._heartbeat = Heartbeat(self.queryset, self.attname, chores=self.housekeeping()).start()
         try:
             if self.threads > 1:
                 self.processed = ThreadPool(self, waiter, self.threads, wakeup).run()
@@ -220,6 +216,11 @@ class Worker:
             except DatabaseError as error:
                 self._back_off(error, wakeup)
             wakeup.drain()
+
+    def housekeeping(self) -> Housekeeping:
+        """The chores the heartbeat thread runs after each beat; a subclass
+        may add pruners (the Tasks worker prunes finished task rows)."""
+        return Housekeeping(self.queryset.model, self.attname, self.queryset.db)
 
     def should_stop(self) -> bool:
         """Whether to claim no more rows: a signal came, or, in a
