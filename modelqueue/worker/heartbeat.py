@@ -136,6 +136,8 @@ class Heartbeat:
             connections.close_all()  # this thread's own connections
 
     def _guarded(self, write: Callable[[], object]) -> None:
+        """Call `write`; an error is logged and never ends the thread (the
+        worker would look lost, and its rows would be given away)."""
         try:
             write()
         except DatabaseError as error:
@@ -146,6 +148,8 @@ class Heartbeat:
                 str(error).strip(),
             )
             connections[self.using].close()
+        except Exception:  # a chore's bug must not stop the heartbeat
+            logger.exception('Worker %s: heartbeat: %s failed', os.getpid(), getattr(write, '__name__', write))
 
     def beat(self) -> None:
         """Write the row once: last seen, the row in hand, the counts."""

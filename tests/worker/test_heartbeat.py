@@ -96,3 +96,25 @@ def test_with_threads_the_heartbeat_shows_the_row_held_longest():
     threads[1].join(WAIT_SECONDS)
     assert heartbeat.in_hand() == ('', None)
     assert (heartbeat.tasks_done, heartbeat.failures) == (2, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chore_that_raises_is_logged_and_the_heartbeat_goes_on(caplog):
+    """Not only database errors: a chore's bug (a setting out of range, say)
+    must not end the thread, or the worker would look lost."""
+    calls = []
+
+    def broken_chore():
+        calls.append(now())
+        raise ValueError('a bug in a chore')
+
+    heartbeat = Heartbeat(Task.objects.all(), 'status', interval=0.05, chores=broken_chore).start()
+    try:
+        first_seen = WorkerHeartbeat.objects.get().last_seen
+        wait_until(lambda: len(calls) >= 3, WAIT_SECONDS, 'the chore called three times')
+        wait_until(
+            lambda: WorkerHeartbeat.objects.get().last_seen > first_seen, WAIT_SECONDS, 'a beat after the error'
+        )
+    finally:
+        heartbeat.stop()
+    assert 'broken_chore failed' in caplog.text and 'ValueError: a bug in a chore' in caplog.text
