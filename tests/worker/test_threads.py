@@ -4,7 +4,8 @@ import collections
 import datetime as dt
 import re
 import signal
-import time
+import threading
+import types
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -13,6 +14,7 @@ from django.db import connection
 from modelqueue import Status, now
 from modelqueue.worker.threads import HANDED_ON, NOTIFICATION, POLLING, Sleeper, ThreadPool
 from tests.support.connections import listening, server_sessions
+from tests.support.fleet import Fleet
 from tests.support.processes import ACTIONS, finish, start_worker
 from tests.support.tasks import executed, executions_per_task, state_counts, waiting_tasks
 from tests.support.waits import wait_until
@@ -139,6 +141,82 @@ def test_a_thread_woken_by_another_that_claims_wakes_two_so_the_pool_fills_in_do
         pool._hand_on(cause)()
         assert idle - len(pool.idle) == woken, cause
     assert pool.wakeups[HANDED_ON] == 4
+
+
+def test_a_notification_that_finds_no_idle_thread_is_kept_for_the_next_to_go_idle():
+    """Every thread is busy when the NOTIFY comes: the first to finish its
+    task looks again at once instead of sleeping through the new row."""
+    pool = ThreadPool(worker=None, waiter=None, threads=2)
+    pool.wake(1, NOTIFICATION)  # no thread idle
+    woken = []
+    next_idle = threading.Thread(target=lambda: woken.append(pool._sleep()), daemon=True)
+    next_idle.start()
+    next_idle.join(5)
+    slept_through = next_idle.is_alive()
+    pool._stop()  # releases it if it went to sleep
+    next_idle.join(WAIT_SECONDS)
+    assert not slept_through, 'the next thread to go idle slept through the notification'
+    assert woken == [NOTIFICATION]
+    assert pool.wakeups[NOTIFICATION] == 1
+
+
+def test_a_kept_wake_up_serves_one_thread_and_a_hand_on_is_not_kept():
+    pool = ThreadPool(worker=None, waiter=None, threads=3)
+    pool.wake(1, HANDED_ON)  # a chain ends where no thread is idle: nothing to keep
+    pool.wake(2, POLLING)  # kept once, however many it was for
+    causes = []
+    for _ in range(2):
+        threading.Thread(target=lambda: causes.append(pool._sleep()), daemon=True).start()
+    wait_until(lambda: causes and pool.idle, WAIT_SECONDS, 'one thread to look again and one to sleep')
+    pool._stop()  # wakes the sleeping one, without a cause
+    wait_until(lambda: len(causes) == 2, WAIT_SECONDS, 'the sleeping thread to be released')
+    assert causes == [POLLING, None]
+    assert pool.wakeups == {POLLING: 1}
+
+
+class PollingOnce:
+    """A waiter whose wait ends with no notification (the poll is due), once;
+    the pool stops after it."""
+
+    notifications = 0
+
+    def __init__(self):
+        self.pool = None
+        self.waits = 0
+
+    def wait(self, seconds):
+        self.waits += 1
+        self.pool._stopped.set()  # the dispatcher stops after this poll
+        return False
+
+
+def test_polling_wakes_an_idle_thread():
+    """Without LISTEN (SQLite, MariaDB, --no-listen) a poll is the only wake-up:
+    an idle thread must look, or the pool never runs new rows."""
+    waiter = PollingOnce()
+    worker = types.SimpleNamespace(sleep=0.01, stopping=False, should_stop=lambda: False)
+    pool = waiter.pool = ThreadPool(worker=worker, waiter=waiter, threads=2)
+    pool._running = 2
+    sleepers = [Sleeper(), Sleeper()]
+    pool.idle = list(sleepers)
+    pool._dispatch()
+    assert waiter.waits == 1
+    assert [sleeper.event.is_set() for sleeper in sleepers] == [False, True]  # the most recently idle
+    assert sleepers[1].cause == POLLING and pool.wakeups == {POLLING: 1}
+
+
+@pytest.mark.processes
+def test_threads_without_listen_run_a_row_that_comes_due_while_they_sleep(spawn, tmp_path):
+    """--threads with --no-listen: no notification ever comes, so the poll
+    must wake a thread for the row that came due after every thread looked."""
+    fleet = Fleet(spawn, tmp_path, 'record', '--threads=3', '--no-listen', '--sleep=0.2')
+    fleet.start()  # its threads look, find nothing, and sleep
+    task = Task.objects.create(data='later', status=Status.waiting(now() + dt.timedelta(seconds=1)))
+    wait_until(executed(1), WAIT_SECONDS, 'a polling thread to run the row')
+    ((status, log),) = fleet.stop()
+    assert status == 0, log
+    assert Status(Task.objects.get(pk=task.pk).status).state.name == 'finished'
+    assert wakeups(log)['polling'] >= 1, log
 
 
 def test_bad_thread_counts_are_rejected_with_a_clear_message():
