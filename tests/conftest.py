@@ -12,6 +12,7 @@ from tests.support.fixtures import (  # noqa: F401 (registered as fixtures)
     chromium_driver,
     compile_claims_afresh,
     django_db_modify_db_settings,
+    gate,
     look_for_the_failure_tables_afresh,
     spawn,
     superuser_client,
