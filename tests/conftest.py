@@ -100,9 +100,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if not needs:
         return
     here = DATABASE_OF_VENDOR.get(connection.vendor, connection.vendor)
+    total = sum(needs.values())
     every = ','.join(DATABASE_OF_VENDOR.values())
     terminalreporter.write_line(
-        f'runtests: {sum(needs.values())} tests deselected on {here}: they need '
+        f'runtests: {total} test{"s" * (total != 1)} deselected on {here}: they need '
         + ', '.join(f'{needed} ({count})' for needed, count in sorted(needs.items(), key=lambda x: -x[1]))
         + f'; run MODELQUEUE_DATABASES={every} ./runtests for the whole suite'
     )

@@ -203,6 +203,7 @@ def test_elsewhere_counters_are_not_installed_and_counting_is_unchanged():
 @postgresql_only
 @pytest.mark.processes
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(240)
 def test_counts_stay_exact_while_workers_claim_and_an_operator_requeues(spawn, uninstalled_afterwards):
     """Two workers run 300 rows (each claim and finish a status change)
     while this process requeues and cancels rows in bulk and compacts; in
@@ -216,8 +217,12 @@ def test_counts_stay_exact_while_workers_claim_and_an_operator_requeues(spawn, u
     ]
     snapshots = []
     unfinished = Task.objects.filter(in_states('status', State.waiting, State.working))
+    deadline = time.monotonic() + 120
     try:
         while unfinished.exists():
+            assert time.monotonic() < deadline, 'the workers stopped finishing rows'
+            for worker in workers:
+                assert worker.poll() is None, finish(worker)[1]
             with transaction.atomic():
                 with connection.cursor() as cursor:
                     cursor.execute('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ')
