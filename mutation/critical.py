@@ -98,7 +98,10 @@ MUTANTS = [
         'file': 'modelqueue/worker/threads.py',
         'old': 'if cause != HANDED_ON:\n                        self._pending = cause',
         'new': 'if cause != HANDED_ON:\n                        pass',
-        'tests': ['tests/worker/test_threads.py::test_a_notification_that_finds_no_idle_thread_is_kept_for_the_next_to_go_idle'],
+        'tests': [
+            'tests/worker/test_threads.py::'
+            'test_a_notification_that_finds_no_idle_thread_is_kept_for_the_next_to_go_idle',
+        ],
         'databases': ['sqlite'],
     },
     {
@@ -106,7 +109,10 @@ MUTANTS = [
         'file': 'modelqueue/counters.py',
         'old': "cursor.execute(f'LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE')",
         'new': 'pass',
-        'tests': ['tests/core/test_counters.py::test_a_write_racing_the_install_waits_for_it_and_is_counted_exactly_once'],
+        'tests': [
+            'tests/core/test_counters.py::'
+            'test_a_write_racing_the_install_waits_for_it_and_is_counted_exactly_once',
+        ],
         'databases': ['postgresql'],
     },
     {
@@ -114,7 +120,10 @@ MUTANTS = [
         'file': 'modelqueue/admin/counts.py',
         'old': 'short_counts(queryset.db, snapshot=owns_transaction)',
         'new': 'short_counts(queryset.db)',
-        'tests': ['tests/core/test_counters.py::test_due_is_waiting_less_scheduled_read_in_one_snapshot_while_rows_are_scheduled'],
+        'tests': [
+            'tests/core/test_counters.py::'
+            'test_due_is_waiting_less_scheduled_read_in_one_snapshot_while_rows_are_scheduled',
+        ],
         'databases': ['postgresql'],
     },
     {
@@ -130,7 +139,10 @@ MUTANTS = [
         'file': 'modelqueue/worker/housekeeping.py',
         'old': 'filter(last_seen__lt=now() - LOST_KEPT)',
         'new': 'filter(last_seen__lt=now())',
-        'tests': ['tests/worker/test_housekeeping.py::test_pruning_keeps_live_workers_heartbeat_rows_and_lost_ones_for_a_day'],
+        'tests': [
+            'tests/worker/test_housekeeping.py::'
+            'test_pruning_keeps_live_workers_heartbeat_rows_and_lost_ones_for_a_day',
+        ],
         'databases': ['sqlite'],
     },
     {
@@ -162,7 +174,10 @@ MUTANTS = [
         'file': 'modelqueue/admin/counts.py',
         'old': 'if expected[large] >= estimate_above:',
         'new': 'if True:',
-        'tests': ['tests/admin/test_counts.py::test_below_the_threshold_counts_are_exact_whatever_the_table_statistics_say'],
+        'tests': [
+            'tests/admin/test_counts.py::'
+            'test_below_the_threshold_counts_are_exact_whatever_the_table_statistics_say',
+        ],
         'databases': ['sqlite'],
     },
 ]

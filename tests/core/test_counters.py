@@ -325,7 +325,10 @@ def test_due_is_waiting_less_scheduled_read_in_one_snapshot_while_rows_are_sched
     read sees them, so due is not off by two."""
     install_counters(Task, 'status')
     current = now()
-    make(*[Status.waiting(current - dt.timedelta(minutes=1))] * 3, *[Status.waiting(current + dt.timedelta(hours=1))] * 2)
+    make(
+        *[Status.waiting(current - dt.timedelta(minutes=1))] * 3,
+        *[Status.waiting(current + dt.timedelta(hours=1))] * 2,
+    )
     count_scheduled = admin_counts.scheduled_from_counters
     between = []
 

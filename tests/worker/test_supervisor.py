@@ -8,7 +8,6 @@ import types
 import pytest
 
 from modelqueue.worker import supervisor
-
 from tests.support.processes import children_of, finish, start_worker
 from tests.support.tasks import executed, waiting_tasks
 from tests.support.waits import wait_until

@@ -15,7 +15,8 @@ from modelqueue import Status, now
 from modelqueue.worker.threads import HANDED_ON, NOTIFICATION, POLLING, Sleeper, ThreadPool
 from tests.support.connections import listening, server_sessions
 from tests.support.fleet import Fleet
-from tests.support.processes import ACTIONS, finish, start_worker
+from tests.support.gates import ACTION as WAITS_AT_THE_GATE
+from tests.support.processes import ACTIONS, finish, idle, start_worker
 from tests.support.tasks import executed, executions_per_task, state_counts, waiting_tasks
 from tests.support.waits import wait_until
 from tests.testapp.models import Execution, Task
@@ -54,39 +55,44 @@ def sessions():
 
 
 @pytest.mark.processes
-def test_sigterm_lets_busy_threads_finish_and_leaves_nothing_working_or_open(spawn):
+def test_sigterm_lets_busy_threads_finish_and_leaves_nothing_working_or_open(spawn, tmp_path, gate):
+    """Two of four threads are mid-action (waiting at a gate) when SIGTERM
+    comes: the idle ones end and close their connections while the busy
+    ones work, a row due after the signal is not started, and the busy ones
+    finish their tasks once the gate opens."""
     waiting_tasks(2)
-    child = start_worker(
-        spawn,
-        '--threads=4',
-        action='record_slowly',
+    fleet = Fleet(
+        spawn, tmp_path, WAITS_AT_THE_GATE, '--threads=4',
         # The heartbeat's thread connects at its first beat: none in this test,
         # so the sessions counted are the worker threads' own.
-        env={'MODELQUEUE_TEST_ACTION_SECONDS': '3', 'MODELQUEUE_HEARTBEAT_SECONDS': '3600'},
+        env={**gate.env, 'MODELQUEUE_HEARTBEAT_SECONDS': '3600'},
     )
-    wait_until(executed(2), WAIT_SECONDS, 'two threads to start an action', child=child)
+    fleet.start()
+    (child,) = fleet.running
+    wait_until(executed(2), WAIT_SECONDS, 'two threads to start an action')
     if connection.vendor != 'sqlite':
         # Four threads, the main thread's and, on PostgreSQL, the LISTEN connection.
-        wait_until(lambda: sessions() >= 5, WAIT_SECONDS, 'every thread to connect', child=child)
-    # Due 1 s after the signal, while the busy threads still work: the worker
-    # must not start it. (Due at once, an idle thread woken by its NOTIFY
-    # could claim it before the signal arrives.)
-    Task.objects.create(data='after the signal', status=Status.waiting(now() + dt.timedelta(seconds=1)))
+        wait_until(lambda: sessions() >= 5, WAIT_SECONDS, 'every thread to connect')
     child.send_signal(signal.SIGTERM)
+    wait_until(
+        lambda: 'finishing the task in hand' in fleet.log(child.pid), WAIT_SECONDS, 'the worker to take the signal'
+    )
+    Task.objects.create(data='after the signal', status=Status.waiting())
     if connection.vendor != 'sqlite':
         main = 2 if connection.vendor == 'postgresql' else 1
         wait_until(
-            lambda: sessions() == 2 + main and child.poll() is None,
-            2,
+            lambda: sessions() == 2 + main, WAIT_SECONDS,
             'the idle threads to close their connections while the busy ones work',
         )
-    status, log = finish(child)
+    assert child.poll() is None and Execution.objects.count() == 2  # still mid-action
+    gate.open()
+    ((status, log),) = fleet.stop(signal_first=False)
     assert status == 0, log
     assert state_counts() == {'finished': 2, 'waiting': 1}, log
     assert Execution.objects.count() == 2
-    assert 'finishing the task in hand' in log and 'stopped after 2 tasks' in log
+    assert 'stopped after 2 tasks' in log
     if connection.vendor != 'sqlite':
-        wait_until(lambda: sessions() == 0, 5, 'no session left')
+        wait_until(lambda: sessions() == 0, WAIT_SECONDS, 'no session left')
 
 
 @pytest.mark.processes
@@ -117,7 +123,8 @@ def wakeups(log):
 def test_one_notification_wakes_one_idle_thread(spawn):
     child = start_worker(spawn, '--threads=4', '--sleep=30')
     wait_until(lambda: listening(connection), WAIT_SECONDS, 'the worker to LISTEN', child=child)
-    time.sleep(0.3)  # every thread has looked once and sleeps
+    # Every thread has looked once and sleeps, as does the heartbeat's.
+    wait_until(lambda: idle(child.pid, threads=5), WAIT_SECONDS, 'every thread to sleep', child=child)
     Task.objects.create(data='one')
     wait_until(executed(1), WAIT_SECONDS, 'the row', child=child)
     Task.objects.bulk_create(Task(data=f'burst {n}') for n in range(20))  # one NOTIFY
