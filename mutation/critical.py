@@ -3,7 +3,9 @@
     .venv/py3.11/bin/python mutation/critical.py     (.ci/run runs it after the Django 5.2 tests)
 
 Each mutant below is one source edit that breaks a promise: the completion
-fence, fencing by the exact status, SKIP LOCKED. For each, a copy of the
+fence, fencing by the exact status, SKIP LOCKED, waking idle threads,
+counting while the counters are installed and in one snapshot, the
+supervisor's crash window, the heartbeat's pruning, the reclaim's worker. For each, a copy of the
 checkout is made in a temporary folder (the working tree is never edited),
 the edit is applied there, and the tests named with it run in the copy on
 the databases named with it. They must fail: a mutant they let pass is
@@ -77,6 +79,106 @@ MUTANTS = [
         'new': '.select_for_update(of=lock_of)',
         'tests': ['tests/core/test_claim.py::test_a_claim_skips_a_row_another_worker_has_locked_instead_of_waiting'],
         'databases': ['postgresql'],
+    },
+    {
+        'name': 'polling does not wake an idle thread (--threads never runs new rows without LISTEN)',
+        'file': 'modelqueue/worker/threads.py',
+        'old': 'else:  # the poll is due, or a new LISTEN may have missed some\n'
+        '                self.wake(1, POLLING)',
+        'new': 'else:  # the poll is due, or a new LISTEN may have missed some\n'
+        '                pass',
+        'tests': [
+            'tests/worker/test_threads.py::test_polling_wakes_an_idle_thread',
+            'tests/worker/test_threads.py::test_threads_without_listen_run_a_row_that_comes_due_while_they_sleep',
+        ],
+        'databases': ['sqlite'],
+    },
+    {
+        'name': 'a notification that finds every thread busy is dropped',
+        'file': 'modelqueue/worker/threads.py',
+        'old': 'if cause != HANDED_ON:\n                        self._pending = cause',
+        'new': 'if cause != HANDED_ON:\n                        pass',
+        'tests': [
+            'tests/worker/test_threads.py::'
+            'test_a_notification_that_finds_no_idle_thread_is_kept_for_the_next_to_go_idle',
+        ],
+        'databases': ['sqlite'],
+    },
+    {
+        'name': 'install_counters without its LOCK TABLE',
+        'file': 'modelqueue/counters.py',
+        'old': "cursor.execute(f'LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE')",
+        'new': 'pass',
+        'tests': [
+            'tests/core/test_counters.py::'
+            'test_a_write_racing_the_install_waits_for_it_and_is_counted_exactly_once',
+        ],
+        'databases': ['postgresql'],
+    },
+    {
+        'name': 'state counts not read in one snapshot (due = waiting - scheduled)',
+        'file': 'modelqueue/admin/counts.py',
+        'old': 'short_counts(queryset.db, snapshot=owns_transaction)',
+        'new': 'short_counts(queryset.db)',
+        'tests': [
+            'tests/core/test_counters.py::'
+            'test_due_is_waiting_less_scheduled_read_in_one_snapshot_while_rows_are_scheduled',
+        ],
+        'databases': ['postgresql'],
+    },
+    {
+        'name': 'the supervisor never forgets a crash (a rare crash ends in giving up)',
+        'file': 'modelqueue/worker/supervisor.py',
+        'old': 'while crashes[0] < now - CRASH_WINDOW:\n            crashes.popleft()',
+        'new': 'pass',
+        'tests': ['tests/worker/test_supervisor.py::test_the_supervisor_forgets_crashes_older_than_its_window'],
+        'databases': ['sqlite'],
+    },
+    {
+        'name': "pruning deletes live workers' heartbeat rows",
+        'file': 'modelqueue/worker/housekeeping.py',
+        'old': 'filter(last_seen__lt=now() - LOST_KEPT)',
+        'new': 'filter(last_seen__lt=now())',
+        'tests': [
+            'tests/worker/test_housekeeping.py::'
+            'test_pruning_keeps_live_workers_heartbeat_rows_and_lost_ones_for_a_day',
+        ],
+        'databases': ['sqlite'],
+    },
+    {
+        'name': 'the heartbeat never prunes',
+        'file': 'modelqueue/worker/housekeeping.py',
+        'old': '            self.prune()\n',
+        'new': '            pass\n',
+        'tests': ['tests/worker/test_housekeeping.py::test_the_heartbeat_thread_prunes_again_and_again'],
+        'databases': ['sqlite'],
+    },
+    {
+        'name': 'a reclaim record names the earliest heartbeat that held the row',
+        'file': 'modelqueue/failures.py',
+        'old': ".order_by('-last_seen')",
+        'new': ".order_by('last_seen')",
+        'tests': ['tests/core/test_failures.py::test_a_reclaim_names_the_worker_that_held_the_row_most_recently'],
+        'databases': ['sqlite'],
+    },
+    {
+        'name': 'pruning trims only the records written since the last pass',
+        'file': 'modelqueue/failures.py',
+        'old': 'row = records.filter(content_type_id=content_type,',
+        'new': 'row = records.filter(pk__gt=self.checked_id, content_type_id=content_type,',
+        'tests': ['tests/core/test_failures.py::test_later_pruning_passes_still_trim_rows_that_earlier_passes_saw'],
+        'databases': ['sqlite'],
+    },
+    {
+        'name': 'finished or canceled estimated below queue_estimate_above',
+        'file': 'modelqueue/admin/counts.py',
+        'old': 'if expected[large] >= estimate_above:',
+        'new': 'if True:',
+        'tests': [
+            'tests/admin/test_counts.py::'
+            'test_below_the_threshold_counts_are_exact_whatever_the_table_statistics_say',
+        ],
+        'databases': ['sqlite'],
     },
 ]
 

@@ -12,6 +12,7 @@ from tests.support.fixtures import (  # noqa: F401 (registered as fixtures)
     chromium_driver,
     compile_claims_afresh,
     django_db_modify_db_settings,
+    gate,
     look_for_the_failure_tables_afresh,
     spawn,
     superuser_client,
@@ -79,6 +80,30 @@ def deselect_other_vendors(config, items):
             applicable.append(item)
         else:
             not_applicable.append(item)
+            needed = ' or '.join(DATABASE_OF_VENDOR.get(vendor, vendor) for vendor in marker.args)
+            deselected = config.stash.setdefault(DESELECTED, {})
+            deselected[needed] = deselected.get(needed, 0) + 1
     if not_applicable:
         config.hook.pytest_deselected(items=not_applicable)
         items[:] = applicable
+
+
+# ./runtests names databases as MODELQUEUE_DATABASES does; Django's vendors differ.
+DATABASE_OF_VENDOR = {'sqlite': 'sqlite', 'postgresql': 'postgresql', 'mysql': 'mariadb'}
+DESELECTED = pytest.StashKey[dict]()  # the databases needed -> tests deselected here
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Say plainly how many tests this database left out, and which database
+    each needs, so a green SQLite run is not read as the whole suite."""
+    needs = config.stash.get(DESELECTED, {})
+    if not needs:
+        return
+    here = DATABASE_OF_VENDOR.get(connection.vendor, connection.vendor)
+    total = sum(needs.values())
+    every = ','.join(DATABASE_OF_VENDOR.values())
+    terminalreporter.write_line(
+        f'runtests: {total} test{"s" * (total != 1)} deselected on {here}: they need '
+        + ', '.join(f'{needed} ({count})' for needed, count in sorted(needs.items(), key=lambda x: -x[1]))
+        + f'; run MODELQUEUE_DATABASES={every} ./runtests for the whole suite'
+    )

@@ -114,6 +114,19 @@ def test_statistics_that_promise_fewer_rows_than_counted_fall_back_to_counting(r
     assert found['finished'] == 40 and not is_estimate(found['finished'])
 
 
+def test_below_the_threshold_counts_are_exact_whatever_the_table_statistics_say(rows, monkeypatch):
+    # The planner expects 5 rows of each state, below queue_estimate_above;
+    # the table's statistics, from before most rows were deleted, say 1,000.
+    monkeypatch.setattr(counts, 'can_estimate', lambda queryset: True)
+    monkeypatch.setattr(counts, 'planner_rows', lambda queryset: 5)
+    monkeypatch.setattr(counts, 'estimated_rows', lambda queryset: 1000)
+    found = counts.state_counts(Task.objects.all(), 'status', now(), estimate_above=20)
+    assert found == TRUE and not [name for name, count in found.items() if is_estimate(count)]
+    total = counts.count_rows(Task.objects.all(), estimate_above=2000)
+    assert total == 54 and not is_estimate(total)
+    assert is_estimate(counts.count_rows(Task.objects.all(), estimate_above=1000))  # at the threshold
+
+
 @pytest.mark.vendors('sqlite', 'mysql')
 def test_without_a_planner_to_ask_every_count_is_exact(superuser_client, rows, estimate_above):
     assert facets(superuser_client) == {name: str(count) for name, count in TRUE.items()}

@@ -22,15 +22,16 @@ from tests.support.fleet import Fleet
 from tests.support.tasks import waiting_tasks
 from tests.testapp.models import Task
 
+CLIENTS = 20
+WORKERS = 4
+SECONDS = float(os.environ.get('MODELQUEUE_LOAD_SECONDS', '30'))
+
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.load,
     pytest.mark.processes,
+    pytest.mark.timeout(SECONDS + 150),  # the load, then the workers finishing
 ]
-
-CLIENTS = 20
-WORKERS = 4
-SECONDS = float(os.environ.get('MODELQUEUE_LOAD_SECONDS', '30'))
 
 
 def poll(url, cookie, deadline, latencies, errors):

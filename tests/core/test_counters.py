@@ -7,12 +7,14 @@ rows and an operator's bulk update runs.
 
 import datetime as dt
 import signal
+import threading
 import time
 
 import pytest
 from django.db import connection, transaction
 
-from modelqueue import State, Status, counters, now
+from modelqueue import State, Status, counters, dbobjects, now
+from modelqueue.admin import counts as admin_counts
 from modelqueue.admin.counts import is_estimate, scheduled_from_counters, state_counts
 from modelqueue.admin.figures import throughput
 from modelqueue.counters import compact_counters, install_counters, state_totals, uninstall_counters
@@ -24,6 +26,7 @@ from tests.support.waits import wait_until
 from tests.testapp.models import Task, Upload
 
 postgresql_only = pytest.mark.vendors('postgresql')  # statement triggers with transition tables
+WAIT_SECONDS = 20
 
 
 @pytest.fixture
@@ -295,6 +298,7 @@ def test_elsewhere_counters_are_not_installed_and_counting_is_unchanged():
 @postgresql_only
 @pytest.mark.processes
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(240)
 def test_counts_stay_exact_while_workers_claim_and_an_operator_requeues(spawn, uninstalled_afterwards):
     """Two workers run 300 rows (each claim and finish a status change)
     while this process requeues and cancels rows in bulk and compacts; in
@@ -308,8 +312,12 @@ def test_counts_stay_exact_while_workers_claim_and_an_operator_requeues(spawn, u
     ]
     snapshots = []
     unfinished = Task.objects.filter(in_states('status', State.waiting, State.working))
+    deadline = time.monotonic() + 120
     try:
         while unfinished.exists():
+            assert time.monotonic() < deadline, 'the workers stopped finishing rows'
+            for worker in workers:
+                assert worker.poll() is None, finish(worker)[1]
             with transaction.atomic():
                 with connection.cursor() as cursor:
                     cursor.execute('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ')
@@ -383,3 +391,112 @@ def test_throughput_and_scheduled_from_the_counters_equal_the_counts_before_and_
     assert by_counters == by_index
     assert by_index[1]['scheduled'] == 5 and by_index[1]['due'] == 4
     assert sum(by_index[0][1]) == len(range(0, 60, 7)) + 1
+
+
+def in_another_session(write):
+    """Run `write` on a connection of its own (another thread's) and commit it."""
+    failed = []
+
+    def target():
+        try:
+            write()
+        except Exception as error:  # noqa: BLE001 (reported by the test that asked)
+            failed.append(error)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, failed
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_due_is_waiting_less_scheduled_read_in_one_snapshot_while_rows_are_scheduled(
+    monkeypatch, uninstalled_afterwards
+):
+    """The counters give waiting; scheduled is counted after them. Another
+    session schedules two rows and commits between the two reads: neither
+    read sees them, so due is not off by two."""
+    install_counters(Task, 'status')
+    current = now()
+    make(
+        *[Status.waiting(current - dt.timedelta(minutes=1))] * 3,
+        *[Status.waiting(current + dt.timedelta(hours=1))] * 2,
+    )
+    count_scheduled = admin_counts.scheduled_from_counters
+    between = []
+
+    def scheduled_after_another_write(queryset, field, when):
+        later = Status.waiting(current + dt.timedelta(hours=2))
+        writer, failed = in_another_session(lambda: make(later, later))
+        writer.join(WAIT_SECONDS)
+        assert not writer.is_alive() and not failed, failed
+        between.append(True)
+        return count_scheduled(queryset, field, when)
+
+    monkeypatch.setattr(admin_counts, 'scheduled_from_counters', scheduled_after_another_write)
+    found = state_counts(Task.objects.all(), 'status', current)
+    assert between == [True] and Task.objects.count() == 7  # the write landed between the reads
+    assert found.from_counters
+    assert (found['waiting'], found['scheduled'], found['due']) == (5, 2, 3)
+
+
+def session_waits_for_a_lock(pid):
+    with connection.cursor() as cursor:
+        cursor.execute('SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s', [pid])
+        row = cursor.fetchone()
+    return row is not None and row[0] == 'Lock'
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize('installed_before', [False, True], ids=['first-install', 'upgrade'])
+def test_a_write_racing_the_install_waits_for_it_and_is_counted_exactly_once(
+    monkeypatch, uninstalled_afterwards, installed_before
+):
+    """Another session inserts rows while install_counters runs: once the
+    install has begun, the write waits until it commits, and then the
+    triggers count it; none is missed by both the first count and the
+    triggers, none counted by both. Upgrading counters an earlier version
+    installed, the write must not deadlock with the install either."""
+    make(*[Status.waiting()] * 5)
+    objects = counters.counter_triggers(Task, 'status', connection.ops.quote_name)
+    if installed_before:  # as an earlier version left them: its function differs
+        install_counters(Task, 'status')
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f'CREATE OR REPLACE FUNCTION {objects.function}() RETURNS trigger LANGUAGE plpgsql'
+                f' AS $body${objects.body.replace("-- modelqueue", "-- an earlier modelqueue")}$body$'
+            )
+    create = dbobjects.TriggerSet.create
+    race = {}
+
+    def create_while_another_session_writes(self, cursor, quote):
+        if self.function == objects.function:  # the install has begun: its triggers come next
+            session = []
+
+            def write():
+                with connection.cursor() as other:
+                    other.execute('SELECT pg_backend_pid()')
+                    session.append(other.fetchone()[0])
+                make(*[Status.waiting()] * 3)
+
+            race['writer'], race['failed'] = in_another_session(write)
+            wait_until(lambda: session, WAIT_SECONDS, 'the writing session to start')
+            race['held back'] = wait_until(
+                lambda: (not race['writer'].is_alive() and 'went ahead')
+                or (session_waits_for_a_lock(session[0]) and 'held back'),
+                WAIT_SECONDS,
+                'the write to finish or to wait for a lock',
+            ) == 'held back'
+        return create(self, cursor, quote)
+
+    monkeypatch.setattr(dbobjects.TriggerSet, 'create', create_while_another_session_writes)
+    assert install_counters(Task, 'status') is True
+    race['writer'].join(WAIT_SECONDS)
+    assert not race['writer'].is_alive()
+    assert race['failed'] == [], race['failed']  # no deadlock, no lost write
+    assert race['held back'], 'the write went ahead of the install instead of waiting for it'
+    assert Task.objects.count() == 8
+    assert state_totals(Task.objects.all(), 'status') == true_counts() == {**true_counts(), 'waiting': 8}

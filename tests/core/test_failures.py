@@ -234,3 +234,38 @@ def test_pruning_works_in_bounded_batches(monkeypatch):
     assert len(deletes) == 2
     assert pruner.prune() == 3
     assert pruner.prune() == 0
+
+
+@pytest.mark.django_db
+def test_later_pruning_passes_still_trim_rows_that_earlier_passes_saw():
+    """A pass looks only at records written since the last one, but trims
+    the whole row they belong to: older records that an earlier pass kept
+    go once newer ones push the row past the limit."""
+    busy = make('busy')
+    add_records(busy, 3, now())
+    records = FailureRecord.objects.filter(object_id=str(busy.pk)).order_by('pk')
+    pruner = failures.Pruner()
+    with override_settings(MODELQUEUE_FAILURES_PER_ROW=3):
+        assert pruner.prune() == 0  # three: within the limit
+        seen = list(records.values_list('pk', flat=True))
+        add_records(busy, 2, now())
+        newer = list(records.exclude(pk__in=seen).values_list('pk', flat=True))
+        assert pruner.prune() == 2
+        assert pruner.prune() == 0
+    assert list(records.values_list('pk', flat=True)) == [seen[-1], *newer]  # the two oldest went
+
+
+@pytest.mark.django_db
+def test_a_reclaim_names_the_worker_that_held_the_row_most_recently():
+    """A row can be named by two heartbeat rows: a worker that held it
+    earlier (lost long ago, its row not yet pruned) and the one that claimed
+    it last. The reclaim names the latter, the last seen."""
+    task = make(status=Status.working(now() - dt.timedelta(hours=2), 1))
+    content_type = ContentType.objects.get_for_model(Task)
+    for host, last_seen in (('earlier', now() - dt.timedelta(hours=5)), ('latest', now() - dt.timedelta(hours=2))):
+        WorkerHeartbeat.objects.create(
+            host=host, pid=7, content_type=content_type, field='status', started=last_seen,
+            last_seen=last_seen, interval=5, object_id=str(task.pk),
+        )
+    run(Task.objects.all(), 'status', lambda row: None)
+    assert FailureRecord.objects.get().worker == 'latest:7'

@@ -136,7 +136,9 @@ def test_sqlite_workers_and_user_loops_never_see_database_is_locked(spawn, tmp_p
     ]
     # An operator writing at the same time, as the admin's bulk actions do.
     edited = list(Task.objects.order_by('pk').values_list('pk', flat=True)[:3])
+    deadline = time.monotonic() + 60  # the loops run 4 s each
     while any(loop.poll() is None for loop in loops):
+        assert time.monotonic() < deadline, 'a run() loop did not end'
         assert Task.objects.filter(pk__in=edited).update(note=str(now())) == 3
         time.sleep(0.02)
     reports = []

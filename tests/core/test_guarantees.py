@@ -18,6 +18,8 @@ import pytz
 import modelqueue
 from modelqueue import State, Status, now
 from tests.support.fleet import Fleet
+from tests.support.gates import ACTION as WAITS_AT_THE_GATE
+from tests.support.gates import Gate
 from tests.support.waits import wait_until
 from tests.testapp.models import Execution, Task
 
@@ -110,25 +112,32 @@ def test_statuses_from_any_time_zone_sort_and_run_by_utc_instant():
 
 
 @pytest.mark.processes
-def test_reclaim_never_takes_a_row_within_its_timeout(spawn, tmp_path):
-    """While one worker's action runs, another's run() finds nothing to steal."""
+def test_reclaim_never_takes_a_row_within_its_timeout(spawn, tmp_path, gate):
+    """While one worker's action runs, another's run() finds nothing to steal.
+
+    The action waits at a gate, so every run() below happens mid-action;
+    each must also happen within the timeout of the claim, or the test has
+    not tested what it says and fails.
+    """
+    timeout = dt.timedelta(seconds=6)
     task = Task.objects.create(data='slow', status=Status.waiting(now(), 0))
     fleet = Fleet(
-        spawn,
-        tmp_path,
-        'record_and_stamp',
-        '--timeout', '6', '--sleep', '0.1', '--no-listen',
-        env={'MODELQUEUE_TEST_ACTION_SECONDS': '2'},
+        spawn, tmp_path, WAITS_AT_THE_GATE, '--timeout', '6', '--sleep', '0.1', '--no-listen',
+        env=gate.env,
     )
     fleet.start()
     wait_until(lambda: Execution.objects.filter(task=task).exists(), 30, 'the worker to start')
-    stolen = []
-    while Status(Task.objects.get(pk=task.pk).status).state == State.working:
-        found = modelqueue.run(
-            Task.objects.all(), 'status', stolen.append, timeout=dt.timedelta(seconds=6)
-        )
-        assert found is None
-    assert stolen == []
+    claimed = Status(Task.objects.get(pk=task.pk).status)
+    assert claimed.state == State.working
+    stolen, looks = [], 0
+    deadline = time.monotonic() + 1
+    while time.monotonic() < deadline:  # a second of tries, all within the timeout
+        assert modelqueue.run(Task.objects.all(), 'status', stolen.append, timeout=timeout) is None
+        looks += 1
+    assert now() < claimed.parse()[1] + timeout, 'too slow: the tries were not all within the timeout'
+    assert Status(Task.objects.get(pk=task.pk).status) == claimed
+    assert looks >= 2 and stolen == []
+    gate.open()
     assert [code for code, _ in fleet.stop()] == [0]
     saved = Task.objects.get(pk=task.pk)
     assert Status(saved.status).state == State.finished
@@ -181,31 +190,42 @@ def test_a_live_worker_past_its_timeout_never_overwrites_the_worker_that_reclaim
 
     A's completion comes while B holds the row: it must be fenced off by the
     exact status A wrote, not merely by "still working", so B's outcome and
-    the field B's action wrote are what the row keeps.
+    the field B's action wrote are what the row keeps. Each action waits at
+    a gate of its own: A's opens once B's action has begun, B's once A has
+    finished, so the interleaving is this one whatever the machine's load.
     """
     task = Task.objects.create(data='slow', status=Status.waiting(now(), 0))
+    gates = {name: Gate(tmp_path / f'{name}.gate') for name in ('first', 'second')}
 
     def worker(name, *options):
         (tmp_path / name).mkdir()
         fleet = Fleet(
-            spawn, tmp_path / name, 'record_and_note', '--timeout', '1', '--no-listen', *options,
-            env={'MODELQUEUE_TEST_ACTION_SECONDS': '4'},
+            spawn, tmp_path / name, WAITS_AT_THE_GATE, '--timeout', '1', '--no-listen', *options,
+            env=gates[name].env,
         )
         fleet.start()
         return fleet
 
-    first = worker('first', '--max-tasks', '1')
-    wait_until(lambda: Execution.objects.filter(task=task).exists(), 30, 'worker A to start')
-    claimed_by_a = Status(Task.objects.get(pk=task.pk).status)
-    time.sleep(1.2)  # A is past its timeout, its action still running
-    second = worker('second', '--burst')
-    wait_until(lambda: Execution.objects.filter(task=task).count() == 2, 30, 'worker B to reclaim it')
-    held_by_b = Status(Task.objects.get(pk=task.pk).status)
-    assert held_by_b.state == State.working and held_by_b != claimed_by_a
-    (a_pid,) = first.pids()
-    (b_pid,) = second.pids()
-    ((a_code, a_log),) = first.stop(timeout=60, signal_first=False)
-    ((b_code, b_log),) = second.stop(timeout=60, signal_first=False)
+    try:
+        first = worker('first', '--max-tasks', '1')
+        wait_until(lambda: Execution.objects.filter(task=task).exists(), 30, 'worker A to start')
+        claimed_by_a = Status(Task.objects.get(pk=task.pk).status)
+        past_timeout = claimed_by_a.parse()[1] + dt.timedelta(seconds=1)
+        wait_until(lambda: now() > past_timeout, 30, 'worker A to be past its timeout')
+        second = worker('second', '--burst')
+        wait_until(lambda: Execution.objects.filter(task=task).count() == 2, 30, 'worker B to reclaim it')
+        held_by_b = Status(Task.objects.get(pk=task.pk).status)
+        assert held_by_b.state == State.working and held_by_b != claimed_by_a
+        (a_pid,) = first.pids()
+        (b_pid,) = second.pids()
+        gates['first'].open()  # A completes while B's action waits
+        ((a_code, a_log),) = first.stop(timeout=60, signal_first=False)
+        assert Status(Task.objects.get(pk=task.pk).status) == held_by_b, 'A overwrote B'
+        gates['second'].open()
+        ((b_code, b_log),) = second.stop(timeout=60, signal_first=False)
+    finally:
+        for gate in gates.values():
+            gate.open()
     assert (a_code, b_code) == (0, 0), (a_log, b_log)
     assert 'changed while its action ran' in a_log, a_log
     saved = Task.objects.get(pk=task.pk)

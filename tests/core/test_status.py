@@ -2,6 +2,7 @@
 
 import datetime as dt
 import pickle
+import time
 
 import pytest
 import pytz
@@ -220,7 +221,6 @@ def test_next_timestamp_rolls_over_the_first_impossible_part(priority, expected)
 
 
 def test_priorities_of_aware_datetimes_are_utc_whatever_the_local_zone(monkeypatch):
-    time = pytest.importorskip('time')
     tokyo = pytz.timezone('Asia/Tokyo').localize(dt.datetime(2026, 1, 2, 12, 0))
     monkeypatch.setenv('TZ', 'America/New_York')
     time.tzset()

@@ -6,6 +6,7 @@ import pytest
 from django.conf import settings
 
 from tests.support.browser import for_live_server, start_chromium
+from tests.support.gates import Gate
 from tests.support.processes import Children
 from tests.support.users import create_superuser
 
@@ -20,6 +21,15 @@ def spawn(transactional_db):
     children = Children()
     yield children.start
     children.kill()
+
+
+@pytest.fixture
+def gate(tmp_path):
+    """A closed gate (tests.support.gates) for a worker's action to wait at;
+    opened at the end of the test, so no action waits for ever."""
+    gate = Gate(tmp_path / 'gate')
+    yield gate
+    gate.open()
 
 
 @pytest.fixture(scope='session')

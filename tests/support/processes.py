@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from django.db import connection
@@ -103,3 +104,42 @@ def _communicate(child, timeout):
         _, log = child.communicate()
         pytest.fail(f'the child process did not exit within {timeout}s; its log:\n{log}')
     return child.returncode, out, log
+
+
+def blocked_threads(pid):
+    """What each thread of process `pid` waits in: {thread id: the kernel
+    function it sleeps in (Linux's /proc/<pid>/task/<tid>/wchan), or '' while
+    it runs}."""
+    found = {}
+    for tid in os.listdir(f'/proc/{pid}/task'):
+        try:
+            with open(f'/proc/{pid}/task/{tid}/stat') as stat:
+                state = stat.read().rsplit(')', 1)[1].split()[0]
+            with open(f'/proc/{pid}/task/{tid}/wchan') as wchan:
+                waits_in = wchan.read().strip()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread ended meanwhile
+        found[int(tid)] = waits_in if state in ('S', 'D') else ''
+    return found
+
+
+def idle(pid, threads=0, looks=4):
+    """Whether the worker process `pid` sleeps in its wait for work.
+
+    Its main thread is blocked in select or poll (the waiter), and at least
+    `threads` other threads on a lock or an event (the idle threads of a
+    --threads pool and the heartbeat's thread), at each of `looks` looks
+    50 ms apart: a thread blocks for a moment in a query too. A test waits
+    for this (with wait_until) before it makes the row that must wake the
+    worker, so the row cannot be found by a look that was due anyway.
+    """
+    for look in range(looks):
+        if look:
+            time.sleep(0.05)
+        blocked = blocked_threads(pid)
+        main = blocked.get(pid, '')
+        if 'poll' not in main and 'select' not in main:
+            return False
+        if sum('futex' in waits_in for tid, waits_in in blocked.items() if tid != pid) < threads:
+            return False
+    return True

@@ -26,6 +26,7 @@ from modelqueue.tasks.compat import (
 )
 from modelqueue.tasks.models import QueuedTask as TaskRow
 from modelqueue.tasks.worker import TaskWorker
+from tests.support.waits import wait_until
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.django_db
@@ -205,8 +206,11 @@ def test_a_task_taking_context_gets_a_task_context():
     result = tasks.with_context.enqueue('x')
     run_tasks()
     result.refresh()
-    assert result.return_value['id'] == result.id
-    assert TaskContext.__name__ == 'TaskContext'
+    assert result.return_value == {'id': result.id, 'attempt': 1, 'value': 'x'}
+    context = tasks.context_class.enqueue()
+    run_tasks()
+    context.refresh()
+    assert context.return_value == f'{TaskContext.__module__}.{TaskContext.__qualname__}'
 
 
 # Ordering
@@ -234,16 +238,20 @@ def test_tasks_enqueued_within_one_millisecond_run_in_enqueue_order(monkeypatch)
 
 def test_run_after_is_honoured_and_a_due_deferred_task_takes_its_place_by_priority():
     tasks.RAN.clear()
-    soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=0.6)
+    soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=3)
     tasks.remember.using(priority=50, run_after=soon).enqueue('deferred-high')
     tasks.remember.using(run_after=soon + dt.timedelta(hours=1)).enqueue('next-hour')
     tasks.remember.enqueue('ready-1')
     run_tasks()
+    # Not yet due when the worker looked: else this proved nothing (too slow a machine).
+    assert dt.datetime.now(dt.timezone.utc) < soon, 'the first run took past run_after'
     assert tasks.RAN == ['ready-1']
     for label in ('ready-2', 'ready-3'):
         tasks.remember.enqueue(label)
-    while dt.datetime.now(dt.timezone.utc) < soon + dt.timedelta(milliseconds=2):
-        pass  # (statuses keep milliseconds; run_after is rounded up to the next one)
+    # Statuses keep milliseconds; run_after is rounded up to the next one.
+    wait_until(
+        lambda: dt.datetime.now(dt.timezone.utc) >= soon + dt.timedelta(milliseconds=2), 10, 'run_after'
+    )
     run_tasks()
     assert tasks.RAN == ['ready-1', 'deferred-high', 'ready-2', 'ready-3']
 
@@ -378,9 +386,16 @@ def test_on_exception_retry_retries_a_plain_exception(tmp_path):
     assert result.attempts == 2
 
 
+@pytest.mark.django_db(transaction=True)  # the worker closes the connection after an exception
 def test_on_exception_retry_fails_past_retry():
-    backend = ModelQueueBackend('x', {'OPTIONS': {'ON_EXCEPTION': 'retry', 'RETRY': 2}})
-    assert (backend.on_exception, backend.retry) == ('retry', 2)
+    assert (task_backends['retrying'].on_exception, task_backends['retrying'].retry) == ('retry', 2)
+    result = tasks.keep_failing.enqueue('again')
+    run_tasks('retrying')
+    result.refresh()
+    assert result.status == TaskResultStatus.FAILED
+    assert result.attempts == 3  # the first, then RETRY more
+    assert [error.exception_class for error in result.errors] == [ValueError] * 3
+    assert status_of(result).state.name == 'canceled'
 
 
 @pytest.mark.parametrize(

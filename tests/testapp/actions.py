@@ -72,3 +72,21 @@ def crash_the_process(task):
     """Count one execution, then end this process as the kernel's OOM killer would."""
     record(task)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def record_and_wait_for_the_gate(task):
+    """Count one execution, wait until the test opens the gate, and change the note.
+
+    The execution row says the action has begun; it cannot end before the
+    file MODELQUEUE_TEST_GATE exists (see tests.support.gates), so whatever
+    the test does meanwhile happens mid-action, however slow the machine.
+    After MODELQUEUE_TEST_GATE_SECONDS (120) the action fails instead.
+    """
+    record(task)
+    gate = os.environ['MODELQUEUE_TEST_GATE']
+    deadline = time.monotonic() + float(os.environ.get('MODELQUEUE_TEST_GATE_SECONDS', '120'))
+    while not os.path.exists(gate):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f'the gate {gate} was never opened')
+        time.sleep(0.02)
+    task.note = f'done by {os.getpid()}'

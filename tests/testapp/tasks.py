@@ -43,9 +43,21 @@ def with_context(context, value):
     return {'id': context.task_result.id, 'attempt': context.attempt, 'value': value}
 
 
+@task(takes_context=True)
+def context_class(context):
+    """The dotted path of the class of the context the task was given."""
+    return f'{type(context).__module__}.{type(context).__qualname__}'
+
+
 @task
 async def add_later(a, b):
     return a + b
+
+
+@task(backend='retrying')
+def keep_failing(message):
+    """Fails at every attempt, on the backend that retries plain exceptions."""
+    raise ValueError(message)
 
 
 @task(backend='retrying')

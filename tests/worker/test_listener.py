@@ -7,6 +7,7 @@ second connection sends the NOTIFY while the waiter is blocked.
 
 import logging
 import re
+import select
 import socket
 import threading
 import time
@@ -119,8 +120,11 @@ def test_a_lost_connection_wakes_the_waiter_warns_and_listens_again(waiter, capl
 
 def test_a_lost_connection_found_before_blocking_also_wakes_the_waiter(waiter, caplog):
     waiter.wait(30)
+    listener = waiter._listener.fileno()
     end_listen_sessions()
-    time.sleep(0.2)  # the server's goodbye has arrived before the next wait
+    wait_until(  # the server's goodbye has arrived before the next wait
+        lambda: select.select([listener], [], [], 0)[0], BOUND, "the server's goodbye"
+    )
     waiter._drain()  # ... and a drain (after a task, say) has read it
     woken, seconds = timed(waiter.wait, 30)
     assert woken is True and seconds < BOUND

@@ -16,7 +16,7 @@ from modelqueue.expressions import with_state
 from modelqueue.wakeup import channel_name, install_trigger, uninstall_trigger
 from modelqueue.worker.waiters import ListeningWaiter, PollingWaiter, waiter_for
 from tests.support.connections import listening
-from tests.support.processes import finish, start_worker
+from tests.support.processes import finish, idle, start_worker
 from tests.support.tasks import executed
 from tests.support.waits import wait_until
 from tests.testapp.models import Task, Upload
@@ -176,7 +176,8 @@ def test_listening_waiter_wakes_on_commit_and_survives_a_lost_connection(transac
 def test_idle_worker_wakes_for_rows_made_due_by_any_path(spawn):
     child = start_worker(spawn, '--sleep=30')
     wait_until(lambda: listening(connection), 20, 'the worker to LISTEN', child=child)
-    time.sleep(0.2)  # past the check a fresh LISTEN makes
+    # Past the look a fresh LISTEN makes: asleep, so only a notification wakes it.
+    wait_until(lambda: idle(child.pid), 20, 'the worker to wait', child=child)
     Task.objects.create(data='saved')
     wait_until(executed(1), BOUND, 'a saved row', child=child)
     Task.objects.bulk_create([Task(data='bulk 1'), Task(data='bulk 2')])
@@ -216,7 +217,8 @@ def test_idle_worker_polls_and_wakes_for_a_scheduled_row(spawn):
 @pytest.mark.processes
 def test_polling_worker_picks_up_new_rows(spawn):
     child = start_worker(spawn, '--sleep=0.1', '--no-listen')
-    time.sleep(0.3)
+    # It has looked and found nothing: only a later poll can find the row.
+    wait_until(lambda: idle(child.pid), 20, 'the worker to wait', child=child)
     Task.objects.create(data='new')
     wait_until(executed(1), BOUND, 'the new row', child=child)
     child.terminate()

@@ -11,7 +11,8 @@ from django.db import connection, transaction
 from modelqueue import State, Status
 from modelqueue.worker import Worker
 from tests.support.connections import cut_sessions
-from tests.support.processes import ACTIONS, children_of, finish, start_worker
+from tests.support.fleet import Fleet
+from tests.support.processes import ACTIONS, children_of, finish, idle, start_worker
 from tests.support.tasks import executed, executions_per_task, state_counts, waiting_tasks
 from tests.support.waits import wait_until
 from tests.testapp.models import Execution, Task
@@ -100,7 +101,8 @@ def test_max_tasks_counts_tasks_not_looks_that_found_nothing(spawn):
     waiting_tasks(1)
     child = start_worker(spawn, '--max-tasks=2', '--sleep=0.2')
     wait_until(executed(1), WAIT_SECONDS, 'the first task', child=child)
-    time.sleep(0.5)  # the worker has looked again, found nothing and waits
+    # It has looked again, found nothing, and waits.
+    wait_until(lambda: idle(child.pid), WAIT_SECONDS, 'the worker to wait', child=child)
     waiting_tasks(1)
     status, log = finish(child)
     assert status == 0, log
@@ -129,7 +131,7 @@ def test_signal_wakes_an_idle_worker_at_once(spawn):
     waiting_tasks(1)
     child = start_worker(spawn, '--sleep=30')
     wait_until(executed(1), WAIT_SECONDS, 'the worker to run a task', child=child)
-    time.sleep(0.3)  # into its 30 s wait
+    wait_until(lambda: idle(child.pid), WAIT_SECONDS, 'the worker to be in its 30 s wait', child=child)
     child.send_signal(signal.SIGTERM)
     status, log = finish(child, timeout=10)
     assert status == 0, log
@@ -137,16 +139,18 @@ def test_signal_wakes_an_idle_worker_at_once(spawn):
 
 
 @pytest.mark.processes
-def test_second_signal_stops_at_once(spawn):
+def test_second_signal_stops_at_once(spawn, tmp_path):
     waiting_tasks(1)
-    child = start_worker(
-        spawn, action='record_slowly', env={'MODELQUEUE_TEST_ACTION_SECONDS': '60'}
-    )
-    wait_until(executed(1), WAIT_SECONDS, 'the action to start', child=child)
+    fleet = Fleet(spawn, tmp_path, 'record_slowly', env={'MODELQUEUE_TEST_ACTION_SECONDS': '60'})
+    fleet.start()
+    (child,) = fleet.running
+    wait_until(executed(1), WAIT_SECONDS, 'the action to start')
     child.send_signal(signal.SIGTERM)
-    time.sleep(0.2)
+    # Two signals sent close together may be handled as one: send the
+    # second once the worker has said it took the first.
+    wait_until(lambda: 'finishing the task in hand' in fleet.log(child.pid), WAIT_SECONDS, 'the first signal')
     child.send_signal(signal.SIGTERM)
-    status, log = finish(child, timeout=10)
+    status, log = child.wait(timeout=10), fleet.log(child.pid)
     assert status == 128 + signal.SIGTERM, log
     assert state_counts() == {'working': 1}, 'the row stays held until the timeout'
     assert 'stopping now' in log
@@ -172,19 +176,20 @@ def test_concurrent_workers_finish_their_tasks_on_a_signal_to_the_group(spawn):
 
 
 @pytest.mark.processes
-def test_second_signal_to_the_parent_kills_the_workers(spawn):
+def test_second_signal_to_the_parent_kills_the_workers(spawn, tmp_path):
     waiting_tasks(2)
-    child = start_worker(
-        spawn,
-        '--concurrency=2',
-        action='record_slowly',
-        env={'MODELQUEUE_TEST_ACTION_SECONDS': '60'},
+    fleet = Fleet(
+        spawn, tmp_path, 'record_slowly', '--concurrency=2', env={'MODELQUEUE_TEST_ACTION_SECONDS': '60'}
     )
-    wait_until(executed(2), WAIT_SECONDS, 'both workers to start an action', child=child)
+    fleet.start()
+    (child,) = fleet.running
+    wait_until(executed(2), WAIT_SECONDS, 'both workers to start an action')
     child.send_signal(signal.SIGTERM)
-    time.sleep(0.2)
+    wait_until(
+        lambda: 'letting 2 workers finish their tasks' in fleet.log(child.pid), WAIT_SECONDS, 'the first signal'
+    )
     child.send_signal(signal.SIGTERM)
-    status, log = finish(child, timeout=10)
+    status, log = child.wait(timeout=10), fleet.log(child.pid)
     assert status == 128 + signal.SIGTERM, log
     assert state_counts() == {'working': 2}
     for pid in Execution.objects.values_list('pid', flat=True):
