@@ -225,6 +225,13 @@ def install_counters(
     table = quote(model._meta.db_table)
 
     def prepare(cursor: Any) -> None:
+        # Writes wait from here to the commit, so that the count below and
+        # the triggers' first rows neither miss nor repeat a change. First:
+        # a write already in the table that reaches the counts table
+        # through an earlier version's trigger must not find that table
+        # locked by the ALTER below while it holds the queue table (a
+        # deadlock).
+        cursor.execute(f'LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE')
         cursor.execute(
             f'CREATE TABLE IF NOT EXISTS {COUNTS_TABLE}'
             ' (queue text NOT NULL, state smallint NOT NULL, bucket bigint, rows bigint NOT NULL)'
@@ -233,9 +240,6 @@ def install_counters(
         # other queues count again when their counters are installed anew).
         cursor.execute(f'ALTER TABLE {COUNTS_TABLE} ADD COLUMN IF NOT EXISTS bucket bigint')
         cursor.execute(f'CREATE INDEX IF NOT EXISTS {COUNTS_TABLE}_minutes ON {COUNTS_TABLE} (queue, state, bucket)')
-        # Writes wait from here to the commit, so that the count below and
-        # the triggers' first rows neither miss nor repeat a change.
-        cursor.execute(f'LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE')
 
     def count(cursor: Any) -> None:
         cursor.execute(f'DELETE FROM {COUNTS_TABLE} WHERE queue = %s', [key])
