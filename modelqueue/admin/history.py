@@ -38,6 +38,7 @@ def log_operation(request, model, field, operation, rows, summary):
         )
         return
     label = str(model._meta.get_field(field).verbose_name)
+    entry = operation.logged or _('%(operation)s %(field)s, previously %(state)s.')
     LogEntry.objects.bulk_create(
         [
             LogEntry(
@@ -46,7 +47,7 @@ def log_operation(request, model, field, operation, rows, summary):
                 object_id=str(obj.pk),
                 object_repr=str(obj)[:200],
                 action_flag=CHANGE,
-                change_message=_('%(operation)s %(field)s, previously %(state)s.')
+                change_message=str(entry)
                 % {
                     'operation': capfirst(str(operation.verb)),
                     'field': label,

@@ -222,6 +222,100 @@ def test_legacy_actions_leave_invalid_statuses_untouched(superuser_client, actio
         assert Task.objects.get(pk=valid.pk).status != valid.status
 
 
+# 13. The 2.2.1 actions follow the queue actions' rules: per-row permission,
+# history, and a row a worker holds left to it unless the operator cancels it
+# or sends it back to waiting (as cancel and requeue do).
+
+LEGACY_ACTIONS = [f'make_status_state_{state.name}' for state in Status.states] + [
+    'make_status_priority_now',
+    'make_status_attempts_zero',
+]
+#: Legacy actions that leave a working row to its worker, as reset attempts
+#: and reprioritize do: a row made created or finished, or its attempts or
+#: priority rewritten, would drop the worker's result without running again.
+LEAVE_WORKING = [
+    'make_status_state_created',
+    'make_status_state_working',
+    'make_status_state_finished',
+    'make_status_priority_now',
+    'make_status_attempts_zero',
+]
+#: Legacy actions that take a working row, as cancel and requeue do.
+TAKE_WORKING = {'make_status_state_waiting': State.waiting, 'make_status_state_canceled': State.canceled}
+
+
+def changed_by(action):
+    """A status that `action` rewrites: waiting, but finished for the waiting action."""
+    if action == 'make_status_state_waiting':
+        return Status.finished(ago(minutes=1), 2)
+    return Status.waiting(ago(minutes=1), 2)
+
+
+@pytest.mark.parametrize('action', LEGACY_ACTIONS)
+def test_a_legacy_action_refuses_a_selection_with_a_row_the_user_may_not_change(
+    superuser_client, guarded, action
+):
+    free = Task.objects.create(data='free', status=changed_by(action))
+    locked = Task.objects.create(data='locked row', status=changed_by(action))
+    before = {task.pk: status_of(task) for task in (free, locked)}
+    response = post_action(superuser_client, action, [free, locked])
+    assert {task.pk: status_of(task) for task in (free, locked)} == before
+    assert any(
+        'Nothing was changed: you may not change 1 of the selected task' in text
+        and 'locked row' in text
+        for text in messages_of(response)
+    ), messages_of(response)
+    assert not LogEntry.objects.exists()
+    post_action(superuser_client, action, [free])  # the allowed row alone is changed
+    assert status_of(free) != before[free.pk]
+
+
+@pytest.mark.parametrize('action', LEGACY_ACTIONS)
+def test_a_legacy_action_logs_each_changed_row_and_says_what_it_did(superuser_client, action):
+    changed = Task.objects.create(data='changed', status=changed_by(action))
+    previous = changed_by(action).state.name
+    response = post_action(superuser_client, action, [changed])
+    assert status_of(changed) != changed.status
+    (entry,) = LogEntry.objects.filter(object_id=str(changed.pk))
+    assert entry.is_change() and entry.object_repr == 'changed'
+    message = entry.get_change_message()
+    assert 'status' in message and f'previously {previous}' in message, message
+    assert any('(status)' in text and f'previously 1 {previous}' in text for text in messages_of(response)), (
+        messages_of(response)
+    )
+
+
+@pytest.mark.parametrize('action', LEAVE_WORKING)
+def test_legacy_actions_leave_working_rows_to_their_worker_and_say_so(superuser_client, action):
+    working = Task.objects.create(data='busy', status=Status.working(ago(minutes=1), 2))
+    other = Task.objects.create(data='idle', status=changed_by(action))
+    response = post_action(superuser_client, action, [working, other])
+    assert Task.objects.get(pk=working.pk).status == working.status
+    assert Task.objects.get(pk=other.pk).status != other.status
+    assert 'Left as they were (status): 1 working.' in messages_of(response), messages_of(response)
+    assert not LogEntry.objects.filter(object_id=str(working.pk)).exists()
+
+
+@pytest.mark.parametrize(('action', 'state'), TAKE_WORKING.items())
+def test_legacy_cancel_and_waiting_take_a_working_row_as_cancel_and_requeue_do(
+    superuser_client, action, state
+):
+    working = Task.objects.create(data='busy', status=Status.working(ago(minutes=1), 2))
+    post_action(superuser_client, action, [working])
+    assert (status_of(working).state, status_of(working).attempts) == (state, 2)
+    (entry,) = LogEntry.objects.filter(object_id=str(working.pk))
+    assert 'previously working' in entry.get_change_message()
+
+
+@pytest.mark.parametrize('state', Status.states)
+def test_a_legacy_state_action_leaves_rows_already_in_its_state_and_says_so(superuser_client, state):
+    already = Task.objects.create(data='there', status=Status.combine(state, ago(minutes=1), 2))
+    response = post_action(superuser_client, f'make_status_state_{state.name}', [already])
+    assert Task.objects.get(pk=already.pk).status == already.status
+    assert f'Left as they were (status): 1 {state.name}.' in messages_of(response), messages_of(response)
+    assert not LogEntry.objects.exists()
+
+
 # 9. The dashboard's oldest due row has a real timestamp.
 
 
