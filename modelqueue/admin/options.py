@@ -376,9 +376,10 @@ class QueueAdminMixin:
         return fenced_form(form) if obj is not None else form
 
     def render_change_form(self, request, context, add=False, change=False, form_url='', obj=None):
-        if obj is not None and obj.pk is not None:
+        adminform = context.get('adminform')
+        if obj is not None and obj.pk is not None and adminform is not None:
             posted = request.POST.get(OPENED) if request.method == 'POST' else None
-            context['modelqueue_opened'] = posted or opened_token(obj)
+            context['modelqueue_opened'] = posted or opened_token(obj, adminform.form)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def save_model(self, request, obj, form, change):

@@ -7,10 +7,14 @@ statuses left alone, and the dashboard's oldest due row.
 """
 
 import datetime as dt
+import html
+import re
+import zlib
 
 import pytest
 from django.contrib import admin
 from django.contrib.admin.models import LogEntry
+from django.core import signing
 from django.urls import reverse
 
 from modelqueue import State, Status, now
@@ -439,3 +443,85 @@ def test_a_forged_opened_copy_is_a_form_error(superuser_client):
     response = save_change_form(superuser_client, task, {**data, '_modelqueue_opened': 'forged', 'data': 'y'})
     assert 'could not be checked against the row' in response.content.decode()
     assert Task.objects.get(pk=task.pk).data == 'x'
+
+
+# The change form's copy of the row is signed, not encrypted: it carries no
+# value of the row, only what tells the save whether a value changed.
+
+SECRETS = {'data': 'secret data 7391', 'note': 'secret note 4410'}
+
+
+def readable(token):
+    """What anyone can read of a signed value: its payload, decoded (and
+    decompressed); a signature hides nothing."""
+    payload = token.split(':')[0]
+    data = signing.b64_decode(payload.lstrip('.').encode())
+    if payload.startswith('.'):
+        data = zlib.decompress(data)
+    return data.decode(errors='replace')
+
+
+def opened_tokens(page):
+    return [html.unescape(value) for value in re.findall(r'name="_modelqueue_opened" value="([^"]*)"', page)]
+
+
+def secret_row():
+    return Task.objects.create(**SECRETS, status=Status.waiting(dt.datetime(2021, 3, 4, 5, 6, 7), 3))
+
+
+def assert_no_value_readable(page, task, hidden=()):
+    """No value of `task` can be read from the page's copy of the row, and
+    no value of the `hidden` fields from anywhere on the page."""
+    values = [task.data, task.note, str(task.status), str(Status(task.status).priority)]
+    for token in opened_tokens(page):
+        text = readable(token)
+        for value in values:
+            assert value not in text, (value, text)
+    for name in hidden:
+        assert SECRETS[name] not in page, name
+
+
+def test_a_view_only_user_reads_no_value_of_the_row_from_the_change_form(client):
+    task = secret_row()
+    client.force_login(create_user('viewer', 'view_task'))
+    response = client.get(reverse('admin:testapp_task_change', args=[task.pk]))
+    assert response.status_code == 200
+    assert_no_value_readable(response.content.decode(), task)
+
+
+@pytest.mark.parametrize('role', ['viewer', 'operator'])
+def test_a_field_the_admin_excludes_cannot_be_read_from_the_change_form(client, monkeypatch, role):
+    monkeypatch.setattr(admin.site._registry[Task], 'exclude', ['note'])
+    task = secret_row()
+    user = create_user('viewer', 'view_task') if role == 'viewer' else create_superuser()
+    client.force_login(user)
+    response = client.get(reverse('admin:testapp_task_change', args=[task.pk]))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert SECRETS['data'] in page  # the page shows the row, so the check can fail
+    assert_no_value_readable(page, task, hidden=['note'])
+    if role == 'operator':
+        assert opened_tokens(page), 'the form carries its copy of the row'
+
+
+def test_with_an_excluded_field_the_fenced_save_keeps_what_changed_meanwhile(superuser_client, monkeypatch):
+    monkeypatch.setattr(admin.site._registry[Task], 'exclude', ['note'])
+    task = Task.objects.create(data='helo', note='', status=Status.waiting(ago(minutes=1), 0))
+    data = open_change_form(superuser_client, task)
+    assert 'note' not in data
+    finished = Status.finished(now(), 1)
+    Task.objects.filter(pk=task.pk).update(status=finished, note='sent by the worker')
+    response = save_change_form(superuser_client, task, {**data, 'data': 'hello'})
+    task.refresh_from_db()
+    assert (task.data, task.note, task.status) == ('hello', 'sent by the worker', finished)
+    assert any('was changed successfully' in text for text in messages_of(response))
+
+
+def test_the_copy_of_one_row_does_not_pass_for_another(superuser_client):
+    first = Task.objects.create(data='same', status=Status.finished(ago(minutes=1), 1))
+    second = Task.objects.create(data='same', status=first.status)
+    data = open_change_form(superuser_client, second)
+    data['_modelqueue_opened'] = open_change_form(superuser_client, first)['_modelqueue_opened']
+    response = save_change_form(superuser_client, second, {**data, 'data': 'edited'})
+    assert 'changed since you opened this form' in response.content.decode()
+    assert Task.objects.get(pk=second.pk).data == 'same'
