@@ -11,7 +11,7 @@ import time
 
 from django.contrib import admin
 from django.db import connections, router
-from django.db.models import Count, IntegerField, Max
+from django.db.models import BigIntegerField, Count, Max
 from django.db.models.functions import Cast, TruncMinute
 from django.urls import NoReverseMatch
 from django.utils.html import format_html
@@ -118,13 +118,25 @@ def last_error_column(field, several=False):
     return last_error
 
 
-def row_ids(model, records):
-    """`records`' object ids as the row's primary key type, for ``pk__in``."""
+def key_field(model):
+    """A field of the type of `model`'s primary key, to cast object ids to.
+
+    An integer key (``AutoField``, ``BigAutoField``, ``SmallAutoField``) is
+    cast to a 64-bit integer: an ``IntegerField`` is PostgreSQL's 32-bit
+    ``integer``, which fails past 2**31 (``BigAutoField``, Django's default,
+    gets there).
+    """
     pk = model._meta.pk
     while pk.is_relation:
         pk = pk.target_field
-    output = IntegerField() if pk.get_internal_type().endswith('AutoField') else type(pk)()
-    return records.order_by().annotate(modelqueue_row=Cast('object_id', output)).values('modelqueue_row')
+    if pk.get_internal_type().endswith('AutoField'):
+        return BigIntegerField()
+    return pk.clone()
+
+
+def row_ids(model, records):
+    """`records`' object ids as the row's primary key type, for ``pk__in``."""
+    return records.order_by().annotate(modelqueue_row=Cast('object_id', key_field(model))).values('modelqueue_row')
 
 
 def failure_filter(field):

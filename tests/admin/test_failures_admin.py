@@ -228,3 +228,41 @@ def test_the_pages_work_before_the_tables_are_migrated(admin_client):
                 assert admin_client.get(url).status_code == 200, url
     finally:
         admin_failures._available.clear()
+
+
+# Row ids past 2**31 (BigAutoField, the default): every page of the queue.
+
+
+def test_every_page_works_for_a_row_whose_id_is_past_2_to_the_31(admin_client):
+    task = Task.objects.create(pk=3_000_000_000, data='big id')
+    fail(task, ValueError('big failure'))
+    fail(task, Cancel('big cancel'), retry=0)
+    Task.objects.create(data='operator canceled', status=Status.canceled(now(), 0))
+    heartbeat('web-1:100', seen_ago=1, object_id=str(task.pk), held_since=now())
+    error = 'error:builtins.ValueError'
+    for query in (
+        {},
+        {'_facets': 1},
+        {'status_failures': 'last_hour', '_facets': 1},
+        {'status_failures': 'canceled_after_failures', '_facets': 1},
+        {'status_failures': 'canceled_by_operator', '_facets': 1},
+        {'status_failures': error, '_facets': 1},
+        {'status_queue': 'canceled', '_facets': 1},
+    ):
+        response = admin_client.get(CHANGELIST, query)
+        assert response.status_code == 200, query
+        if query.get('status_failures') in ('last_hour', 'canceled_after_failures', error):
+            assert [row.pk for row in response.context['cl'].result_list] == [task.pk], query
+    for url in (
+        reverse('admin:testapp_task_change', args=[task.pk]),
+        reverse('admin:testapp_task_history', args=[task.pk]),
+        reverse('admin:testapp_task_dashboard'),
+        reverse('admin:testapp_task_dashboard_data'),
+        reverse('admin:testapp_task_dashboard_activity'),
+        reverse('admin:modelqueue_overview'),
+        reverse('admin:modelqueue_failurerecord_changelist'),
+        reverse('admin:modelqueue_workerheartbeat_changelist'),
+    ):
+        response = admin_client.get(url)
+        assert response.status_code == 200, url
+        assert '3000000000' in response.content.decode() or url.endswith(('/data/', '/queues/')), url
