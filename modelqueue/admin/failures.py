@@ -15,6 +15,7 @@ from django.db.models import BigIntegerField, Count, Max
 from django.db.models.functions import Cast, TruncMinute
 from django.urls import NoReverseMatch
 from django.utils.html import format_html
+from django.utils.http import urlencode
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
@@ -260,11 +261,22 @@ def failure_figures(model, field, current, changelist_url, minutes=THROUGHPUT_MI
                 'message': latest[group['latest']].message,
                 'ended': latest[group['latest']].ended,
                 'ago': natural_time(latest[group['latest']].ended, current),
-                'url': f'{changelist_url}?{field}_failures=error:{group["exception"]}',
+                'url': failure_url(changelist_url, field, group['exception']),
             }
             for group in groups
         ],
     }
+
+
+def failure_url(changelist_url, field, exception):
+    """The changelist of the rows that failed with `exception` (a class path)
+    in the last hour, the path URL-encoded: a class's qualified name may hold
+    ``<locals>``, and a made-up one ``&``, ``#`` or ``%``.
+
+    >>> failure_url('/admin/app/task/', 'status', 'app.f.<locals>.A&B')
+    '/admin/app/task/?status_failures=error%3Aapp.f.%3Clocals%3E.A%26B'
+    """
+    return f'{changelist_url}?{urlencode({f"{field}_failures": f"error:{exception}"})}'
 
 
 def worker_figures(model_admin, queryset, field, current, timeout):

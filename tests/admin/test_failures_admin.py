@@ -2,6 +2,7 @@
 filter, dashboard panels, overview, read-only tables and who sees tracebacks."""
 
 import datetime as dt
+import html
 import re
 from unittest import mock
 
@@ -266,3 +267,32 @@ def test_every_page_works_for_a_row_whose_id_is_past_2_to_the_31(admin_client):
         response = admin_client.get(url)
         assert response.status_code == 200, url
         assert '3000000000' in response.content.decode() or url.endswith(('/data/', '/queues/')), url
+
+
+# The dashboard's link to an exception class's rows, whatever the class's name.
+
+
+def test_the_dashboard_links_the_rows_of_an_exception_class_whose_name_needs_encoding(admin_client):
+    class Odd(Exception):
+        pass
+
+    Odd.__qualname__ += '&status_failures=last_hour#x+y%20z'  # <locals>, &, =, #, +, %
+    task = Task.objects.create(data='odd')
+    Task.objects.create(data='failed otherwise')
+    fail(Task.objects.get(data='failed otherwise'), ValueError('other'))
+    fail(task, Odd('odd one'))
+    path = FailureRecord.objects.get(object_id=str(task.pk)).exception
+    assert '<locals>' in path and '&' in path
+    for url in (reverse('admin:testapp_task_dashboard'), reverse('admin:testapp_task_dashboard_activity')):
+        page = admin_client.get(url).content.decode()
+        assert '<locals>' not in page and '&status_failures' not in page, url  # escaped
+        row = r'<tr data-exception="[^"]*&lt;locals&gt;[^"]*">\s*<th scope="row"><a href="([^"]*)"'
+        (link,) = re.findall(row, page)
+        listed = admin_client.get(html.unescape(link)).context['cl'].result_list
+        assert [row.pk for row in listed] == [task.pk], (url, link)
+    # The changelist's filter offers the class too, and its link works.
+    page = admin_client.get(CHANGELIST).content.decode()
+    section = page.split('By failures', 1)[1].split('</ul>', 1)[0]
+    links = [html.unescape(href) for href in re.findall(r'href="([^"]*)"', section) if 'error%3A' in href]
+    chosen = [admin_client.get(CHANGELIST + link).context['cl'].result_list for link in links]
+    assert [task.pk] in [[row.pk for row in rows] for rows in chosen], links
