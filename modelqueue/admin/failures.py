@@ -4,12 +4,18 @@ The queries behind the change form's failure history, the changelist's
 *last error* column (one query per page) and failures filter, and the
 dashboard's *Failures* and *Workers* panels. When the modelqueue tables are
 not migrated yet, every figure here is empty and the pages still work.
+
+Each shows only what concerns the rows the model admin's ``get_queryset``
+gives the request (`rows_records`, `shown_row_ids`): in a multi-tenant
+admin, nothing of another tenant's rows (their failures' messages and
+classes, their ids, links to them) and no count of them.
 """
 
 import datetime as dt
 import time
 
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db import connections, router
 from django.db.models import BigIntegerField, Count, Max
 from django.db.models.functions import Cast, TruncMinute
@@ -21,6 +27,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import ranges
 from ..status import ONE_HOUR, State, Status, now, priority_to_datetime
+from .counts import whole_table
 from .display import natural_time
 from .figures import THROUGHPUT_MINUTES
 
@@ -70,7 +77,10 @@ def records_of(model, field):
 
 
 def history(model, field, pk):
-    """The failure records of one row, newest first (at most HISTORY_LIMIT)."""
+    """The failure records of one row, newest first (at most HISTORY_LIMIT).
+
+    The caller has the row from the model admin's ``get_queryset``.
+    """
     if not records_available(model):
         return []
     records = list(records_of(model, field).filter(object_id=str(pk)).order_by('-pk')[:HISTORY_LIMIT])
@@ -140,6 +150,33 @@ def row_ids(model, records):
     return records.order_by().annotate(modelqueue_row=Cast('object_id', key_field(model))).values('modelqueue_row')
 
 
+def rows_records(records, rows):
+    """The records of `records` whose row is one of `rows` (a queryset of
+    the records' model): all of them when `rows` is the whole table."""
+    if whole_table(rows):
+        return records
+    return records.alias(modelqueue_row=Cast('object_id', key_field(rows.model))).filter(
+        modelqueue_row__in=rows.order_by().values('pk')
+    )
+
+
+def shown_row_ids(rows, object_ids):
+    """Those of `object_ids` (text) that are rows of the queryset `rows`:
+    one query, or none when `rows` is the whole table (then every
+    well-formed id is shown, as before a row is deleted)."""
+    pk = rows.model._meta.pk
+    keys = {}
+    for object_id in object_ids:
+        try:
+            keys[object_id] = pk.to_python(object_id)
+        except ValidationError:
+            continue
+    if not keys or whole_table(rows):
+        return set(keys)
+    found = {str(key) for key in rows.filter(pk__in=list(keys.values())).values_list('pk', flat=True)}
+    return {object_id for object_id, key in keys.items() if str(key) in found}
+
+
 def failure_filter(field):
     """A changelist filter of the queue `field` by its failure records.
 
@@ -162,9 +199,9 @@ def failure_filter(field):
             ]
             if records_available(model_admin.model):
                 since = _hour_ago()
+                recent = records_of(model_admin.model, field).filter(ended__gte=since)
                 classes = (
-                    records_of(model_admin.model, field)
-                    .filter(ended__gte=since)
+                    rows_records(recent, model_admin.get_queryset(request))
                     .order_by('exception')
                     .values_list('exception', flat=True)
                     .distinct()[:PANEL_LIMIT]
@@ -217,8 +254,9 @@ def _hour_ago():
     return now() - ONE_HOUR
 
 
-def failure_figures(model, field, current, changelist_url, minutes=THROUGHPUT_MINUTES):
-    """The dashboard's failure figures of one queue over the last hour.
+def failure_figures(queryset, field, current, changelist_url, minutes=THROUGHPUT_MINUTES):
+    """The dashboard's failure figures of one queue over the last hour, for
+    the rows of `queryset` (the model admin's ``get_queryset``).
 
     ``failed`` (records per minute over the last `minutes`, as the
     dashboard's throughput),
@@ -227,11 +265,13 @@ def failure_figures(model, field, current, changelist_url, minutes=THROUGHPUT_MI
     Three queries.
     """
     _content_type, FailureRecord, _heartbeat = _models()
+    model = queryset.model
     last = current.replace(second=0, microsecond=0)
     slots = [last - dt.timedelta(minutes=minutes - 1 - index) for index in range(minutes)]
     if not records_available(model):
         return {'failed': [0] * minutes, 'failed_last_hour': 0, 'failure_groups': []}
-    recent = records_of(model, field).filter(ended__gte=slots[0])
+    records = rows_records(records_of(model, field), queryset)
+    recent = records.filter(ended__gte=slots[0])
     per_minute = dict(
         recent.order_by()
         .annotate(minute=TruncMinute('ended', tzinfo=dt.timezone.utc))
@@ -240,7 +280,7 @@ def failure_figures(model, field, current, changelist_url, minutes=THROUGHPUT_MI
         .values_list('minute', 'count')
     )
     failed = [per_minute.get(minute, 0) for minute in slots]
-    hour = records_of(model, field).filter(ended__gte=current - ONE_HOUR)
+    hour = records.filter(ended__gte=current - ONE_HOUR)
     every_group = list(
         hour.order_by().values('exception').annotate(count=Count('pk'), latest=Max('pk'))
     )
@@ -281,7 +321,10 @@ def failure_url(changelist_url, field, exception):
 
 def worker_figures(model_admin, queryset, field, current, timeout):
     """The live (and lost) workers of one queue, and its stalled rows with
-    the worker that held each. Two queries, three with stalled rows."""
+    the worker that held each. Two queries, three with stalled rows, and
+    one more when `queryset` (the model admin's ``get_queryset``) is not the
+    whole table: a worker's row in hand is shown only when it is one of
+    its rows."""
     ContentType, _record, WorkerHeartbeat = _models()
     model = model_admin.model
     if not records_available(model):
@@ -292,6 +335,7 @@ def worker_figures(model_admin, queryset, field, current, timeout):
         .filter(content_type=content_type, field=field)
         .order_by('host', 'pid')
     )
+    shown = shown_row_ids(queryset, {beat.object_id for beat in heartbeats if beat.object_id})
     workers = [
         {
             'name': beat.name,
@@ -303,8 +347,9 @@ def worker_figures(model_admin, queryset, field, current, timeout):
             'started_ago': natural_time(beat.started, current),
             'held_for': beat.held_since and natural_time(beat.held_since, current),
             'lost': beat.is_lost(current),
-            'object_id': beat.object_id,
-            'row_url': _change_url(model_admin, beat.object_id),
+            'object_id': beat.object_id if beat.object_id in shown else '',
+            'row_hidden': bool(beat.object_id) and beat.object_id not in shown,
+            'row_url': _change_url(model_admin, beat.object_id) if beat.object_id in shown else None,
             'held_since': beat.held_since,
             'tasks_done': beat.tasks_done,
             'failures': beat.failures,
