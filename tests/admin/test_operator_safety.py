@@ -311,6 +311,30 @@ def test_legacy_cancel_and_waiting_take_a_working_row_as_cancel_and_requeue_do(
     assert 'previously working' in entry.get_change_message()
 
 
+#: The rows in each state that each legacy action rewrites.
+LEGACY_CHANGES = {
+    'make_status_state_created': {'waiting', 'finished', 'canceled'},
+    'make_status_state_waiting': {'created', 'working', 'finished', 'canceled'},
+    'make_status_state_working': {'created', 'waiting', 'finished', 'canceled'},
+    'make_status_state_finished': {'created', 'waiting', 'canceled'},
+    'make_status_state_canceled': {'created', 'waiting', 'working', 'finished'},
+    'make_status_priority_now': {'created', 'waiting', 'finished', 'canceled'},
+    'make_status_attempts_zero': {'created', 'waiting', 'finished', 'canceled'},
+}
+
+
+@pytest.mark.parametrize('action', LEGACY_ACTIONS)
+def test_which_rows_each_legacy_action_rewrites(superuser_client, action):
+    rows = {
+        state.name: Task.objects.create(data=state.name, status=Status.combine(state, ago(minutes=5), 2))
+        for state in Status.states
+    }
+    post_action(superuser_client, action, rows.values())
+    changed = {name for name, task in rows.items() if status_of(task) != task.status}
+    assert changed == LEGACY_CHANGES[action]
+    assert {entry.object_repr for entry in LogEntry.objects.all()} == changed
+
+
 @pytest.mark.parametrize('state', Status.states)
 def test_a_legacy_state_action_leaves_rows_already_in_its_state_and_says_so(superuser_client, state):
     already = Task.objects.create(data='there', status=Status.combine(state, ago(minutes=1), 2))
