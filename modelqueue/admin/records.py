@@ -163,7 +163,7 @@ class WorkerHeartbeatAdmin(ReadOnlyAdmin):
     def state(self, beat):
         return _('lost') if beat.is_lost(now()) else _('live')
 
-    @admin.display(description=_('row in hand'), ordering='object_id')
+    @admin.display(description=_('row in hand'))
     def row_in_hand(self, beat):
         if not beat.object_id:
             return '–'
