@@ -17,19 +17,23 @@ from django.template.response import TemplateResponse
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
-from .. import ranges
-from ..expressions import with_attempts, with_priority, with_state
-from ..status import Status, now
+from ..status import Status
 from .display import STATE_LABELS
 from .forms import ReprioritizeForm
-from .operations import CANCEL, REPRIORITIZE, REQUEUE, RESET_ATTEMPTS, field_label
+from .operations import (
+    CANCEL,
+    LEGACY_OPERATIONS,
+    REPRIORITIZE,
+    REQUEUE,
+    RESET_ATTEMPTS,
+    field_label,
+)
 from .templates import template_names
 
 if TYPE_CHECKING:
     from typing import TypeAlias
 
     from django.db.models import QuerySet
-    from django.db.models.expressions import CombinedExpression
     from django.http import HttpRequest, HttpResponse
     from django.utils.functional import _StrOrPromise
 
@@ -56,8 +60,15 @@ def admin_actions(field: str) -> list[AdminAction]:
                 # ^-- Add actions to admin for status field.
             ]
 
-    Each action is one UPDATE over the selection and needs the change
-    permission. A stored value that is not a status is left as it is.
+    Each action follows the rules of the operations admin's actions (see
+    :mod:`modelqueue.admin.operations`): it needs the change permission, and
+    the model admin's ``has_change_permission(request, row)`` for every
+    selected row (one refusal changes nothing); it rewrites the selected
+    rows with one UPDATE, tells the user how many changed and which were
+    left as they were, and writes the admin history. A row a worker holds
+    (working) is left to it, except by the changes to canceled and to
+    waiting, which take it as cancel and requeue do. A stored value that is
+    not a status is left as it is.
 
     >>> [action.__name__ for action in admin_actions('status')][-2:]
     ['make_status_priority_now', 'make_status_attempts_zero']
@@ -68,13 +79,11 @@ def admin_actions(field: str) -> list[AdminAction]:
     """
     display_name = field.replace('_', ' ')
 
-    def make_action(
-        name: str, description: str, expression: Callable[..., CombinedExpression]
-    ) -> AdminAction:
+    def make_action(name: str, description: str, operation: Operation) -> AdminAction:
         @admin.action(description=description, permissions=['change'])
         def action(modeladmin: ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]) -> None:
-            valid = ranges.in_states(field, *Status.states)
-            queryset.filter(valid).update(**{field: expression()})
+            if may_change_each(modeladmin, request, queryset):
+                operation.run(modeladmin, request, queryset, field)
 
         action.__name__ = name
         return action
@@ -83,7 +92,7 @@ def admin_actions(field: str) -> list[AdminAction]:
         make_action(
             f'make_{field}_state_{state.name}',
             f'Change {display_name} state to {state.name}',
-            lambda state=state: with_state(field, state),
+            LEGACY_OPERATIONS[f'state_{state.name}'],
         )
         for state in Status.states
     ]
@@ -91,14 +100,14 @@ def admin_actions(field: str) -> list[AdminAction]:
         make_action(
             f'make_{field}_priority_now',
             f'Change {display_name} priority to now',
-            lambda: with_priority(field, now()),
+            LEGACY_OPERATIONS['priority_now'],
         )
     )
     actions.append(
         make_action(
             f'make_{field}_attempts_zero',
             f'Change {display_name} attempts to zero',
-            lambda: with_attempts(field, 0),
+            LEGACY_OPERATIONS['reset_attempts'],
         )
     )
     return actions

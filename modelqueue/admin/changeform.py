@@ -4,26 +4,33 @@ A worker may finish a row while an operator has its change form open. Django
 would save every field of the form, so the worker's result would be erased
 and the row sent back to the state the form showed. Here:
 
-- the form carries a signed copy of the row as it was when the form opened
-  (`OPENED`, rendered by ``modelqueue/change_form.html``);
-- a field counts as changed by the operator when its new value differs from
-  that copy, and only those fields are written, with one UPDATE;
+- the form carries a signed digest of each of its fields' values as they
+  were when the form opened (`OPENED`, rendered by
+  ``modelqueue/change_form.html``): keyed digests (HMAC with the
+  ``SECRET_KEY``) of that row's values, never the values themselves, since
+  a signed value is only encoded and anyone who sees the page could read
+  it, a field the admin excludes or a view-only user's page included;
+- a field counts as changed by the operator when its new value's digest
+  differs from the form's, and only those fields are written, with one
+  UPDATE;
 - a field the operator changed that also changed in the row meanwhile (the
   status, most of all) is a form error, and the row is kept as it is;
-- the UPDATE happens only while those fields still hold the values the form
-  opened with; if a worker wrote one of them in between, nothing is saved
-  (`RowChangedMeanwhile`) and the operator is told.
+- the UPDATE happens only while those fields still hold the values checked
+  against the form's digests; if a worker wrote one of them in between,
+  nothing is saved (`RowChangedMeanwhile`) and the operator is told.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from typing import TYPE_CHECKING, Any
 
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import router
 from django.forms.models import construct_instance
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 
 from ..queue import save_fields_fenced
@@ -41,18 +48,38 @@ class RowChangedMeanwhile(Exception):
     """The row changed between the form's check and its save: nothing was saved."""
 
 
-def row_values(obj: Model) -> dict[str, str]:
-    """The values of `obj`'s concrete fields as text, by attname (not the key)."""
+def row_values(obj: Model) -> dict[str, str | None]:
+    """The values of `obj`'s concrete fields as text (None for null), by
+    attname (not the key)."""
     return {
-        field.attname: field.value_to_string(obj)
+        field.attname: None if field.value_from_object(obj) is None else field.value_to_string(obj)
         for field in obj._meta.concrete_fields
         if not field.primary_key
     }
 
 
-def opened_token(obj: Model) -> str:
-    """The signed copy of `obj` that the change form carries."""
-    return signing.dumps(row_values(obj), salt=SALT, compress=True)
+def digest(obj: Model, attname: str, value: str | None) -> str:
+    """A keyed digest of `value` (text or None) in the field `attname` of
+    `obj`'s row: equal for an equal value of that field of that row, and
+    telling nothing of the value to whoever lacks the ``SECRET_KEY``."""
+    message = json.dumps([obj._meta.label, str(obj.pk), attname, value])
+    return salted_hmac(SALT, message, algorithm='sha256').hexdigest()[:32]
+
+
+def form_attnames(model: type[Model], form: Any) -> list[str]:
+    """The attnames of the concrete fields that `form` edits."""
+    return [field.attname for field in model._meta.concrete_fields if field.name in form.fields]
+
+
+def opened_token(obj: Model, form: Any) -> str | None:
+    """The signed digests of the values of `form`'s fields in `obj`, which
+    the change form carries; None when the form edits no field (a view-only
+    user's form, say)."""
+    attnames = form_attnames(type(obj), form)
+    if not attnames:
+        return None
+    values = row_values(obj)
+    return signing.dumps({name: digest(obj, name, values[name]) for name in attnames}, salt=SALT)
 
 
 def fenced_form(form_class: type[ModelForm[Any]]) -> type[ModelForm[Any]]:
@@ -76,8 +103,8 @@ def fenced_form(form_class: type[ModelForm[Any]]) -> type[ModelForm[Any]]:
                 for field in model._meta.concrete_fields
                 if field.name in self.fields
             }
-            edited = [name for name in names if new[name] != opened.get(name)]
-            moved = [name for name in edited if now[name] != opened.get(name)]
+            edited = [name for name in names if digest(current, name, new[name]) != opened.get(name)]
+            moved = [name for name in edited if digest(current, name, now[name]) != opened.get(name)]
             if moved:
                 raise ValidationError(
                     _(
@@ -92,39 +119,40 @@ def fenced_form(form_class: type[ModelForm[Any]]) -> type[ModelForm[Any]]:
                     },
                     code='changed_meanwhile',
                 )
-            self.modelqueue_opened = {name: opened.get(name) for name in edited}
+            # The fence of the save: what each edited field held when checked,
+            # which is what it held when the form opened.
+            self.modelqueue_opened = {name: getattr(current, name) for name in edited}
             return cleaned
 
         def _opened(self, current: Model) -> dict[str, Any]:
             token = self.data.get(OPENED)
             if not token:  # not posted by our change form: compare with the row now
-                return row_values(current)
+                values = row_values(current)
+                return {name: digest(current, name, value) for name, value in values.items()}
             try:
-                return signing.loads(token, salt=SALT)
+                opened = signing.loads(token, salt=SALT)
             except signing.BadSignature:
+                opened = None
+            if not isinstance(opened, dict):
                 raise ValidationError(
                     _('The form could not be checked against the row; reload the page.'),
                     code='bad_token',
-                ) from None
+                )
+            return opened
 
     FencedForm.__name__ = FencedForm.__qualname__ = form_class.__name__
     return FencedForm
 
 
 def save_edited(obj: Model, form: Any) -> None:
-    """Write the fields the operator changed, while they hold what the form opened with.
+    """Write the fields the operator changed, while they hold what the form was checked against.
 
     :raises RowChangedMeanwhile: when one of them changed in between
     """
-    edited = form.modelqueue_opened
-    if not edited:
+    fence = form.modelqueue_opened
+    if not fence:
         return
-    fields = {field.attname: field for field in obj._meta.concrete_fields}
-    fence = {
-        name: None if value is None else fields[name].to_python(value)
-        for name, value in edited.items()
-    }
-    if not save_fields_fenced(obj, edited, fence):
+    if not save_fields_fenced(obj, fence, fence):
         raise RowChangedMeanwhile(
             _(
                 'Nothing was saved: %(object)s changed while it was being saved (a'

@@ -75,6 +75,13 @@ def planner_rows(queryset: QuerySet[Any]) -> int:
     return int(plan[0]['Plan']['Plan Rows'])
 
 
+def whole_table(queryset: QuerySet[Any]) -> bool:
+    """Whether `queryset` selects every row of its table: no filter, no
+    DISTINCT, no slice, no UNION (its ordering does not matter)."""
+    query = queryset.query
+    return not (query.where or query.distinct or query.is_sliced or query.combinator)
+
+
 def estimated_rows(queryset: QuerySet[Any]) -> int:
     """The rows of `queryset` as PostgreSQL's statistics put them.
 
@@ -85,8 +92,7 @@ def estimated_rows(queryset: QuerySet[Any]) -> int:
     queue), and a queue updates each row twice. New rows are missing from it
     until autovacuum's next ``ANALYZE``. Anything else: the planner's rows.
     """
-    query = queryset.query
-    if query.where or query.distinct or query.is_sliced or query.combinator:
+    if not whole_table(queryset):
         return planner_rows(queryset)
     with connections[queryset.db].cursor() as cursor:
         cursor.execute(

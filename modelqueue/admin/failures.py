@@ -4,6 +4,11 @@ The queries behind the change form's failure history, the changelist's
 *last error* column (one query per page) and failures filter, and the
 dashboard's *Failures* and *Workers* panels. When the modelqueue tables are
 not migrated yet, every figure here is empty and the pages still work.
+
+Each shows only what concerns the rows the model admin's ``get_queryset``
+gives the request (`rows_records`, `shown_row_ids`): in a multi-tenant
+admin, nothing of another tenant's rows (their failures' messages and
+classes, their ids, links to them) and no count of them.
 """
 
 from __future__ import annotations
@@ -14,16 +19,19 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db import connections, router
-from django.db.models import Count, IntegerField, Max
+from django.db.models import BigIntegerField, Count, Max
 from django.db.models.functions import Cast, TruncMinute
 from django.urls import NoReverseMatch
 from django.utils.html import format_html
+from django.utils.http import urlencode
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
 from .. import ranges
 from ..status import ONE_HOUR, State, Status, now, priority_to_datetime
+from .counts import whole_table
 from .display import natural_time
 from .figures import THROUGHPUT_MINUTES
 
@@ -31,7 +39,7 @@ if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
     from django.contrib.admin.views.main import ChangeList
     from django.contrib.contenttypes.models import ContentType
-    from django.db.models import Model, QuerySet
+    from django.db.models import Field, Model, QuerySet
     from django.http import HttpRequest
     from django.utils.functional import _StrOrPromise
 
@@ -84,7 +92,10 @@ def records_of(model: type[Model], field: str) -> QuerySet[FailureRecord]:
 
 
 def history(model: type[Model], field: str, pk: Any) -> list[FailureRecord]:
-    """The failure records of one row, newest first (at most HISTORY_LIMIT)."""
+    """The failure records of one row, newest first (at most HISTORY_LIMIT).
+
+    The caller has the row from the model admin's ``get_queryset``.
+    """
     if not records_available(model):
         return []
     records = list(records_of(model, field).filter(object_id=str(pk)).order_by('-pk')[:HISTORY_LIMIT])
@@ -133,13 +144,52 @@ def last_error_column(field: str, several: bool = False) -> Callable[[Model], ob
     return last_error
 
 
-def row_ids(model: type[Model], records: QuerySet[FailureRecord]) -> QuerySet[Any]:
-    """`records`' object ids as the row's primary key type, for ``pk__in``."""
+def key_field(model: type[Model]) -> Field[Any, Any]:  # the key's own type, or BigIntegerField
+    """A field of the type of `model`'s primary key, to cast object ids to.
+
+    An integer key (``AutoField``, ``BigAutoField``, ``SmallAutoField``) is
+    cast to a 64-bit integer: an ``IntegerField`` is PostgreSQL's 32-bit
+    ``integer``, which fails past 2**31 (``BigAutoField``, Django's default,
+    gets there).
+    """
     pk: Any = model._meta.pk  # then the field a relation's key points to
     while pk.is_relation:
         pk = pk.target_field
-    output = IntegerField() if pk.get_internal_type().endswith('AutoField') else type(pk)()
-    return records.order_by().annotate(modelqueue_row=Cast('object_id', output)).values('modelqueue_row')
+    if pk.get_internal_type().endswith('AutoField'):
+        return BigIntegerField()
+    return pk.clone()
+
+
+def row_ids(model: type[Model], records: QuerySet[FailureRecord]) -> QuerySet[Any]:
+    """`records`' object ids as the row's primary key type, for ``pk__in``."""
+    return records.order_by().annotate(modelqueue_row=Cast('object_id', key_field(model))).values('modelqueue_row')
+
+
+def rows_records(records: QuerySet[FailureRecord], rows: QuerySet[Any]) -> QuerySet[FailureRecord]:
+    """The records of `records` whose row is one of `rows` (a queryset of
+    the records' model): all of them when `rows` is the whole table."""
+    if whole_table(rows):
+        return records
+    return records.alias(modelqueue_row=Cast('object_id', key_field(rows.model))).filter(
+        modelqueue_row__in=rows.order_by().values('pk')
+    )
+
+
+def shown_row_ids(rows: QuerySet[Any], object_ids: Iterable[str]) -> set[str]:
+    """Those of `object_ids` (text) that are rows of the queryset `rows`:
+    one query, or none when `rows` is the whole table (then every
+    well-formed id is shown, as before a row is deleted)."""
+    pk = rows.model._meta.pk
+    keys = {}
+    for object_id in object_ids:
+        try:
+            keys[object_id] = pk.to_python(object_id)
+        except ValidationError:
+            continue
+    if not keys or whole_table(rows):
+        return set(keys)
+    found = {str(key) for key in rows.filter(pk__in=list(keys.values())).values_list('pk', flat=True)}
+    return {object_id for object_id, key in keys.items() if str(key) in found}
 
 
 def failure_filter(field: str) -> type[admin.SimpleListFilter]:
@@ -166,9 +216,9 @@ def failure_filter(field: str) -> type[admin.SimpleListFilter]:
             ]
             if records_available(model_admin.model):
                 since = _hour_ago()
+                recent = records_of(model_admin.model, field).filter(ended__gte=since)
                 classes = (
-                    records_of(model_admin.model, field)
-                    .filter(ended__gte=since)
+                    rows_records(recent, model_admin.get_queryset(request))
                     .order_by('exception')
                     .values_list('exception', flat=True)
                     .distinct()[:PANEL_LIMIT]
@@ -222,13 +272,14 @@ def _hour_ago() -> dt.datetime:
 
 
 def failure_figures(
-    model: type[Model],
+    queryset: QuerySet[Any],
     field: str,
     current: dt.datetime,
     changelist_url: str,
     minutes: int = THROUGHPUT_MINUTES,
 ) -> dict[str, Any]:
-    """The dashboard's failure figures of one queue over the last hour.
+    """The dashboard's failure figures of one queue over the last hour, for
+    the rows of `queryset` (the model admin's ``get_queryset``).
 
     ``failed`` (records per minute over the last `minutes`, as the
     dashboard's throughput),
@@ -237,11 +288,13 @@ def failure_figures(
     Three queries.
     """
     _content_type, FailureRecord, _heartbeat = _models()
+    model = queryset.model
     last = current.replace(second=0, microsecond=0)
     slots = [last - dt.timedelta(minutes=minutes - 1 - index) for index in range(minutes)]
     if not records_available(model):
         return {'failed': [0] * minutes, 'failed_last_hour': 0, 'failure_groups': []}
-    recent = records_of(model, field).filter(ended__gte=slots[0])
+    records = rows_records(records_of(model, field), queryset)
+    recent = records.filter(ended__gte=slots[0])
     per_minute = dict(
         recent.order_by()
         .annotate(minute=TruncMinute('ended', tzinfo=dt.timezone.utc))
@@ -250,7 +303,7 @@ def failure_figures(
         .values_list('minute', 'count')
     )
     failed = [per_minute.get(minute, 0) for minute in slots]
-    hour = records_of(model, field).filter(ended__gte=current - ONE_HOUR)
+    hour = records.filter(ended__gte=current - ONE_HOUR)
     every_group = list(
         hour.order_by().values('exception').annotate(count=Count('pk'), latest=Max('pk'))
     )
@@ -271,11 +324,22 @@ def failure_figures(
                 'message': latest[group['latest']].message,
                 'ended': latest[group['latest']].ended,
                 'ago': natural_time(latest[group['latest']].ended, current),
-                'url': f'{changelist_url}?{field}_failures=error:{group["exception"]}',
+                'url': failure_url(changelist_url, field, group['exception']),
             }
             for group in groups
         ],
     }
+
+
+def failure_url(changelist_url: str, field: str, exception: str) -> str:
+    """The changelist of the rows that failed with `exception` (a class path)
+    in the last hour, the path URL-encoded: a class's qualified name may hold
+    ``<locals>``, and a made-up one ``&``, ``#`` or ``%``.
+
+    >>> failure_url('/admin/app/task/', 'status', 'app.f.<locals>.A&B')
+    '/admin/app/task/?status_failures=error%3Aapp.f.%3Clocals%3E.A%26B'
+    """
+    return f'{changelist_url}?{urlencode({f"{field}_failures": f"error:{exception}"})}'
 
 
 def worker_figures(
@@ -286,7 +350,10 @@ def worker_figures(
     timeout: dt.timedelta,
 ) -> dict[str, Any]:
     """The live (and lost) workers of one queue, and its stalled rows with
-    the worker that held each. Two queries, three with stalled rows."""
+    the worker that held each. Two queries, three with stalled rows, and
+    one more when `queryset` (the model admin's ``get_queryset``) is not the
+    whole table: a worker's row in hand is shown only when it is one of
+    its rows."""
     ContentType, _record, WorkerHeartbeat = _models()
     model = model_admin.model
     if not records_available(model):
@@ -297,6 +364,7 @@ def worker_figures(
         .filter(content_type=content_type, field=field)
         .order_by('host', 'pid')
     )
+    shown = shown_row_ids(queryset, {beat.object_id for beat in heartbeats if beat.object_id})
     workers: list[dict[str, Any]] = [
         {
             'name': beat.name,
@@ -308,8 +376,9 @@ def worker_figures(
             'started_ago': natural_time(beat.started, current),
             'held_for': beat.held_since and natural_time(beat.held_since, current),
             'lost': beat.is_lost(current),
-            'object_id': beat.object_id,
-            'row_url': _change_url(model_admin, beat.object_id),
+            'object_id': beat.object_id if beat.object_id in shown else '',
+            'row_hidden': bool(beat.object_id) and beat.object_id not in shown,
+            'row_url': _change_url(model_admin, beat.object_id) if beat.object_id in shown else None,
             'held_since': beat.held_since,
             'tasks_done': beat.tasks_done,
             'failures': beat.failures,

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
         @property
         def verb(self) -> _StrOrPromise: ...
 
+        @property
+        def logged(self) -> _StrOrPromise | None: ...
+
 
 #: Up to this many changed rows, each gets an entry of its own.
 ROWS_LOGGED_ONE_BY_ONE = 500
@@ -68,6 +71,7 @@ def log_operation(
         )
         return
     label = str(concrete_field(model, field).verbose_name)
+    entry = operation.logged or _('%(operation)s %(field)s, previously %(state)s.')
     LogEntry.objects.bulk_create(
         [
             LogEntry(
@@ -76,7 +80,7 @@ def log_operation(
                 object_id=str(obj.pk),
                 object_repr=str(obj)[:200],
                 action_flag=CHANGE,
-                change_message=_('%(operation)s %(field)s, previously %(state)s.')
+                change_message=str(entry)
                 % {
                     'operation': capfirst(str(operation.verb)),
                     'field': label,

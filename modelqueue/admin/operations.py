@@ -10,6 +10,12 @@ the same transaction, so the operator is told exactly what changed.
 ['requeue', 'cancel', 'reprioritize', 'reset_attempts']
 >>> [state.name for state in CANCEL.states]
 ['created', 'waiting', 'working']
+
+The actions of modelqueue 2.2.1 (:func:`modelqueue.admin.actions.admin_actions`)
+are operations too (`LEGACY_OPERATIONS`), under the same rules:
+
+>>> [state.name for state in LEGACY_OPERATIONS['state_created'].states]
+['waiting', 'finished', 'canceled']
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from .. import ranges
-from ..expressions import with_attempts, with_priority, with_state_and_priority
+from ..expressions import with_attempts, with_priority, with_state, with_state_and_priority
 from ..status import State, Status, now
 from ..validation import concrete_field
 from .display import STATE_LABELS
@@ -42,7 +48,9 @@ class Operation:
     `new_status(field, **options)` returns the value or expression written
     to `field`; `verb` names the operation in the admin history; `done` is
     the message reported after it, with the placeholders ``%(count)s``,
-    ``%(items)s``, ``%(field)s`` and ``%(states)s``.
+    ``%(items)s``, ``%(field)s`` and ``%(states)s``; `logged`, when given,
+    is the admin history's entry of each row (``%(field)s`` and
+    ``%(state)s``, the row's previous state) in place of one made of `verb`.
     """
 
     def __init__(
@@ -52,12 +60,14 @@ class Operation:
         new_status: Callable[..., Any],
         verb: _StrOrPromise,
         done: _StrOrPromise,
+        logged: _StrOrPromise | None = None,
     ) -> None:
         self.name = name
         self.states = tuple(states)
         self.new_status = new_status
         self.verb = verb
         self.done = done
+        self.logged = logged
 
     def apply(
         self, queryset: QuerySet[Any], field: str, **options: Any
@@ -189,3 +199,72 @@ OPERATIONS = {
 
 #: The operations of the change form's buttons: one click, no form.
 ROW_OPERATIONS = {operation.name: operation for operation in (REQUEUE, CANCEL)}
+
+
+def legacy_state_change(
+    state: State, states: Iterable[State], done: _StrOrPromise, logged: _StrOrPromise
+) -> Operation:
+    """The 2.2.1 action that moves rows of `states` to `state`, keeping their
+    priority and attempts."""
+    return Operation(
+        f'state_{state.name}',
+        states,
+        lambda field: with_state(field, state),
+        _('changed the state of'),
+        done,
+        logged,
+    )
+
+
+# The actions of modelqueue 2.2.1, under the rules of the operations above. A
+# row already in the target state is left (it would not change). A row a
+# worker holds (working) is taken only by the changes an operator makes to
+# stop it or run it again, as cancel and requeue take it: to canceled, and to
+# waiting (it runs again). Made created or finished, or its priority or
+# attempts rewritten, the worker's result would be fenced off and dropped
+# with nothing to run the row again (as reset attempts and reprioritize
+# decide); and making it working would change nothing.
+LEGACY_OPERATIONS = {
+    operation.name: operation
+    for operation in (
+        legacy_state_change(
+            State.created,
+            (State.waiting, State.finished, State.canceled),
+            _('Changed %(count)s %(items)s (%(field)s) to created, previously %(states)s.'),
+            _('Changed %(field)s to created, previously %(state)s.'),
+        ),
+        legacy_state_change(
+            State.waiting,
+            (State.created, State.working, State.finished, State.canceled),
+            _('Changed %(count)s %(items)s (%(field)s) to waiting, previously %(states)s.'),
+            _('Changed %(field)s to waiting, previously %(state)s.'),
+        ),
+        legacy_state_change(
+            State.working,
+            (State.created, State.waiting, State.finished, State.canceled),
+            _('Changed %(count)s %(items)s (%(field)s) to working, previously %(states)s.'),
+            _('Changed %(field)s to working, previously %(state)s.'),
+        ),
+        legacy_state_change(
+            State.finished,
+            (State.created, State.waiting, State.canceled),
+            _('Changed %(count)s %(items)s (%(field)s) to finished, previously %(states)s.'),
+            _('Changed %(field)s to finished, previously %(state)s.'),
+        ),
+        legacy_state_change(
+            State.canceled,
+            (State.created, State.waiting, State.working, State.finished),
+            _('Changed %(count)s %(items)s (%(field)s) to canceled, previously %(states)s.'),
+            _('Changed %(field)s to canceled, previously %(state)s.'),
+        ),
+        Operation(
+            'priority_now',
+            (State.created, State.waiting, State.finished, State.canceled),
+            lambda field: with_priority(field, now()),
+            _('changed the priority of'),
+            _('Changed the priority of %(count)s %(items)s (%(field)s) to now, previously %(states)s.'),
+            _('Changed the priority of %(field)s to now, previously %(state)s.'),
+        ),
+        RESET_ATTEMPTS,  # attempts to zero: the same rewrite, the same rows
+    )
+}

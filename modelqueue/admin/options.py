@@ -125,6 +125,10 @@ class QueueAdminMixin(_ModelAdmin):
       by default ``modelqueue/<app>/<model>/<page>.html``, then
       ``modelqueue/<app>/<page>.html``, then ``modelqueue/<page>.html``
 
+    Every page, panel and figure about rows (the dashboard's failures and
+    workers, the last error column, the failures filter, the change form's
+    history) shows only the rows ``get_queryset(request)`` gives.
+
     The query parameter of each state filter is ``<field>_queue``, as with
     :func:`modelqueue.admin_list_filter`. Misconfiguration is reported by
     Django's system checks (ids ``modelqueue.E001`` to ``modelqueue.E003``).
@@ -423,9 +427,16 @@ class QueueAdminMixin(_ModelAdmin):
         form_url: str = '',
         obj: Model | None = None,
     ) -> HttpResponse:
-        if obj is not None and obj.pk is not None:
+        adminform = context.get('adminform')
+        if obj is not None and obj.pk is not None and adminform is not None:
             posted = request.POST.get(OPENED) if request.method == 'POST' else None
-            context['modelqueue_opened'] = posted or opened_token(obj)
+            context['modelqueue_opened'] = posted or opened_token(obj, adminform.form)
+        if obj is not None and obj.pk is not None:
+            # The row came through get_object(), so through get_queryset().
+            context['modelqueue_failure_history'] = [
+                {'label': field_label(self.model, field), 'records': history(self.model, field, obj.pk)}
+                for field in self.valid_queue_fields
+            ]
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def save_model(self, request: HttpRequest, obj: Model, form: Any, change: Any) -> None:
@@ -466,13 +477,6 @@ class QueueAdminMixin(_ModelAdmin):
                     'label': field_label(self.model, field),
                     'requeue_url': self.queue_url('queue_row', object_id, field, 'requeue'),
                     'cancel_url': self.queue_url('queue_row', object_id, field, 'cancel'),
-                }
-                for field in self.valid_queue_fields
-            ]
-            context['modelqueue_failure_history'] = [
-                {
-                    'label': field_label(self.model, field),
-                    'records': history(self.model, field, unquote(object_id)),
                 }
                 for field in self.valid_queue_fields
             ]
@@ -532,7 +536,7 @@ class QueueAdminMixin(_ModelAdmin):
             figures = queue_figures(
                 queryset, field, self.queue_timeout, current, self.queue_estimate_above
             )
-            failures = failure_figures(self.model, field, current, changelist)
+            failures = failure_figures(queryset, field, current, changelist)
             figures['throughput']['failed'] = failures.pop('failed')
             figures.update(failures)
             figures.update(worker_figures(self, queryset, field, current, self.queue_timeout))
@@ -625,7 +629,7 @@ class QueueAdminMixin(_ModelAdmin):
         for field in self.valid_queue_fields:
             queue = {
                 'field': field,
-                **failure_figures(self.model, field, current, changelist),
+                **failure_figures(queryset, field, current, changelist),
                 **worker_figures(self, queryset, field, current, self.queue_timeout),
             }
             fragments.append(

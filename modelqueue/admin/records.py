@@ -4,7 +4,9 @@ A queue site (:class:`modelqueue.admin.QueueAdminSiteMixin`) registers both.
 Nobody may add, change or delete a row here: workers write them. A failure
 record can hold secrets in its traceback and message, so a user sees only
 the records of models they may view, besides the view permission on the
-table itself.
+table itself; and of a model registered on the same site, only the records
+of the rows its model admin's ``get_queryset`` gives the user, as the queue
+admin's own pages. A heartbeat shows its row in hand on the same terms.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
+from django.contrib.admin.exceptions import NotRegistered
 from django.contrib.contenttypes.models import ContentType
+from django.db.models import Q
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
@@ -20,9 +24,14 @@ from django.utils.translation import gettext_lazy as _
 
 from ..models import FailureRecord, WorkerHeartbeat
 from ..status import now
+from .counts import whole_table
+from .failures import rows_records, shown_row_ids
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from django.contrib.admin import AdminSite
+    from django.contrib.admin.views.main import ChangeList
     from django.db.models import Model, QuerySet
     from django.http import HttpRequest
     from django.utils.functional import _StrOrPromise
@@ -55,6 +64,19 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         queryset = super().get_queryset(request)
         return queryset.filter(content_type__in=viewable_content_types(request, queryset))
 
+    def rows_of(self, request: HttpRequest, content_type: ContentType) -> QuerySet[Any] | None:
+        """The rows of `content_type`'s model that `request` may see here:
+        its model admin's ``get_queryset`` on this site, or None when it
+        has none (then the model's view permission is all there is)."""
+        model = content_type.model_class()
+        if model is None:
+            return None
+        try:
+            model_admin = self.admin_site.get_model_admin(model)
+        except NotRegistered:
+            return None
+        return model_admin.get_queryset(request)
+
 
 class FailureRecordAdmin(ReadOnlyAdmin):
     list_display = ['ended', 'row', 'field', 'exception_column', 'message_column', 'attempt', 'outcome', 'worker']
@@ -67,6 +89,19 @@ class FailureRecordAdmin(ReadOnlyAdmin):
         'traceback_block', 'worker', 'started', 'ended', 'duration',
     ]
     readonly_fields = fields  # type: ignore[assignment]  # names alone, no groups of names
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        """The records of the rows the user may see (see the module's docstring)."""
+        queryset = super().get_queryset(request)
+        shown = Q()
+        for content_type in ContentType.objects.filter(pk__in=queryset.order_by().values('content_type')):
+            rows = self.rows_of(request, content_type)
+            if rows is None or whole_table(rows):
+                shown |= Q(content_type=content_type.pk)
+            else:
+                records = FailureRecord.objects.using(queryset.db).filter(content_type=content_type.pk)
+                shown |= Q(pk__in=rows_records(records, rows).values('pk'))
+        return queryset.filter(shown) if shown else queryset.none()
 
     @admin.display(description=_('row'), ordering='object_id')
     def row(self, record: FailureRecord) -> str:
@@ -97,11 +132,44 @@ class FailureRecordAdmin(ReadOnlyAdmin):
 
 class WorkerHeartbeatAdmin(ReadOnlyAdmin):
     list_display = [
-        'name', 'queue', 'started', 'last_seen', 'state', 'object_id', 'held_since', 'tasks_done', 'failures',
+        'name', 'queue', 'started', 'last_seen', 'state', 'row_in_hand', 'held_since', 'tasks_done', 'failures',
     ]
     list_filter = ['content_type', 'host']
     list_select_related = ['content_type']
-    readonly_fields = [field.name for field in WorkerHeartbeat._meta.fields]
+    # The row in hand is shown only when the user may see that row.
+    fields = [
+        'host', 'pid', 'content_type', 'field', 'started', 'last_seen', 'interval', 'row_in_hand',
+        'held_since', 'tasks_done', 'failures',
+    ]
+    readonly_fields = fields  # type: ignore[assignment]  # names alone, no groups of names
+
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        changelist = super().get_changelist_instance(request)
+        self.mark_rows_shown(request, changelist.result_list)
+        return changelist
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> WorkerHeartbeat | None:
+        beat = super().get_object(request, object_id, from_field)
+        if beat is not None:
+            self.mark_rows_shown(request, [beat])
+        return beat
+
+    def mark_rows_shown(self, request: HttpRequest, beats: Iterable[WorkerHeartbeat]) -> None:
+        """Tell each of `beats` whether `request` may see its row in hand
+        (``modelqueue_row_shown``): one query per model, for the page."""
+        holding: dict[int, list[WorkerHeartbeat]] = {}
+        for beat in beats:
+            beat.modelqueue_row_shown = False  # type: ignore[attr-defined]  # read by row_in_hand
+            if beat.object_id:
+                holding.setdefault(beat.content_type_id, []).append(beat)
+        for group in holding.values():
+            rows = self.rows_of(request, group[0].content_type)
+            ids = {beat.object_id for beat in group}
+            shown = ids if rows is None else shown_row_ids(rows, ids)
+            for beat in group:
+                beat.modelqueue_row_shown = beat.object_id in shown  # type: ignore[attr-defined]
 
     @admin.display(description=_('queue'))
     def queue(self, beat: WorkerHeartbeat) -> str:
@@ -110,6 +178,14 @@ class WorkerHeartbeatAdmin(ReadOnlyAdmin):
     @admin.display(description=_('state'))
     def state(self, beat: WorkerHeartbeat) -> _StrOrPromise:
         return _('lost') if beat.is_lost(now()) else _('live')
+
+    @admin.display(description=_('row in hand'))
+    def row_in_hand(self, beat: WorkerHeartbeat) -> _StrOrPromise:
+        if not beat.object_id:
+            return '–'
+        if not getattr(beat, 'modelqueue_row_shown', False):
+            return _('a row not shown to you')
+        return beat.object_id
 
 
 def register_records(site: AdminSite) -> None:

@@ -2,10 +2,12 @@
 filter, dashboard panels, overview, read-only tables and who sees tracebacks."""
 
 import datetime as dt
+import html
 import re
 from unittest import mock
 
 import pytest
+from django.contrib import admin
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -228,3 +230,166 @@ def test_the_pages_work_before_the_tables_are_migrated(admin_client):
                 assert admin_client.get(url).status_code == 200, url
     finally:
         admin_failures._available.clear()
+
+
+# Everything the queue admin shows about rows goes through its get_queryset:
+# a multi-tenant admin shows nothing of the other tenants' rows.
+
+
+class TheirOnlyError(Exception):
+    """Raised only by the rows the operator may not see."""
+
+
+@pytest.fixture
+def tenant_admin(monkeypatch):
+    """The task admin shows only rows whose data starts with 'mine'."""
+    task_admin = admin.site._registry[Task]
+    base = type(task_admin).get_queryset
+
+    def get_queryset(request):
+        return base(task_admin, request).filter(data__startswith='mine')
+
+    monkeypatch.setattr(task_admin, 'get_queryset', get_queryset)
+    return task_admin
+
+
+#: The ids of the other tenant's rows: distinctive, so that none may appear.
+THEIR_IDS = {'failed': 770001, 'stalled': 770002, 'held': 770003, 'canceled': 770004}
+THEIR_MESSAGE = 'their secret message 5521'
+
+
+def every_page(mine, record, beat):
+    changelist = CHANGELIST
+    return [
+        changelist,
+        changelist + '?_facets=1',
+        *(
+            f'{changelist}?status_failures={value}&_facets=1'
+            for value in ('last_hour', 'canceled_after_failures', 'canceled_by_operator')
+        ),
+        changelist + '?status_queue=stalled&_facets=1',
+        reverse('admin:testapp_task_change', args=[mine.pk]),
+        reverse('admin:testapp_task_history', args=[mine.pk]),
+        reverse('admin:testapp_task_dashboard'),
+        reverse('admin:testapp_task_dashboard_data'),
+        reverse('admin:testapp_task_dashboard_activity'),
+        reverse('admin:modelqueue_overview'),
+        reverse('admin:index'),
+        reverse('admin:modelqueue_failurerecord_changelist'),
+        reverse('admin:modelqueue_failurerecord_changelist') + '?q=secret',
+        reverse('admin:modelqueue_failurerecord_change', args=[record.pk]),
+        reverse('admin:modelqueue_workerheartbeat_changelist'),
+        reverse('admin:modelqueue_workerheartbeat_change', args=[beat.pk]),
+    ]
+
+
+def test_a_tenant_sees_nothing_of_the_rows_its_admin_leaves_out(admin_client, tenant_admin):
+    mine = Task.objects.create(pk=880001, data='mine')
+    fail(mine, KeyError('my message'))
+    theirs = {
+        name: Task.objects.create(pk=pk, data=f'theirs {name}') for name, pk in THEIR_IDS.items()
+    }
+    fail(theirs['failed'], TheirOnlyError(THEIR_MESSAGE))
+    fail(theirs['canceled'], Cancel(THEIR_MESSAGE))
+    Task.objects.filter(pk=theirs['stalled'].pk).update(status=Status.working(now() - dt.timedelta(hours=3), 0))
+    Task.objects.filter(pk=theirs['held'].pk).update(status=Status.working(now(), 0))
+    beat = heartbeat(
+        'web-1:100', seen_ago=1, object_id=str(theirs['held'].pk), held_since=now() - dt.timedelta(minutes=1)
+    )
+    their_record = FailureRecord.objects.filter(object_id=str(theirs['failed'].pk)).get()
+    for url in every_page(mine, their_record, beat):
+        response = admin_client.get(url, follow=True)
+        assert response.status_code == 200, (url, response.status_code)
+        page = response.content.decode()
+        for shown in (THEIR_MESSAGE, 'TheirOnlyError', 'theirs ', *(str(pk) for pk in THEIR_IDS.values())):
+            assert shown not in page, (url, shown)
+    for pk in THEIR_IDS.values():  # their rows' pages say no more than "no such row"
+        response = admin_client.get(reverse('admin:testapp_task_change', args=[pk]), follow=True)
+        page = response.content.decode()
+        assert f'Task with ID “{pk}” doesn’t exist' in page
+        assert THEIR_MESSAGE not in page and 'modelqueue-history' not in page
+    # The figures count only the tenant's own rows and failures.
+    data = admin_client.get(reverse('admin:testapp_task_dashboard_data')).json()
+    (queue,) = data['queues']
+    assert (queue['failed_last_hour'], sum(queue['throughput']['failed'])) == (1, 1)
+    assert (queue['stalled'], queue['tally']['working']) == (0, 0)
+    page = admin_client.get(CHANGELIST, {'_facets': 1}).content.decode()
+    section = page.split('By failures', 1)[1].split('</ul>', 1)[0]
+    counts = dict(re.findall(r'status_failures=([\w:.]+)[^>]*>\s*(?:–\s*)?[^<(]+? \((\d+)\)', section))
+    assert (counts['last_hour'], counts['canceled_after_failures']) == ('1', '0'), counts
+    overview = admin_client.get(reverse('admin:modelqueue_overview')).content.decode()
+    assert re.search(r'data-column="failed_last_hour">1<', overview)
+    # The tenant's own row is shown, so the checks above can fail.
+    activity = admin_client.get(reverse('admin:testapp_task_dashboard_activity')).content.decode()
+    assert 'my message' in activity and 'web-1:100' in activity
+    change = admin_client.get(reverse('admin:testapp_task_change', args=[mine.pk])).content.decode()
+    assert 'my message' in change
+    records = admin_client.get(reverse('admin:modelqueue_failurerecord_changelist')).content.decode()
+    assert 'my message' in records
+
+
+# Row ids past 2**31 (BigAutoField, the default): every page of the queue.
+
+
+def test_every_page_works_for_a_row_whose_id_is_past_2_to_the_31(admin_client):
+    task = Task.objects.create(pk=3_000_000_000, data='big id')
+    fail(task, ValueError('big failure'))
+    fail(task, Cancel('big cancel'), retry=0)
+    Task.objects.create(data='operator canceled', status=Status.canceled(now(), 0))
+    heartbeat('web-1:100', seen_ago=1, object_id=str(task.pk), held_since=now())
+    error = 'error:builtins.ValueError'
+    for query in (
+        {},
+        {'_facets': 1},
+        {'status_failures': 'last_hour', '_facets': 1},
+        {'status_failures': 'canceled_after_failures', '_facets': 1},
+        {'status_failures': 'canceled_by_operator', '_facets': 1},
+        {'status_failures': error, '_facets': 1},
+        {'status_queue': 'canceled', '_facets': 1},
+    ):
+        response = admin_client.get(CHANGELIST, query)
+        assert response.status_code == 200, query
+        if query.get('status_failures') in ('last_hour', 'canceled_after_failures', error):
+            assert [row.pk for row in response.context['cl'].result_list] == [task.pk], query
+    for url in (
+        reverse('admin:testapp_task_change', args=[task.pk]),
+        reverse('admin:testapp_task_history', args=[task.pk]),
+        reverse('admin:testapp_task_dashboard'),
+        reverse('admin:testapp_task_dashboard_data'),
+        reverse('admin:testapp_task_dashboard_activity'),
+        reverse('admin:modelqueue_overview'),
+        reverse('admin:modelqueue_failurerecord_changelist'),
+        reverse('admin:modelqueue_workerheartbeat_changelist'),
+    ):
+        response = admin_client.get(url)
+        assert response.status_code == 200, url
+        assert '3000000000' in response.content.decode() or url.endswith(('/data/', '/queues/')), url
+
+
+# The dashboard's link to an exception class's rows, whatever the class's name.
+
+
+def test_the_dashboard_links_the_rows_of_an_exception_class_whose_name_needs_encoding(admin_client):
+    class Odd(Exception):
+        pass
+
+    Odd.__qualname__ += '&status_failures=last_hour#x+y%20z'  # <locals>, &, =, #, +, %
+    task = Task.objects.create(data='odd')
+    Task.objects.create(data='failed otherwise')
+    fail(Task.objects.get(data='failed otherwise'), ValueError('other'))
+    fail(task, Odd('odd one'))
+    path = FailureRecord.objects.get(object_id=str(task.pk)).exception
+    assert '<locals>' in path and '&' in path
+    for url in (reverse('admin:testapp_task_dashboard'), reverse('admin:testapp_task_dashboard_activity')):
+        page = admin_client.get(url).content.decode()
+        assert '<locals>' not in page and '&status_failures' not in page, url  # escaped
+        row = r'<tr data-exception="[^"]*&lt;locals&gt;[^"]*">\s*<th scope="row"><a href="([^"]*)"'
+        (link,) = re.findall(row, page)
+        listed = admin_client.get(html.unescape(link)).context['cl'].result_list
+        assert [row.pk for row in listed] == [task.pk], (url, link)
+    # The changelist's filter offers the class too, and its link works.
+    page = admin_client.get(CHANGELIST).content.decode()
+    section = page.split('By failures', 1)[1].split('</ul>', 1)[0]
+    links = [html.unescape(href) for href in re.findall(r'href="([^"]*)"', section) if 'error%3A' in href]
+    chosen = [admin_client.get(CHANGELIST + link).context['cl'].result_list for link in links]
+    assert [task.pk] in [[row.pk for row in rows] for rows in chosen], links

@@ -68,6 +68,11 @@ def assert_worker_result_kept(task, data='job'):
     [
         ('reset_status_attempts', {}),
         ('reprioritize_status', {'apply': '1', 'reprioritize-when': 'now'}),
+        # The 2.2.1 actions (modelqueue.admin_actions) that leave working rows.
+        ('make_status_attempts_zero', {}),
+        ('make_status_priority_now', {}),
+        ('make_status_state_created', {}),
+        ('make_status_state_finished', {}),
     ],
 )
 def test_bulk_actions_that_skip_working_rows_keep_the_workers_result(

@@ -7,10 +7,14 @@ statuses left alone, and the dashboard's oldest due row.
 """
 
 import datetime as dt
+import html
+import re
+import zlib
 
 import pytest
 from django.contrib import admin
 from django.contrib.admin.models import LogEntry
+from django.core import signing
 from django.urls import reverse
 
 from modelqueue import State, Status, now
@@ -222,6 +226,124 @@ def test_legacy_actions_leave_invalid_statuses_untouched(superuser_client, actio
         assert Task.objects.get(pk=valid.pk).status != valid.status
 
 
+# 13. The 2.2.1 actions follow the queue actions' rules: per-row permission,
+# history, and a row a worker holds left to it unless the operator cancels it
+# or sends it back to waiting (as cancel and requeue do).
+
+LEGACY_ACTIONS = [f'make_status_state_{state.name}' for state in Status.states] + [
+    'make_status_priority_now',
+    'make_status_attempts_zero',
+]
+#: Legacy actions that leave a working row to its worker, as reset attempts
+#: and reprioritize do: a row made created or finished, or its attempts or
+#: priority rewritten, would drop the worker's result without running again.
+LEAVE_WORKING = [
+    'make_status_state_created',
+    'make_status_state_working',
+    'make_status_state_finished',
+    'make_status_priority_now',
+    'make_status_attempts_zero',
+]
+#: Legacy actions that take a working row, as cancel and requeue do.
+TAKE_WORKING = {'make_status_state_waiting': State.waiting, 'make_status_state_canceled': State.canceled}
+
+
+def changed_by(action):
+    """A status that `action` rewrites: waiting, but finished for the waiting action."""
+    if action == 'make_status_state_waiting':
+        return Status.finished(ago(minutes=1), 2)
+    return Status.waiting(ago(minutes=1), 2)
+
+
+@pytest.mark.parametrize('action', LEGACY_ACTIONS)
+def test_a_legacy_action_refuses_a_selection_with_a_row_the_user_may_not_change(
+    superuser_client, guarded, action
+):
+    free = Task.objects.create(data='free', status=changed_by(action))
+    locked = Task.objects.create(data='locked row', status=changed_by(action))
+    before = {task.pk: status_of(task) for task in (free, locked)}
+    response = post_action(superuser_client, action, [free, locked])
+    assert {task.pk: status_of(task) for task in (free, locked)} == before
+    assert any(
+        'Nothing was changed: you may not change 1 of the selected task' in text
+        and 'locked row' in text
+        for text in messages_of(response)
+    ), messages_of(response)
+    assert not LogEntry.objects.exists()
+    post_action(superuser_client, action, [free])  # the allowed row alone is changed
+    assert status_of(free) != before[free.pk]
+
+
+@pytest.mark.parametrize('action', LEGACY_ACTIONS)
+def test_a_legacy_action_logs_each_changed_row_and_says_what_it_did(superuser_client, action):
+    changed = Task.objects.create(data='changed', status=changed_by(action))
+    previous = changed_by(action).state.name
+    response = post_action(superuser_client, action, [changed])
+    assert status_of(changed) != changed.status
+    (entry,) = LogEntry.objects.filter(object_id=str(changed.pk))
+    assert entry.is_change() and entry.object_repr == 'changed'
+    message = entry.get_change_message()
+    assert 'status' in message and f'previously {previous}' in message, message
+    assert any('(status)' in text and f'previously 1 {previous}' in text for text in messages_of(response)), (
+        messages_of(response)
+    )
+
+
+@pytest.mark.parametrize('action', LEAVE_WORKING)
+def test_legacy_actions_leave_working_rows_to_their_worker_and_say_so(superuser_client, action):
+    working = Task.objects.create(data='busy', status=Status.working(ago(minutes=1), 2))
+    other = Task.objects.create(data='idle', status=changed_by(action))
+    response = post_action(superuser_client, action, [working, other])
+    assert Task.objects.get(pk=working.pk).status == working.status
+    assert Task.objects.get(pk=other.pk).status != other.status
+    assert 'Left as they were (status): 1 working.' in messages_of(response), messages_of(response)
+    assert not LogEntry.objects.filter(object_id=str(working.pk)).exists()
+
+
+@pytest.mark.parametrize(('action', 'state'), TAKE_WORKING.items())
+def test_legacy_cancel_and_waiting_take_a_working_row_as_cancel_and_requeue_do(
+    superuser_client, action, state
+):
+    working = Task.objects.create(data='busy', status=Status.working(ago(minutes=1), 2))
+    post_action(superuser_client, action, [working])
+    assert (status_of(working).state, status_of(working).attempts) == (state, 2)
+    (entry,) = LogEntry.objects.filter(object_id=str(working.pk))
+    assert 'previously working' in entry.get_change_message()
+
+
+#: The rows in each state that each legacy action rewrites.
+LEGACY_CHANGES = {
+    'make_status_state_created': {'waiting', 'finished', 'canceled'},
+    'make_status_state_waiting': {'created', 'working', 'finished', 'canceled'},
+    'make_status_state_working': {'created', 'waiting', 'finished', 'canceled'},
+    'make_status_state_finished': {'created', 'waiting', 'canceled'},
+    'make_status_state_canceled': {'created', 'waiting', 'working', 'finished'},
+    'make_status_priority_now': {'created', 'waiting', 'finished', 'canceled'},
+    'make_status_attempts_zero': {'created', 'waiting', 'finished', 'canceled'},
+}
+
+
+@pytest.mark.parametrize('action', LEGACY_ACTIONS)
+def test_which_rows_each_legacy_action_rewrites(superuser_client, action):
+    rows = {
+        state.name: Task.objects.create(data=state.name, status=Status.combine(state, ago(minutes=5), 2))
+        for state in Status.states
+    }
+    post_action(superuser_client, action, rows.values())
+    changed = {name for name, task in rows.items() if status_of(task) != task.status}
+    assert changed == LEGACY_CHANGES[action]
+    assert {entry.object_repr for entry in LogEntry.objects.all()} == changed
+
+
+@pytest.mark.parametrize('state', Status.states)
+def test_a_legacy_state_action_leaves_rows_already_in_its_state_and_says_so(superuser_client, state):
+    already = Task.objects.create(data='there', status=Status.combine(state, ago(minutes=1), 2))
+    response = post_action(superuser_client, f'make_status_state_{state.name}', [already])
+    assert Task.objects.get(pk=already.pk).status == already.status
+    assert f'Left as they were (status): 1 {state.name}.' in messages_of(response), messages_of(response)
+    assert not LogEntry.objects.exists()
+
+
 # 9. The dashboard's oldest due row has a real timestamp.
 
 
@@ -345,3 +467,85 @@ def test_a_forged_opened_copy_is_a_form_error(superuser_client):
     response = save_change_form(superuser_client, task, {**data, '_modelqueue_opened': 'forged', 'data': 'y'})
     assert 'could not be checked against the row' in response.content.decode()
     assert Task.objects.get(pk=task.pk).data == 'x'
+
+
+# The change form's copy of the row is signed, not encrypted: it carries no
+# value of the row, only what tells the save whether a value changed.
+
+SECRETS = {'data': 'secret data 7391', 'note': 'secret note 4410'}
+
+
+def readable(token):
+    """What anyone can read of a signed value: its payload, decoded (and
+    decompressed); a signature hides nothing."""
+    payload = token.split(':')[0]
+    data = signing.b64_decode(payload.lstrip('.').encode())
+    if payload.startswith('.'):
+        data = zlib.decompress(data)
+    return data.decode(errors='replace')
+
+
+def opened_tokens(page):
+    return [html.unescape(value) for value in re.findall(r'name="_modelqueue_opened" value="([^"]*)"', page)]
+
+
+def secret_row():
+    return Task.objects.create(**SECRETS, status=Status.waiting(dt.datetime(2021, 3, 4, 5, 6, 7), 3))
+
+
+def assert_no_value_readable(page, task, hidden=()):
+    """No value of `task` can be read from the page's copy of the row, and
+    no value of the `hidden` fields from anywhere on the page."""
+    values = [task.data, task.note, str(task.status), str(Status(task.status).priority)]
+    for token in opened_tokens(page):
+        text = readable(token)
+        for value in values:
+            assert value not in text, (value, text)
+    for name in hidden:
+        assert SECRETS[name] not in page, name
+
+
+def test_a_view_only_user_reads_no_value_of_the_row_from_the_change_form(client):
+    task = secret_row()
+    client.force_login(create_user('viewer', 'view_task'))
+    response = client.get(reverse('admin:testapp_task_change', args=[task.pk]))
+    assert response.status_code == 200
+    assert_no_value_readable(response.content.decode(), task)
+
+
+@pytest.mark.parametrize('role', ['viewer', 'operator'])
+def test_a_field_the_admin_excludes_cannot_be_read_from_the_change_form(client, monkeypatch, role):
+    monkeypatch.setattr(admin.site._registry[Task], 'exclude', ['note'])
+    task = secret_row()
+    user = create_user('viewer', 'view_task') if role == 'viewer' else create_superuser()
+    client.force_login(user)
+    response = client.get(reverse('admin:testapp_task_change', args=[task.pk]))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert SECRETS['data'] in page  # the page shows the row, so the check can fail
+    assert_no_value_readable(page, task, hidden=['note'])
+    if role == 'operator':
+        assert opened_tokens(page), 'the form carries its copy of the row'
+
+
+def test_with_an_excluded_field_the_fenced_save_keeps_what_changed_meanwhile(superuser_client, monkeypatch):
+    monkeypatch.setattr(admin.site._registry[Task], 'exclude', ['note'])
+    task = Task.objects.create(data='helo', note='', status=Status.waiting(ago(minutes=1), 0))
+    data = open_change_form(superuser_client, task)
+    assert 'note' not in data
+    finished = Status.finished(now(), 1)
+    Task.objects.filter(pk=task.pk).update(status=finished, note='sent by the worker')
+    response = save_change_form(superuser_client, task, {**data, 'data': 'hello'})
+    task.refresh_from_db()
+    assert (task.data, task.note, task.status) == ('hello', 'sent by the worker', finished)
+    assert any('was changed successfully' in text for text in messages_of(response))
+
+
+def test_the_copy_of_one_row_does_not_pass_for_another(superuser_client):
+    first = Task.objects.create(data='same', status=Status.finished(ago(minutes=1), 1))
+    second = Task.objects.create(data='same', status=first.status)
+    data = open_change_form(superuser_client, second)
+    data['_modelqueue_opened'] = open_change_form(superuser_client, first)['_modelqueue_opened']
+    response = save_change_form(superuser_client, second, {**data, 'data': 'edited'})
+    assert 'changed since you opened this form' in response.content.decode()
+    assert Task.objects.get(pk=second.pk).data == 'same'
