@@ -72,3 +72,63 @@ def crash_the_process(task):
     """Count one execution, then end this process as the kernel's OOM killer would."""
     record(task)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+# Poison: exceptions whose text no database stores as it is, or that cannot
+# be turned into text at all, and values a database refuses to store.
+
+
+class UnreadableError(Exception):
+    """An exception whose ``__str__`` raises."""
+
+    def __str__(self):
+        raise RuntimeError('this message cannot be read')
+
+
+class NotTextError(Exception):
+    """An exception whose ``__str__`` returns `value`, not a string."""
+
+    def __init__(self, value=42):
+        super().__init__()
+        self.value = value
+
+    def __str__(self):
+        return self.value
+
+
+def poison_error(kind):
+    """A fresh exception of the poison `kind` (see POISON_ERRORS)."""
+    return POISON_ERRORS[kind]()
+
+
+#: Exceptions an action may raise, by kind: a file name that is not UTF-8
+#: (a lone surrogate), a message that cannot be read or is not text, a NUL.
+POISON_ERRORS = {
+    'surrogate': lambda: OSError(os.fsdecode(b'/data/caf\xe9.txt')),
+    'unreadable': UnreadableError,
+    'not-text': NotTextError,
+    'nul': lambda: ValueError('before\x00after'),
+}
+
+#: Values an action may set on the task's note, by kind: a lone surrogate
+#: (no database stores it), a NUL (PostgreSQL refuses it), 300 characters
+#: (longer than the column: PostgreSQL and MariaDB refuse them).
+POISON_NOTES = {
+    'note-surrogate': 'caf\udce9',
+    'note-nul': 'before\x00after',
+    'note-too-long': 'n' * 300,
+}
+
+
+def record_or_poison(task):
+    """Count one execution; then, if the task's data is ``poison:KIND``,
+    raise the poison exception KIND or set the poison note KIND."""
+    record(task)
+    if not task.data.startswith('poison:'):
+        return
+    kind = task.data.split(':', 1)[1]
+    if kind in POISON_NOTES:
+        task.note = POISON_NOTES[kind]
+    else:
+        raise poison_error(kind)
+
