@@ -24,7 +24,7 @@ from typing import Any
 
 from django.db.models import BigIntegerField as StatusField
 
-from .exceptions import Abort, Cancel, Retry
+from .exceptions import Abort, Cancel, OutcomeNotStored, Retry
 from .queue import run
 from .status import ONE_HOUR, ZERO_SECS, State, Status, now
 
@@ -33,6 +33,7 @@ __all__ = [
     'ZERO_SECS',
     'Abort',
     'Cancel',
+    'OutcomeNotStored',
     'Retry',
     'State',
     'Status',

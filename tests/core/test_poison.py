@@ -1,17 +1,19 @@
 """Poison inputs to run(): exceptions whose text no database stores as it
-is, or that cannot be turned into text. What run() writes about a failure
-never fails."""
+is (or that cannot be turned into text), and values an action set that the
+database refuses. What run() writes about a failure never fails, and an
+outcome that cannot be stored with the action's values is still written."""
 
 import logging
 from unittest import mock
 
 import pytest
+from django.db import OperationalError, connection
 from django.test.utils import override_settings
 
-from modelqueue import State, Status, failures, run
+from modelqueue import OutcomeNotStored, State, Status, failures, queue, run
 from modelqueue.models import FailureRecord
 from modelqueue.text import is_cleaned
-from tests.testapp.actions import POISON_ERRORS, poison_error
+from tests.testapp.actions import POISON_ERRORS, POISON_NOTES, poison_error
 from tests.testapp.models import Task
 
 pytestmark = pytest.mark.django_db
@@ -28,6 +30,15 @@ def status_of(task):
 def raising(error):
     def action(task):
         raise error
+
+    return action
+
+
+def setting_note(note, then=None):
+    def action(task):
+        task.note = note
+        if then is not None:
+            raise then
 
     return action
 
@@ -116,3 +127,107 @@ def test_a_traceback_and_a_message_keep_within_their_caps_however_long_the_text(
     assert record.traceback.startswith('Traceback (most recent call last):')
     assert 'raise error' in record.traceback
     assert record.message.startswith('EEEE')
+
+
+# Values the action set that the database refuses
+
+
+@pytest.mark.parametrize('retry, state', [(1, State.waiting), (0, State.canceled)])
+def test_values_no_database_stores_make_a_failed_attempt_written_without_them(retry, state):
+    task = make()
+    with pytest.raises(OutcomeNotStored) as raised:
+        run(Task.objects.all(), 'status', setting_note(POISON_NOTES['note-surrogate']), retry=retry)
+    assert 'note' in str(raised.value)
+    assert status_of(task).parse()[0::2] == (state, 1)
+    assert Task.objects.get(pk=task.pk).note == ''
+    record = FailureRecord.objects.get()
+    assert record.exception == 'modelqueue.exceptions.OutcomeNotStored'
+    assert record.outcome == (FailureRecord.WAITING if retry else FailureRecord.CANCELED)
+    assert 'note' in record.message and 'UnicodeEncodeError' in record.message
+
+
+def test_the_task_run_returns_holds_what_was_written():
+    task = make()
+    seen = []
+
+    def action(row):
+        seen.append(row)
+        row.note = POISON_NOTES['note-surrogate']
+
+    with pytest.raises(OutcomeNotStored):
+        run(Task.objects.all(), 'status', action)
+    (row,) = seen
+    assert row.note == '' and row.status == status_of(task)
+
+
+@pytest.mark.parametrize('kind', ['note-nul', 'note-too-long'])
+def test_values_some_databases_refuse_are_stored_where_they_can_be(kind):
+    task = make()
+    note = POISON_NOTES[kind]
+    refused = connection.vendor == 'postgresql' or (connection.vendor == 'mysql' and kind == 'note-too-long')
+    if refused:
+        with pytest.raises(OutcomeNotStored):
+            run(Task.objects.all(), 'status', setting_note(note))
+        assert status_of(task).parse()[0::2] == (State.waiting, 1)
+        assert Task.objects.get(pk=task.pk).note == ''
+        assert FailureRecord.objects.get().exception == 'modelqueue.exceptions.OutcomeNotStored'
+    else:
+        run(Task.objects.all(), 'status', setting_note(note))
+        assert status_of(task).state == State.finished
+        assert Task.objects.get(pk=task.pk).note == note
+
+
+def test_an_actions_own_exception_is_still_reraised_when_its_values_are_refused():
+    task = make()
+    error = ValueError('the action failed too')
+    with pytest.raises(ValueError) as raised:
+        run(Task.objects.all(), 'status', setting_note(POISON_NOTES['note-surrogate'], then=error), retry=0)
+    assert raised.value is error
+    assert status_of(task).parse()[0::2] == (State.canceled, 1)
+    record = FailureRecord.objects.get()
+    assert record.exception == 'modelqueue.exceptions.OutcomeNotStored'
+    assert 'the action failed too' in record.message
+
+
+def test_retry_with_refused_values_counts_as_a_failed_attempt():
+    from modelqueue import Retry  # noqa: PLC0415
+
+    task = make()
+    with pytest.raises(OutcomeNotStored):
+        run(Task.objects.all(), 'status', setting_note(POISON_NOTES['note-surrogate'], then=Retry()), retry=3)
+    assert status_of(task).parse()[0::2] == (State.waiting, 1)
+
+
+def failing_completion(error):
+    """Patch the completion's UPDATE (fenced on a working status) to raise
+    `error`; the claim's (fenced on a waiting one, on MariaDB) still works."""
+    real = queue._fenced_update
+
+    def update(queryset, pk, attname, expected, values):
+        if Status(expected).state == State.working:
+            raise error
+        return real(queryset, pk, attname, expected, values)
+
+    return mock.patch.object(queue, '_fenced_update', update)
+
+
+def test_a_lost_connection_at_the_completion_keeps_the_row_working_for_the_timeout():
+    """Not the values' fault: the row stays working (a timeout reclaims it)
+    and the error propagates, as before, for the worker to back off."""
+    task = make()
+    lost = OperationalError('server closed the connection unexpectedly')
+    with failing_completion(lost), pytest.raises(OperationalError):
+        run(Task.objects.all(), 'status', setting_note('fine'))
+    assert status_of(task).state == State.working
+    assert not FailureRecord.objects.exists()
+
+
+def test_a_status_that_cannot_be_written_is_not_retried_without_values():
+    """Only the status to write, and it fails: nothing to leave out, the error
+    propagates (it is not about the action's values)."""
+    task = make()
+    refused = ValueError('a broken adapter')
+    with failing_completion(refused), pytest.raises(ValueError):
+        run(Task.objects.all(), 'status', lambda row: None)
+    assert status_of(task).state == State.working
+
