@@ -11,6 +11,10 @@ Signals: the first SIGTERM or SIGINT lets the task in hand finish, claims no
 new one, and exits 0; a second one stops at once (rows then held stay
 working until run() reclaims them after the timeout). Database errors are
 logged, the connection closed, and the worker backs off and continues.
+
+An action's exception, whatever its text, and values the database refuses
+(see :class:`modelqueue.OutcomeNotStored`) are the task's failure, logged
+and recorded: they never stop the worker.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from django.db import Error as DatabaseError
 from django.db import close_old_connections, connections
 from django.db.models import Model, QuerySet
 
-from ..exceptions import Abort, Cancel, Retry
+from ..exceptions import Abort, Cancel, OutcomeNotStored, Retry
 from ..queue import check_run_arguments, run_chained
 from ..status import ONE_HOUR, ZERO_SECS, Status
 from ..validation import check_count, check_seconds, check_timedelta
@@ -111,7 +115,8 @@ class Worker:
     :attr:`stopping`, :attr:`budget` for the thread pool, and
     :meth:`become_child` for the supervisor. A subclass may override
     :meth:`run_one` to do something around each task (the Tasks worker
-    does).
+    does), and set :attr:`on_not_stored` (see
+    :func:`modelqueue.queue.run_chained`).
     """
 
     def __init__(
@@ -144,6 +149,8 @@ class Worker:
         self.threads = check_count('threads', threads, MAX_THREADS)
         self.processed = 0
         self.stopping = False
+        #: Called by run() when the database refused the action's values.
+        self.on_not_stored: Callable[[Any, OutcomeNotStored], None] | None = None
         self.parent_pid: int | None = None  # set in a supervisor's child
         self.second_signal_stops = True
         self.wakeup: WakeupPipe | None = None  # while running
@@ -236,8 +243,10 @@ class Worker:
         """Run one task; return whether a row was due.
 
         An action's own exception is logged here (run() has recorded the
-        attempt); errors of the queue's own queries propagate. `on_claim`,
-        if given, is called once a row is claimed, before its action.
+        attempt), as are values the database refused (run() wrote the
+        outcome without them); errors of the queue's own queries
+        propagate. `on_claim`, if given, is called once a row is claimed,
+        before its action.
 
         The task is the row this thread claimed with its last completion, if
         it holds one (`holds_claim`), else a row claimed now. `claim_next`,
@@ -267,7 +276,14 @@ class Worker:
                 self.delay,
                 held,
                 None if claim_next is None else may_claim_next,
+                self.on_not_stored,
             )
+        except OutcomeNotStored as error:
+            if call.task is None or call.error is not None:
+                raise
+            call.not_stored = error
+            call.log(self.attname)
+            return True
         except Exception as error:
             if call.task is None or error is not call.error:
                 if call.task is not None:
@@ -348,6 +364,8 @@ class ActionCall:
         self.on_claim = on_claim
         self.task: Any = None
         self.error: BaseException | None = None
+        #: Set when the database refused the values the action set.
+        self.not_stored: OutcomeNotStored | None = None
         self.seconds: float | None = None
 
     def __call__(self, task: Any) -> None:
@@ -368,27 +386,45 @@ class ActionCall:
                 self.heartbeat.done(failed=self.outcome() not in ('finished', 'retry'))
 
     def outcome(self) -> str:
-        """Name what the action did: finished, retry, aborted, canceled or failed."""
+        """Name what the action did: finished, retry, aborted, canceled or
+        failed (its values refused count as failed)."""
         if self.error is None:
-            return 'finished'
+            return 'finished' if self.not_stored is None else 'failed'
         for kind, name in ((Retry, 'retry'), (Abort, 'aborted'), (Cancel, 'canceled')):
             if isinstance(self.error, kind):
                 return name
         return 'failed'
 
     def log(self, attname: str, note: str | None = None) -> None:
-        """Log one line: the task, the outcome, the duration (and the new state)."""
+        """Log one line: the task, the outcome, the duration (and the new
+        state), with the traceback of a failure. It never raises: whatever
+        the exception's text, the worker goes on."""
+        try:
+            self._log(attname, note)
+        except Exception:  # noqa: BLE001 (a log line must not stop the worker)
+            try:
+                logger.error(
+                    '%s pk=%s %s (the log line could not be written)',
+                    self.task._meta.label, self.task.pk, self.outcome(),
+                )
+            except Exception:  # noqa: BLE001 (nor a broken logging set-up)
+                pass
+
+    def _log(self, attname: str, note: str | None) -> None:
         outcome = self.outcome()
         state = Status(getattr(self.task, attname)).state.name
         message = '%s.%s pk=%s %s in %.3fs'
         args = [self.task._meta.label, attname, self.task.pk, outcome, self.seconds]
         if note:
             message += ' ' + note
+        elif self.not_stored is not None and self.error is None:
+            message += ': the values it set could not be stored, now %s'
+            args.append(state)
         elif state != outcome:
             message += ', now %s'
             args.append(state)
         if outcome == 'failed':
-            logger.error(message, *args, exc_info=self.error)
+            logger.error(message, *args, exc_info=self.error or self.not_stored)
         else:
             logger.info(message, *args)
 
