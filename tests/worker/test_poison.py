@@ -2,16 +2,17 @@
 database stores as it is, or cannot be turned into text, or that set a
 value the database refuses. The worker stays up, the healthy rows behind
 the poisonous ones run, and each poisonous row fails as the retry rules
-say, once per attempt."""
+say, once per attempt. And a queue whose table does not exist."""
 
 import signal
+import subprocess
 
 import pytest
 
 from modelqueue import State, Status
 from modelqueue.models import FailureRecord
 from modelqueue.text import is_cleaned
-from tests.support.processes import finish, start_worker
+from tests.support.processes import ACTIONS, finish, start_worker
 from tests.support.tasks import executions_per_task, waiting_tasks
 from tests.support.waits import wait_until
 from tests.testapp.actions import POISON_ERRORS
@@ -58,3 +59,28 @@ def test_poisonous_rows_fail_by_the_retry_rules_and_the_healthy_rows_behind_them
     for task in healthy:
         assert Status(Task.objects.get(pk=task.pk).status).state == State.finished
 
+
+UNMIGRATED = ('-m', 'django', 'modelqueue_worker', 'testapp.Unmigrated', 'status', ACTIONS + 'record')
+ENV = {'DJANGO_SETTINGS_MODULE': 'tests.settings'}
+
+
+@pytest.mark.processes
+@pytest.mark.parametrize('options', [[], ['--concurrency=2'], ['--threads=2']], ids=['one', 'processes', 'threads'])
+def test_a_burst_worker_on_a_table_that_does_not_exist_says_so_and_exits_non_zero(spawn, options):
+    status, log = finish(spawn(*UNMIGRATED, '--burst', *options, env=ENV), timeout=30)
+    assert status != 0, log
+    assert "table 'testapp_never_created' of testapp.Unmigrated does not exist" in log, log
+    assert 'manage.py migrate' in log, log
+
+
+@pytest.mark.processes
+def test_a_worker_on_a_table_that_does_not_exist_says_so_and_keeps_trying(spawn):
+    child = spawn(*UNMIGRATED, '--sleep=0.2', env=ENV)
+    with pytest.raises(subprocess.TimeoutExpired):  # it keeps trying
+        child.wait(timeout=3)
+    assert child.poll() is None, 'the worker stopped'
+    child.send_signal(signal.SIGTERM)
+    status, log = finish(child)
+    assert status == 0, log
+    assert "table 'testapp_never_created' of testapp.Unmigrated does not exist" in log, log
+    assert 'manage.py migrate' in log and 'trying again' in log, log
