@@ -258,6 +258,18 @@ def state_totals(queryset, field):
     return totals
 
 
+def counters_installed(model, field, using='default'):
+    """Whether the queue's counters are installed and current (one query;
+    False elsewhere than on PostgreSQL). A DatabaseError propagates: while
+    the database does not answer, it cannot be told."""
+    connection = connections[using]
+    if connection.vendor != 'postgresql':
+        return False
+    objects = counter_triggers(model, field, connection.ops.quote_name)
+    with connection.cursor() as cursor:
+        return objects.is_current(cursor, connection.ops.quote_name)
+
+
 def compact_counters(model, field, using='default'):
     """Fold the counts the triggers added for the queue into one row per
     state and minute, and the minutes older than :data:`KEEP_MINUTES` into

@@ -3,7 +3,9 @@
 A worker's heartbeat thread calls its :class:`Housekeeping` after each beat:
 
 - at every beat, it compacts the queue's state counters, where they are
-  installed (:func:`modelqueue.counters.compact_counters`);
+  installed (:func:`modelqueue.counters.compact_counters`). Whether they
+  are is asked once a minute; a queue without them is never compacted,
+  nor warned about while the database does not answer;
 - about once a minute (the first time at a random moment, so that workers
   started together spread out), it prunes failure records
   (:class:`modelqueue.failures.Pruner`) and deletes the heartbeat rows of
@@ -19,7 +21,9 @@ import random
 import time
 from typing import Any
 
-from ..counters import compact_counters
+from django.db import DatabaseError
+
+from ..counters import compact_counters, counters_installed
 from ..failures import Pruner
 from ..status import now
 
@@ -40,13 +44,28 @@ class Housekeeping:
         self.using = using
         self.pruner = Pruner(using)
         self.next_prune = time.monotonic() + PRUNE_SECONDS * random.uniform(0.2, 1.0)
+        self.has_counters: bool | None = None  # not known yet
+        self.next_counters_check = 0.0
 
     def __call__(self) -> None:
         """One beat's chores: compact, and prune when a minute has passed."""
-        compact_counters(self.model, self.field, using=self.using)
+        if self.counters_installed():
+            compact_counters(self.model, self.field, using=self.using)
         if time.monotonic() >= self.next_prune:
             self.next_prune = time.monotonic() + PRUNE_SECONDS
             self.prune()
+
+    def counters_installed(self) -> bool:
+        """Whether the queue has state counters, asked once a minute (they may
+        be installed while the worker runs). While the database does not
+        answer, the last answer holds, and none is no counters."""
+        if time.monotonic() >= self.next_counters_check:
+            try:
+                self.has_counters = counters_installed(self.model, self.field, using=self.using)
+            except DatabaseError:
+                return bool(self.has_counters)
+            self.next_counters_check = time.monotonic() + PRUNE_SECONDS
+        return bool(self.has_counters)
 
     def prune(self) -> None:
         """Prune failure records, and the heartbeat rows of workers lost for a day."""
