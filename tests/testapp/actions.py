@@ -132,3 +132,56 @@ def record_or_poison(task):
     else:
         raise poison_error(kind)
 
+
+# The fuzz test's poison, described by plain data (so a worker process can
+# read it from the task's data, as base64 of a pickle: ASCII, stored by any
+# database): (what, text, other).
+
+
+def build_poison(spec):
+    """The exception `spec` describes, or None when it describes a note."""
+    what, text, other = spec
+    if what == 'message':
+        return ValueError(text)
+    if what == 'unreadable':
+        return UnreadableError()
+    if what == 'not-text':
+        return NotTextError(other)
+    if what == 'cancel':
+        return modelqueue.Cancel(text)
+    if what == 'os-error':
+        return OSError(2, text, other)
+    if what in ('abort-from', 'message-from-unreadable'):
+        cause = ValueError(text) if what == 'abort-from' else UnreadableError()
+        error = modelqueue.Abort() if what == 'abort-from' else ValueError(text)
+        error.__cause__ = cause
+        return error
+    return None  # 'note': set the task's note to `text`
+
+
+def encode_poison(spec):
+    import base64  # noqa: PLC0415
+    import pickle  # noqa: PLC0415
+
+    return base64.b64encode(pickle.dumps(spec)).decode('ascii')
+
+
+def decode_poison(data):
+    import base64  # noqa: PLC0415
+    import pickle  # noqa: PLC0415
+
+    return pickle.loads(base64.b64decode(data))
+
+
+def apply_poison(task, spec):
+    """Raise the exception `spec` describes, or set the note it carries."""
+    error = build_poison(spec)
+    if error is not None:
+        raise error
+    task.note = spec[1]
+
+
+def poison_from_data(task):
+    """Count one execution, then apply the poison the task's data encodes."""
+    record(task)
+    apply_poison(task, decode_poison(task.data))

@@ -117,3 +117,22 @@ def fail_hugely(size):
     """Raise a ValueError whose message is `size` characters long."""
     raise ValueError('E' * size)
 
+
+@task
+def poison_from_spec(label, data):
+    """Note the run as `label`; then return the value `data` encodes (base64
+    of a pickle of ('return', value)) or raise the poison it describes."""
+    from .actions import build_poison, decode_poison  # noqa: PLC0415
+
+    _note_execution(label)
+    spec = decode_poison(data)
+    if spec[0] == 'return':
+        return spec[1]
+    raise build_poison(spec)
+
+
+@task
+def echo(label, *args, **kwargs):
+    """Note the run as `label`; return the arguments."""
+    _note_execution(label)
+    return [args, kwargs]
