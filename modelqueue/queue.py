@@ -538,7 +538,9 @@ def _complete(queryset, task, attname, claimed, before, outcome, with_values=Tru
     written = _write(
         queryset.db,
         lambda: _in_savepoint_if_needed(
-            queryset, values, lambda: _fenced_update(queryset, task.pk, attname, claimed, values)
+            queryset,
+            values,
+            lambda: _fenced_update(queryset, task.pk, attname, claimed, values),
         ),
     )
     _completed(queryset, task, attname, outcome, written)
