@@ -140,3 +140,26 @@ def test_task_finished_is_sent_while_the_tasks_exception_is_handled(caplog):
     (logged,) = [r for r in caplog.records if r.name in ('django_tasks', 'django.tasks') and r.exc_info]
     assert logged.exc_info[1] is error
     assert 'raise ValueError(message)' in caplog.text
+
+
+@pytest.mark.vendors('mysql')
+@pytest.mark.django_db(transaction=True)  # MariaDB drops the connection; the worker opens another
+def test_a_return_value_beyond_max_allowed_packet_fails_the_task_once():
+    """MariaDB refuses a statement longer than max_allowed_packet with an
+    OperationalError and drops the connection: not a lost connection but a
+    value too large, so the task ends FAILED rather than RUNNING."""
+    with connection.cursor() as cursor:
+        cursor.execute('SELECT @@max_allowed_packet')
+        (packet,) = cursor.fetchone()
+    result = tasks.return_hugely.enqueue(packet + 1000)
+    healthy = tasks.add.enqueue(1, 2)
+    assert run_tasks() == 2
+    assert run_tasks() == 0
+    assert tasks.RAN == [f'return_hugely {packet + 1000}']
+    result.refresh()
+    assert result.status == TaskResultStatus.FAILED
+    (error,) = result.errors
+    assert error.exception_class_path == 'modelqueue.exceptions.OutcomeNotStored'
+    assert 'max_allowed_packet' in error.traceback
+    healthy.refresh()
+    assert healthy.status == TaskResultStatus.SUCCESSFUL

@@ -136,3 +136,10 @@ def echo(label, *args, **kwargs):
     """Note the run as `label`; return the arguments."""
     _note_execution(label)
     return [args, kwargs]
+
+
+@task
+def return_hugely(size):
+    """Note the run; return a text `size` characters long."""
+    _note_execution(f'return_hugely {size}')
+    return 'x' * size
