@@ -315,8 +315,8 @@ class Worker:
                 None if claim_next is None else may_claim_next,
                 self.on_not_stored,
             )
-        except OutcomeNotStored as error:
-            if call.task is None or call.error is not None:
+        except OutcomeNotStored as error:  # raised by run(), though the action raised Abort, say
+            if call.task is None:
                 raise
             call.not_stored = error
             call.log(self.attname)
@@ -419,9 +419,11 @@ class ActionCall:
 
     def outcome(self) -> str:
         """Name what the action did: finished, retry, aborted, canceled or
-        failed (its values refused count as failed)."""
+        failed (its values refused count as failed, whatever it raised)."""
+        if self.not_stored is not None:
+            return 'failed'
         if self.error is None:
-            return 'finished' if self.not_stored is None else 'failed'
+            return 'finished'
         for kind, name in ((Retry, 'retry'), (Abort, 'aborted'), (Cancel, 'canceled')):
             if isinstance(self.error, kind):
                 return name
@@ -449,14 +451,14 @@ class ActionCall:
         args = [self.task._meta.label, attname, self.task.pk, outcome, self.seconds]
         if note:
             message += ' ' + note
-        elif self.not_stored is not None and self.error is None:
+        elif self.not_stored is not None:
             message += ': the values it set could not be stored, now %s'
             args.append(state)
         elif state != outcome:
             message += ', now %s'
             args.append(state)
         if outcome == 'failed':
-            logger.error(message, *args, exc_info=self.error or self.not_stored)
+            logger.error(message, *args, exc_info=self.not_stored or self.error)
         else:
             logger.info(message, *args)
 

@@ -151,12 +151,14 @@ def build_poison(spec):
         return modelqueue.Cancel(text)
     if what == 'os-error':
         return OSError(2, text, other)
+    if what == 'note-abort':
+        return modelqueue.Abort()
     if what in ('abort-from', 'message-from-unreadable'):
         cause = ValueError(text) if what == 'abort-from' else UnreadableError()
         error = modelqueue.Abort() if what == 'abort-from' else ValueError(text)
         error.__cause__ = cause
         return error
-    return None  # 'note': set the task's note to `text`
+    return None  # 'note': set the task's note to `text` ('note-abort' too, then Abort)
 
 
 def encode_poison(spec):
@@ -174,11 +176,12 @@ def decode_poison(data):
 
 
 def apply_poison(task, spec):
-    """Raise the exception `spec` describes, or set the note it carries."""
+    """Set the note `spec` carries, if any; raise the exception it describes, if any."""
+    if spec[0] in ('note', 'note-abort'):
+        task.note = spec[1]
     error = build_poison(spec)
     if error is not None:
         raise error
-    task.note = spec[1]
 
 
 def poison_from_data(task):

@@ -59,7 +59,9 @@ not_text = st.one_of(st.integers(), st.none(), st.binary(max_size=5), st.lists(s
 #: (what, text, other): see tests.testapp.actions.build_poison.
 poisons = st.one_of(
     st.tuples(
-        st.sampled_from(['message', 'cancel', 'abort-from', 'message-from-unreadable', 'note']), texts, st.none()
+        st.sampled_from(['message', 'cancel', 'abort-from', 'message-from-unreadable', 'note', 'note-abort']),
+        texts,
+        st.none(),
     ),
     st.tuples(st.just('os-error'), short_texts, short_texts),
     st.tuples(st.just('unreadable'), st.just(''), st.none()),
@@ -122,6 +124,8 @@ def expected_message(spec):
         return f'ValueError: {text}'
     if what == 'os-error':
         return str(OSError(2, text, other))
+    if what == 'note-abort':
+        return ''  # Abort() carries no message
     return None
 
 
@@ -174,7 +178,7 @@ def check_row(task, spec):
     row = Task.objects.get(pk=task.pk)
     state, _, attempts = Status(row.status).parse()
     error = build_poison(spec)
-    note = stored_note(spec[1]) if spec[0] == 'note' else ''
+    note = stored_note(spec[1]) if spec[0] in ('note', 'note-abort') else ''
     stored = note is not None
     if error is None and stored:
         assert (state, attempts) == (State.finished, 1) and row.note == note
@@ -184,6 +188,7 @@ def check_row(task, spec):
     (record,) = FailureRecord.objects.filter(object_id=str(task.pk))
     assert record.outcome == FailureRecord.CANCELED and record.attempt == 1
     if stored:
+        assert row.note == note
         check_record(record, spec)
     else:
         assert record.exception == 'modelqueue.exceptions.OutcomeNotStored' and row.note == ''
@@ -216,7 +221,7 @@ def test_run_writes_every_outcome_once_and_raises_the_actions_own_exception(spec
     try:
         run(Task.objects.all(), 'status', action, retry=0)
     except OutcomeNotStored:
-        assert spec[0] == 'note' and stored_note(spec[1]) is None
+        assert spec[0] in ('note', 'note-abort') and stored_note(spec[1]) is None
     except Exception as error:  # noqa: BLE001 (the action's own, whatever it is)
         assert raised and error is raised[0]
         assert not isinstance(error, (Abort, Cancel))
@@ -231,6 +236,7 @@ def test_run_writes_every_outcome_once_and_raises_the_actions_own_exception(spec
 @pytest.mark.django_db(transaction=True)
 @fuzz(12)
 @given(specs=st.lists(poisons, min_size=1, max_size=6), threads=st.sampled_from([1, 3]))
+@example(specs=[('note-abort', 'caf\udce9', None), ('message', 'behind it', None)], threads=1)
 def test_the_worker_loop_runs_every_row_once_whatever_the_poison(specs, threads):
     clear()
     rows = {Task.objects.create(data='fuzz', status=Status.waiting()).pk: spec for spec in specs}
@@ -264,7 +270,10 @@ def test_a_worker_process_runs_every_row_once_whatever_the_poison(spawn, specs):
 
 # -- the Tasks backend's worker -------------------------------------------------
 
-task_specs = st.one_of(st.tuples(st.just('return'), json_values, st.none()), poisons.filter(lambda s: s[0] != 'note'))
+task_specs = st.one_of(
+    st.tuples(st.just('return'), json_values, st.none()),
+    poisons.filter(lambda spec: not spec[0].startswith('note')),  # a task has no note
+)
 
 
 #: The Tasks backend of the fuzz: one attempt (RETRY 0), so each task runs once.

@@ -9,13 +9,14 @@ import subprocess
 
 import pytest
 
-from modelqueue import State, Status
+from modelqueue import Abort, Cancel, Retry, State, Status
 from modelqueue.models import FailureRecord
 from modelqueue.text import is_cleaned
+from modelqueue.worker import Worker
 from tests.support.processes import ACTIONS, finish, start_worker
 from tests.support.tasks import executions_per_task, waiting_tasks
 from tests.support.waits import wait_until
-from tests.testapp.actions import POISON_ERRORS
+from tests.testapp.actions import POISON_ERRORS, POISON_NOTES
 from tests.testapp.models import Task
 
 WAIT_SECONDS = 60  # for every row to settle, on a loaded machine
@@ -84,3 +85,22 @@ def test_a_worker_on_a_table_that_does_not_exist_says_so_and_keeps_trying(spawn)
     assert status == 0, log
     assert "table 'testapp_never_created' of testapp.Unmigrated does not exist" in log, log
     assert 'manage.py migrate' in log and 'trying again' in log, log
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize('raised', [Abort, Cancel, Retry])
+def test_refused_values_with_abort_cancel_or_retry_are_the_rows_failure_not_the_workers(raised):
+    """run() raises OutcomeNotStored though the action raised Abort, Cancel
+    or Retry (which it would not re-raise): the worker logs it as the
+    task's failure and goes on."""
+    task = Task.objects.create(data='refused', status=Status.waiting())
+
+    def action(row):
+        row.note = POISON_NOTES['note-surrogate']
+        raise raised()
+
+    worker = Worker(Task.objects.all(), 'status', action, retry=0, burst=True, listen=False)
+    assert worker.run() == 1
+    row = Task.objects.get(pk=task.pk)
+    assert Status(row.status).parse()[0::2] == (State.canceled, 1) and row.note == ''
+    assert FailureRecord.objects.get().exception == 'modelqueue.exceptions.OutcomeNotStored'
