@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import BigIntegerField as StatusField
 
-from .exceptions import Abort, Cancel, Retry
+from .exceptions import Abort, Cancel, OutcomeNotStored, Retry
 from .queue import run
 from .status import ONE_HOUR, ZERO_SECS, State, Status, now
 
@@ -37,6 +37,7 @@ __all__ = [
     'ZERO_SECS',
     'Abort',
     'Cancel',
+    'OutcomeNotStored',
     'Retry',
     'State',
     'Status',

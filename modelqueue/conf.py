@@ -11,13 +11,18 @@ setting                             default                 what it is
 ``MODELQUEUE_FAILURE_RECORDS``      ``True``                run() records failed attempts
 ``MODELQUEUE_FAILURES_PER_ROW``     ``20``                  failure records kept per row and field
 ``MODELQUEUE_FAILURE_MAX_AGE``      ``timedelta(days=30)``  older failure records are pruned
-``MODELQUEUE_TRACEBACK_CHARS``      ``20000``               a traceback keeps its last this many
+``MODELQUEUE_TRACEBACK_CHARS``      ``20000``               the most characters of a traceback stored
 ``MODELQUEUE_HEARTBEAT_SECONDS``    ``5.0``                 seconds between a worker's heartbeats
 ``MODELQUEUE_TASK_MODULES``         ``()``                  modules of ``@task`` functions besides
                                                             the installed apps' ``tasks`` modules
 ``MODELQUEUE_TASK_RETENTION``       7 days SUCCESSFUL,      how long finished task rows are kept
                                     30 days FAILED          (``None``: for ever)
 ==================================  ======================  ==========================================
+
+``MODELQUEUE_TRACEBACK_CHARS`` caps both a failure record's traceback and
+the traceback of each error of a task of the Tasks backend (at least 1000:
+a traceback cut shorter would hold little more than its marker; see
+:mod:`modelqueue.text`).
 
 >>> get('MODELQUEUE_FAILURES_PER_ROW')
 20
@@ -50,6 +55,15 @@ def _positive_integer(name: str, value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f'{name} = {value!r}: expected an integer of at least 1')
     return value
+
+
+def _at_least(minimum: int) -> Callable[[str, Any], int]:
+    def check(name: str, value: Any) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise ValueError(f'{name} = {value!r}: expected an integer of at least {minimum}')
+        return value
+
+    return check
 
 
 def _positive_timedelta(name: str, value: Any) -> dt.timedelta:
@@ -103,7 +117,7 @@ DEFAULTS: dict[str, tuple[Any, Callable[[str, Any], Any]]] = {
     'MODELQUEUE_FAILURE_RECORDS': (True, _boolean),
     'MODELQUEUE_FAILURES_PER_ROW': (20, _positive_integer),
     'MODELQUEUE_FAILURE_MAX_AGE': (dt.timedelta(days=30), _positive_timedelta),
-    'MODELQUEUE_TRACEBACK_CHARS': (20000, _positive_integer),
+    'MODELQUEUE_TRACEBACK_CHARS': (20000, _at_least(1000)),
     'MODELQUEUE_HEARTBEAT_SECONDS': (5.0, _positive_seconds),
     'MODELQUEUE_TASK_MODULES': ((), _module_names),
     'MODELQUEUE_TASK_RETENTION': (TASK_RETENTION, _task_retention),

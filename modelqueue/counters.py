@@ -386,6 +386,18 @@ def state_totals(queryset: QuerySet[Any], field: str) -> StateTotals | None:
     return totals
 
 
+def counters_installed(model: type[Model], field: str, using: str = 'default') -> bool:
+    """Whether the queue's counters are installed and current (one query;
+    False elsewhere than on PostgreSQL). A DatabaseError propagates: while
+    the database does not answer, it cannot be told."""
+    connection = connections[using]
+    if connection.vendor != 'postgresql':
+        return False
+    objects = counter_triggers(model, field, connection.ops.quote_name)
+    with connection.cursor() as cursor:
+        return objects.is_current(cursor, connection.ops.quote_name)
+
+
 def compact_counters(model: type[Model], field: str, using: str = 'default') -> int:
     """Fold the counts the triggers added for the queue into one row per
     state and minute, and the minutes older than :data:`KEEP_MINUTES` into

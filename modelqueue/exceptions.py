@@ -10,6 +10,9 @@ exception    attempt counts  the row becomes
 ``Abort``    yes             waiting again after the delay, or canceled past ``retry``
 ``Cancel``   yes             canceled
 ===========  ==============  =====================================================
+
+run() raises one of its own, :class:`OutcomeNotStored`, when the database
+refused the values the action set on its row.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import datetime as dt
 
 from .validation import check_timedelta
 
-__all__ = ['Abort', 'Cancel', 'Retry']
+__all__ = ['Abort', 'Cancel', 'OutcomeNotStored', 'Retry']
 
 
 class Retry(Exception):
@@ -74,3 +77,27 @@ class Cancel(Exception):
     >>> isinstance(Cancel(), Exception)
     True
     """
+
+
+class OutcomeNotStored(Exception):
+    """The database refused the values the action set on its row.
+
+    Raised by :func:`modelqueue.run`, never by an action: a value of a
+    field the action changed could not be stored (a NUL on PostgreSQL, a
+    lone surrogate, text longer than its column, JSON that is not JSON),
+    so run() wrote the attempt's outcome without those values, as a failed
+    attempt (it counts; the row waits for the next one, or is canceled past
+    `retry`), and a failure record of this exception says why. The row is
+    never left working to run again.
+
+    `fields` names the fields the action changed; its ``__cause__`` is the
+    database's error. When the action raised an exception of its own, run()
+    raises that one instead, as it would have.
+
+    >>> OutcomeNotStored('the values could not be stored', ['note']).fields
+    ('note',)
+    """
+
+    def __init__(self, message: str, fields: list[str] | tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.fields: tuple[str, ...] = tuple(fields)

@@ -4,10 +4,15 @@ run() calls :func:`record_attempt` when an action raises ``Abort``,
 ``Cancel`` or another exception, and :func:`record_reclaim` when it gives
 back a row left working past the timeout. Each is one INSERT into
 :class:`modelqueue.models.FailureRecord`, on the queue's database; a
-finished task writes nothing here. Recording never stops run(): if the
-table is missing (the modelqueue migrations not applied) or the INSERT
-fails, the reason is logged once and recording is tried again a minute
-later.
+finished task writes nothing here.
+
+Recording never fails run(): the message and the traceback are made text
+that every database stores (:mod:`modelqueue.text`: NULs and lone
+surrogates escaped, the length capped, marked when changed), and a record
+that cannot be written anyway is logged and skipped; run() writes the same
+outcome and raises the same exception either way. Only a missing table
+(the modelqueue migrations not applied) turns recording off: the reason is
+logged once, and recording is tried again a minute later.
 
 Its settings (``MODELQUEUE_FAILURE_RECORDS``, ``MODELQUEUE_FAILURES_PER_ROW``,
 ``MODELQUEUE_FAILURE_MAX_AGE``, ``MODELQUEUE_TRACEBACK_CHARS``) are
@@ -29,7 +34,9 @@ from django.db.models.functions import Coalesce
 from . import conf
 from .exceptions import Abort, Retry
 from .names import exception_path, worker_name, worker_name_expression
+from .schema import missing_tables
 from .status import Status, now, priority_to_datetime
+from .text import name_of, storable, text_of
 from .validation import column_of, concrete_field
 
 if TYPE_CHECKING:
@@ -38,7 +45,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger('modelqueue')
 
+#: The most characters a record's message keeps (its marker included).
 MESSAGE_CHARS = 2000
+#: The most characters of an exception's class path.
+EXCEPTION_CHARS = 255
 #: Seconds before recording is tried again after the table was missing.
 RETRY_SECONDS = 60.0
 #: Records deleted per statement when pruning, and statements per pass.
@@ -49,7 +59,10 @@ _off_until: dict[str, float] = {}  # database alias -> time.monotonic() when to 
 
 
 def message_of(error: BaseException) -> str:
-    """`error`'s message, with the exception it was raised from, cut to MESSAGE_CHARS.
+    """`error`'s message, with the exception it was raised from, as text
+    every database stores, in at most MESSAGE_CHARS characters (see
+    :func:`modelqueue.text.storable`: it keeps its start, and ends with a
+    marker when it was changed).
 
     ``Abort`` and ``Retry`` carry a delay, not a message: raise them *from*
     the error that made the action give up, and that error is the reason.
@@ -60,25 +73,50 @@ def message_of(error: BaseException) -> str:
     ... except Abort as error:
     ...     print(message_of(error))
     TimeoutError: smtp.example did not answer
+
+    A message that cannot be read says so instead of raising:
+
+    >>> class Unreadable(Exception):
+    ...     def __str__(self):
+    ...         raise RuntimeError('no')
+    >>> print(message_of(Unreadable()))
+     [modelqueue: its text could not be read: str() raised RuntimeError]
     """
+    notes: list[str]
     if isinstance(error, (Abort, Retry)):
-        text = '' if error.delay is None else f'delay {error.delay}'
+        text, notes = ('' if error.delay is None else f'delay {error.delay}'), []
     else:
-        text = str(error)
+        text, notes = text_of(error)
     cause = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
     if cause is not None:
+        reason, more = text_of(cause)
         text = f'{text}; ' if text else ''
-        text += f'{type(cause).__name__}: {cause}'
-    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + '…'
+        text += f'{name_of(cause)}: {reason}'
+        notes += [note.replace('its text', 'the text of its cause') for note in more]
+    return storable(text, MESSAGE_CHARS, notes=notes)
 
 
 def traceback_of(error: BaseException) -> str:
-    """`error`'s traceback, keeping its last MODELQUEUE_TRACEBACK_CHARS characters."""
-    text = ''.join(tracebacks.format_exception(type(error), error, error.__traceback__))
-    limit = conf.get('MODELQUEUE_TRACEBACK_CHARS')
-    if len(text) > limit:
-        text = '… (cut)\n' + text[-limit:]
-    return text
+    """`error`'s traceback as text every database stores, in at most
+    MODELQUEUE_TRACEBACK_CHARS characters: a longer one keeps its first
+    third (the first frames) and its end (the last frames and the
+    exception), and ends with a marker (see :func:`modelqueue.text.storable`).
+
+    Failure records and the errors of the Tasks backend's tasks both store
+    this text, under the one cap."""
+    try:
+        text = ''.join(tracebacks.format_exception(type(error), error, error.__traceback__))
+        notes: list[str] = []
+    except Exception as problem:  # noqa: BLE001 (an exception may break its own formatting)
+        text = f'{exception_path(error)} (no traceback)'
+        notes = [f'its traceback could not be formatted: {name_of(problem)}']
+    return storable(text, conf.get('MODELQUEUE_TRACEBACK_CHARS'), keep='ends', notes=notes)
+
+
+def exception_name_of(error: BaseException) -> str:
+    """`error`'s class path (see :func:`modelqueue.names.exception_path`) as
+    text every database stores, in at most EXCEPTION_CHARS characters."""
+    return storable(exception_path(error), EXCEPTION_CHARS)
 
 
 def outcome_name(outcome: int | None) -> str:
@@ -104,22 +142,27 @@ def record_attempt(
     """Record the failed `attempt` of `task`, which run() claimed with the
     working status `claimed` (its time is when the attempt started):
     `error` was raised, `outcome` (a Status, or None when the completion was
-    fenced off) was written."""
-    ended = now()
-    started = priority_to_datetime(Status(claimed).priority) or ended
-    _record(
-        queryset,
-        object_id=task.pk,
-        field=attname,
-        attempt=attempt,
-        outcome=outcome_name(outcome),
-        exception=exception_path(error)[:255],
-        message=message_of(error),
-        traceback=traceback_of(error),
-        worker=worker_name(),
-        started=started,
-        ended=ended,
-    )
+    fenced off) was written.
+
+    Never raises: a record that cannot be made or written is logged."""
+    try:
+        ended = now()
+        started = priority_to_datetime(Status(claimed).priority) or ended
+        _record(
+            queryset,
+            object_id=task.pk,
+            field=attname,
+            attempt=attempt,
+            outcome=outcome_name(outcome),
+            exception=exception_name_of(error),
+            message=message_of(error),
+            traceback=traceback_of(error),
+            worker=worker_name(),
+            started=started,
+            ended=ended,
+        )
+    except Exception as problem:  # noqa: BLE001 (what run() writes about a failure never fails)
+        _not_written(queryset, task.pk, problem)
 
 
 def record_reclaim(
@@ -136,28 +179,31 @@ def record_reclaim(
     heartbeat still holds the row, read by a subquery of the same INSERT."""
     from .models import FailureRecord, WorkerHeartbeat  # noqa: PLC0415 (models.py files import modelqueue before the app registry is ready)
 
-    held = Status(held)
-    claimed = priority_to_datetime(held.priority) or current
-    holder = (  # the annotation `name` shadows the model's property, as Django allows
-        WorkerHeartbeat.objects.using(queryset.db)  # type: ignore[misc, no-redef]
-        .filter(content_type=_content_type(queryset.model), field=attname, object_id=str(pk))
-        .order_by('-last_seen')
-        .annotate(name=worker_name_expression())
-        .values('name')[:1]
-    )
-    _record(
-        queryset,
-        object_id=pk,
-        field=attname,
-        attempt=held.attempts + 1,
-        outcome=outcome_name(outcome),
-        exception=FailureRecord.TIMEOUT,
-        message=f'no outcome within the timeout of {timeout}: the worker died or hung',
-        traceback='',
-        worker=Coalesce(Subquery(holder), Value('')),
-        started=claimed,
-        ended=current,
-    )
+    try:
+        held = Status(held)
+        claimed = priority_to_datetime(held.priority) or current
+        holder = (  # the annotation `name` shadows the model's property, as Django allows
+            WorkerHeartbeat.objects.using(queryset.db)  # type: ignore[misc, no-redef]
+            .filter(content_type=_content_type(queryset.model), field=attname, object_id=str(pk))
+            .order_by('-last_seen')
+            .annotate(name=worker_name_expression())
+            .values('name')[:1]
+        )
+        _record(
+            queryset,
+            object_id=pk,
+            field=attname,
+            attempt=held.attempts + 1,
+            outcome=outcome_name(outcome),
+            exception=FailureRecord.TIMEOUT,
+            message=f'no outcome within the timeout of {timeout}: the worker died or hung',
+            traceback='',
+            worker=Coalesce(Subquery(holder), Value('')),
+            started=claimed,
+            ended=current,
+        )
+    except Exception as problem:  # noqa: BLE001 (what run() writes about a failure never fails)
+        _not_written(queryset, pk, problem)
 
 
 def _content_type(model: type[Model]) -> Subquery:
@@ -221,7 +267,10 @@ def _record(queryset: QuerySet[Any], **values: Any) -> None:
                 _insert(connection, queryset.model, values)
         else:
             _insert(connection, queryset.model, values)
-    except DatabaseError as error:
+    except Exception as error:  # noqa: BLE001 (recording never stops run())
+        if not (isinstance(error, DatabaseError) and _table_missing(using)):
+            _not_written(queryset, values['object_id'], error)
+            return
         if using not in _off_until:
             logger.warning(
                 'Failure records are off on database %r (are the modelqueue migrations'
@@ -229,12 +278,40 @@ def _record(queryset: QuerySet[Any], **values: Any) -> None:
                 ' recording is tried again every %d seconds.',
                 using,
                 type(error).__name__,
-                str(error).strip(),
+                _described(error),
                 RETRY_SECONDS,
             )
         _off_until[using] = time.monotonic() + RETRY_SECONDS
     else:
         _off_until.pop(using, None)
+
+
+def _table_missing(using: str) -> bool:
+    """Whether the failure records' table is missing from the database
+    `using` (False when that cannot be told: the connection is lost, say)."""
+    from .models import FailureRecord  # noqa: PLC0415 (models.py files import modelqueue before the app registry is ready)
+
+    return bool(missing_tables(using, [FailureRecord._meta.db_table]))
+
+
+def _not_written(queryset: QuerySet[Any], pk: Any, error: BaseException) -> None:
+    """Log a failure record that was not written: one value the database
+    refused, or a connection lost. Recording stays on."""
+    try:
+        logger.warning(
+            'Could not write the failure record of %s pk=%s: %s: %s. run() goes on.',
+            queryset.model._meta.label,
+            pk,
+            type(error).__name__,
+            _described(error),
+        )
+    except Exception:  # noqa: BLE001 (a broken logging set-up must not stop run() either)
+        pass
+
+
+def _described(error: BaseException) -> str:
+    """The text of `error` for a log line: one line, safe, short."""
+    return storable(text_of(error)[0].strip(), MESSAGE_CHARS)
 
 
 def _insert(connection: BaseDatabaseWrapper, model: type[Model], values: dict[str, Any]) -> None:

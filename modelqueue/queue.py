@@ -5,6 +5,13 @@ status to *working*, runs the action outside any transaction, then writes the
 outcome. Every write after the claim is fenced: it happens only while the row
 still holds the status this worker wrote, so an operator's cancel or requeue,
 or a timeout reclaim by another worker, is never overwritten.
+
+If the database refuses a value the action set on the row, the outcome is
+written without the action's values, as a failed attempt, and run() raises
+OutcomeNotStored: the row is never left working to run again. A lost
+connection is not the values' fault: the row stays working until the
+timeout gives it back, and the error goes to the caller (a worker backs
+off).
 """
 
 from __future__ import annotations
@@ -17,13 +24,14 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from django.db import OperationalError, connections, router, transaction
+from django.db import InterfaceError, OperationalError, connections, router, transaction
 from django.db.models.sql.subqueries import UpdateQuery
 
 from . import failures, ranges
 from .claim import claim_statement, claims_in_one_statement, claims_with_completion, due_rows
-from .exceptions import Abort, Cancel, Retry
+from .exceptions import Abort, Cancel, OutcomeNotStored, Retry
 from .status import MAX_ATTEMPTS, ONE_HOUR, ZERO_SECS, Status, now
+from .text import name_of, storable, text_of
 from .validation import (
     check_callable,
     check_integer,
@@ -43,6 +51,13 @@ logger = logging.getLogger('modelqueue')
 MAX_RETRY = 8
 CANDIDATES = 8
 LOCKED_BACKOFF = (0.005, 0.5)
+#: Errors of the connection, not of the values written (a lost connection,
+#: a lock timeout, a deadlock): a completion that meets one is not written
+#: without the action's values, but left to the timeout.
+CONNECTION_ERRORS = (OperationalError, InterfaceError)
+#: MariaDB's "packet bigger than max_allowed_packet": a value too large to
+#: send, though an OperationalError (the server then drops the connection).
+MYSQL_PACKET_TOO_LARGE = 1153
 
 
 def check_run_arguments(
@@ -374,6 +389,14 @@ def run(
     A row left working longer than `timeout` is given back (its attempt
     counts, and past `retry` it is canceled).
 
+    If the database refuses a value the action set (a NUL on PostgreSQL, a
+    lone surrogate, text too long for its column), the outcome is written
+    without the action's values, as a failed attempt (waiting again, or
+    canceled past `retry`; a ``Cancel`` still cancels), and
+    :class:`OutcomeNotStored` is raised (the action's own exception instead,
+    if it raised one). A failed attempt's failure record is written after
+    the outcome, and never fails run() (see :mod:`modelqueue.failures`).
+
     :param queryset: Django queryset
     :param str field: field name
     :param function action: applied to models from `queryset`
@@ -398,6 +421,7 @@ def run_chained(
     delay: dt.timedelta,
     held: tuple[_M, Status] | None = None,
     claim_next: Callable[[], bool] | None = None,
+    on_not_stored: Callable[[_M, OutcomeNotStored], object] | None = None,
 ) -> tuple[_M | None, tuple[_M, Status] | None]:
     """:func:`run` for a worker that runs one task after another, with the
     arguments checked (`attname` from check_run_arguments); return the task
@@ -411,6 +435,12 @@ def run_chained(
     in the same statement, one commit instead of two, and `following` is that
     row (None if none was due). The caller runs it next; until then it is
     working, held as any claimed row is (a timeout reclaims it).
+
+    `on_not_stored`, if given, is called with the task and the
+    OutcomeNotStored when the database refused the action's values, before
+    the outcome is written without them: it may set values it knows the
+    database takes, and raise ``Cancel`` or ``Abort`` to choose the outcome
+    (the Tasks worker makes such a task FAILED, saying why).
     """
     task: _M | None
     claimed: Status | None
@@ -438,25 +468,116 @@ def run_chained(
     except BaseException as exc:  # noqa: BLE001 (the row must not stay working)
         error = exc
     outcome = _outcome(error, attempts, retry, delay)
-    following = None
-    if (
-        error is None
-        and claim_next is not None
-        and claims_with_completion(queryset)
-        and claim_next()
-    ):
-        following = _complete_and_claim(
-            queryset, task, attname, claimed, before, outcome, retry, timeout, delay
+    recorded = error  # what the failure record names
+    try:
+        if (
+            error is None
+            and claim_next is not None
+            and claims_with_completion(queryset)
+            and claim_next()
+        ):
+            following = _complete_and_claim(
+                queryset, task, attname, claimed, before, outcome, retry, timeout, delay
+            )
+            return task, following
+        written = _complete(queryset, task, attname, claimed, before, outcome)
+    except Exception as refused:
+        if not _values_refused(queryset, refused, task, before, attname):
+            raise
+        recorded, outcome, written = _complete_without_values(
+            queryset, task, attname, claimed, before, refused, error, attempts, retry, delay, on_not_stored
         )
-        return task, following
-    written = _complete(queryset, task, attname, claimed, before, outcome)
-    if error is not None and not isinstance(error, Retry):  # a failure: one INSERT
+    if recorded is not None and not isinstance(recorded, Retry):  # a failure: one INSERT
         failures.record_attempt(
-            queryset, task, attname, attempts, error, outcome if written else None, claimed
+            queryset, task, attname, attempts, recorded, outcome if written else None, claimed
         )
     if error is not None and not isinstance(error, (Retry, Abort, Cancel)):
         raise error
+    if recorded is not None and recorded is not error:
+        raise recorded
     return task, None
+
+
+def _values_refused(
+    queryset: QuerySet[Any], error: BaseException, task: Model, before: dict[str, Any], attname: str
+) -> bool:
+    """Whether the completion's `error` may be the fault of the values the
+    action set: it set some, and the error is not the connection's."""
+    if isinstance(error, CONNECTION_ERRORS) and not _packet_too_large(queryset, error):
+        return False
+    return any(name != attname for name in _changed_values(task, before, attname))
+
+
+def _packet_too_large(queryset: QuerySet[Any], error: BaseException) -> bool:
+    cause = error.__cause__
+    return (
+        connections[queryset.db].vendor == 'mysql'
+        and cause is not None
+        and bool(cause.args)
+        and cause.args[0] == MYSQL_PACKET_TOO_LARGE
+    )
+
+
+def _complete_without_values(
+    queryset: QuerySet[_M],
+    task: _M,
+    attname: str,
+    claimed: Status,
+    before: dict[str, Any],
+    refused: BaseException,
+    error: BaseException | None,
+    attempts: int,
+    retry: int,
+    delay: dt.timedelta,
+    on_not_stored: Callable[[_M, OutcomeNotStored], object] | None,
+) -> tuple[OutcomeNotStored, Status, bool]:
+    """The completion failed on the values the action set (`refused`):
+    write the outcome as a failed attempt without them. Return the
+    OutcomeNotStored, the outcome, and whether it was written."""
+    fields = sorted(name for name in _changed_values(task, before, attname) if name != attname)
+    message = f'the values the action set could not be stored ({", ".join(fields)})'
+    if error is not None and not isinstance(error, (Retry, Abort, Cancel)):
+        text, notes = text_of(error)
+        message += f'; the action raised {name_of(error)}' + (f': {text}' if text or not notes else '')
+    not_stored = OutcomeNotStored(storable(message, failures.MESSAGE_CHARS), fields)
+    not_stored.__cause__ = refused
+    logger.warning(
+        '%s pk=%s: %s; writing its outcome without them, as a failed attempt (%s: %s)',
+        queryset.model._meta.label,
+        task.pk,
+        not_stored,
+        type(refused).__name__,
+        storable(text_of(refused)[0].strip(), failures.MESSAGE_CHARS),
+    )
+    if _packet_too_large(queryset, refused) and not connections[queryset.db].in_atomic_block:
+        connections[queryset.db].close()  # MariaDB dropped it; the next query reconnects
+    chosen: BaseException = not_stored if error is None or isinstance(error, Retry) else error
+    if on_not_stored is None:
+        _restore(task, before, attname)
+    else:
+        try:
+            on_not_stored(task, not_stored)
+        except (Abort, Cancel) as decided:
+            chosen = decided
+        except Exception:
+            logger.exception('%s pk=%s: on_not_stored failed', queryset.model._meta.label, task.pk)
+            _restore(task, before, attname)
+    outcome = _outcome(chosen, attempts, retry, delay)
+    try:
+        written = _complete(queryset, task, attname, claimed, before, outcome)
+    except Exception as again:
+        if not _values_refused(queryset, again, task, before, attname):
+            raise
+        _restore(task, before, attname)
+        written = _complete(queryset, task, attname, claimed, before, outcome, with_values=False)
+    return not_stored, outcome, written
+
+
+def _restore(task: Model, before: dict[str, Any], attname: str) -> None:
+    """Give `task` back the loaded values of the fields the action changed."""
+    for name, value in before.items():
+        if name != attname:
+            task.__dict__[name] = value
 
 
 def _complete_and_claim(
@@ -480,9 +601,13 @@ def _complete_and_claim(
     current = now()
     statement = claim_statement(queryset, attname, timeout, current)
     sql, params = statement.with_completion(completion_sql, completion_params, current, timeout)
-    with connections[queryset.db].cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+
+    def execute() -> Any:
+        with connections[queryset.db].cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+
+    row = _in_savepoint_if_needed(queryset, values, execute)
     _completed(queryset, task, attname, outcome, bool(row[0]))
     if row[1] is None:  # the claim's columns are NULL: no row was due
         return None
@@ -499,17 +624,32 @@ def _complete(
     claimed: Status,
     before: dict[str, Any],
     outcome: Status,
+    with_values: bool = True,
 ) -> bool:
-    """Write `outcome` and the changed fields, fenced on the `claimed` status;
-    return whether it was written."""
-    values = _changed_values(task, before, attname)
+    """Write `outcome` and (`with_values`) the changed fields, fenced on the
+    `claimed` status; return whether it was written."""
+    values = _changed_values(task, before, attname) if with_values else {}
     values[attname] = outcome
     written = _write(
         queryset.db,
-        lambda: _fenced_update(queryset, task.pk, attname, claimed, values),
+        lambda: _in_savepoint_if_needed(
+            queryset,
+            values,
+            lambda: _fenced_update(queryset, task.pk, attname, claimed, values),
+        ),
     )
     _completed(queryset, task, attname, outcome, written)
     return bool(written)
+
+
+def _in_savepoint_if_needed(queryset: QuerySet[Any], values: dict[str, Any], write: Callable[[], _T]) -> _T:
+    """Call `write()`; in a savepoint if it writes the action's values
+    within the caller's transaction, which a refused value would otherwise
+    break (on PostgreSQL) before run() writes the outcome without them."""
+    if len(values) > 1 and connections[queryset.db].in_atomic_block:
+        with transaction.atomic(using=queryset.db):
+            return write()
+    return write()
 
 
 def _completed(

@@ -4,8 +4,11 @@ The fixtures' code is in tests/support: importing them here registers them
 for every test.
 """
 
+import os
+
 import pytest
 from django.db import connection
+from hypothesis import settings as hypothesis_settings
 
 from tests.support.fixtures import (  # noqa: F401 (registered as fixtures)
     browser,
@@ -17,6 +20,12 @@ from tests.support.fixtures import (  # noqa: F401 (registered as fixtures)
     spawn,
     superuser_client,
 )
+
+# Hypothesis keeps no database of examples in the checkout (a failure
+# prints how to reproduce it); MODELQUEUE_HYPOTHESIS_PROFILE may name
+# another registered profile.
+hypothesis_settings.register_profile('modelqueue', database=None, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get('MODELQUEUE_HYPOTHESIS_PROFILE', 'modelqueue'))
 
 # Scripts that tests and ./runtests start in child processes, not modules to
 # import for doctests: they set Django up, or connect, when imported.

@@ -137,4 +137,10 @@ TASKS = {
         'QUEUES': ['default'],
         'OPTIONS': {'ON_EXCEPTION': 'retry', 'RETRY': 2},
     },
+    # One attempt, whatever a task raises: the fuzz test's (tests/worker/test_fuzz.py).
+    'once': {
+        'BACKEND': 'modelqueue.tasks.ModelQueueBackend',
+        'QUEUES': ['default'],
+        'OPTIONS': {'RETRY': 0},
+    },
 }

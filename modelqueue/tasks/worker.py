@@ -5,6 +5,15 @@ table, with :class:`TaskRunner` as its action. Every ``PROMOTE_EVERY``
 seconds (and before its first claim) it gives due timestamped rows their
 priority back (:func:`modelqueue.tasks.models.promote_due`), so a deferred
 or retried task that came due runs in its place by priority.
+
+A task's errors are stored as failure records store theirs
+(:func:`modelqueue.failures.traceback_of`: text every database stores,
+under the one cap ``MODELQUEUE_TRACEBACK_CHARS``, marked when cleaned). A
+task whose outcome the database refuses (a return value with a NUL on
+PostgreSQL, NaN anywhere) ran all the same: it ends FAILED with an error
+saying why (``modelqueue.exceptions.OutcomeNotStored``), and never runs
+again. ``task_finished`` of a FAILED task is sent while its exception is
+being handled, so that receivers that log it (Django's own) find it.
 """
 
 from __future__ import annotations
@@ -12,7 +21,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
@@ -21,7 +29,8 @@ from django.utils import timezone
 
 from .. import conf
 from ..exceptions import Abort, Cancel, Retry
-from ..names import exception_path, worker_name
+from ..failures import exception_name_of, traceback_of
+from ..names import worker_name
 from ..status import State, Status
 from ..worker.housekeeping import Housekeeping
 from ..worker.loop import Worker
@@ -55,9 +64,10 @@ class TaskRunner(threading.local):
         self.backend = backend
         self.row: QueuedTask | None = None  # the last row run, and the TaskResult it was run as
         self.result: TaskResult[..., Any] | None = None
+        self.error: BaseException | None = None  # the exception the task failed with, if it did
 
     def __call__(self, row: QueuedTask) -> None:
-        self.row, self.result = row, None
+        self.row, self.result, self.error = row, None, None
         at = timezone.now()
         row.started_at = row.started_at or at
         row.last_attempted_at = at
@@ -99,14 +109,20 @@ class TaskRunner(threading.local):
             raise
         row.finished_at = timezone.now()
 
-    @staticmethod
-    def _record(row: QueuedTask, error: BaseException, final: bool) -> None:
+    def outcome_not_stored(self, row: QueuedTask, error: BaseException) -> None:
+        """run() could not store this row's outcome (its return value, most
+        likely; `error` is the OutcomeNotStored). The task ran: it is FAILED,
+        saying why, and never runs again, whatever ON_EXCEPTION says."""
+        row.return_value = None
+        self._record(row, error, final=True)
+        raise Cancel from error
+
+    def _record(self, row: QueuedTask, error: BaseException, final: bool) -> None:
+        """Add `error` to the row's errors, as text every database stores."""
+        self.error = error
         row.errors = [
             *row.errors,
-            {
-                'exception_class_path': exception_path(error),
-                'traceback': ''.join(traceback.format_exception(error)),
-            },
+            {'exception_class_path': exception_name_of(error), 'traceback': traceback_of(error)},
         ]
         if final:
             row.finished_at = timezone.now()
@@ -146,6 +162,7 @@ class TaskWorker(Worker):
             delay=self.backend.delay,
             **options,
         )
+        self.on_not_stored = self.runner.outcome_not_stored
         self.next_promotion = 0.0
 
     def housekeeping(self) -> Housekeeping:
@@ -164,7 +181,7 @@ class TaskWorker(Worker):
         if time.monotonic() >= self.next_promotion:
             self.next_promotion = time.monotonic() + PROMOTE_EVERY
             promote_due(self.queryset)
-        self.runner.row = self.runner.result = None
+        self.runner.row = self.runner.result = self.runner.error = None
         found = super().run_one(on_claim, claim_next)
         if found:
             self._send_finished()
@@ -173,11 +190,28 @@ class TaskWorker(Worker):
     def _send_finished(self) -> None:
         """task_finished, once the outcome is written (not when run() was
         fenced off, nor when the task waits for another attempt)."""
-        row, result = self.runner.row, self.runner.result
+        row, result, error = self.runner.row, self.runner.result, self.runner.error
         if result is None or row is None or Status(row.status).state not in FINAL:
             return
         self.backend.update_result(result, row)
-        task_finished.send(type(self.backend), task_result=result)
+        if result.status == TaskResultStatus.FAILED and error is not None:
+            _while_handling(error, lambda: task_finished.send(type(self.backend), task_result=result))
+        else:
+            task_finished.send(type(self.backend), task_result=result)
+
+
+def _while_handling(error: BaseException, call: Callable[[], object]) -> None:
+    """Call `call` while `error` is being handled, as in an ``except``
+    block: receivers that log with ``logger.exception`` (Django's own for
+    task_finished) read it from ``sys.exc_info()``. Its traceback is kept
+    as it was raised (from Python 3.11, where sys.exc_info() reads it from
+    the exception)."""
+    traceback = error.__traceback__
+    try:
+        raise error
+    except BaseException:  # noqa: BLE001 (it is `error`, handled here on purpose)
+        error.__traceback__ = traceback
+        call()
 
 
 def task_worker(alias: str = 'default', queues: Iterable[str] = (), **options: Any) -> TaskWorker:

@@ -21,7 +21,7 @@ from django.db import connections
 
 logger = logging.getLogger('modelqueue.worker')
 
-__all__ = ['BACKOFF', 'backoff_seconds', 'database_error_pause']
+__all__ = ['BACKOFF', 'backoff_seconds', 'close_connections', 'database_error_pause']
 
 #: The first and the longest pause after a database error, in seconds.
 BACKOFF = (0.5, 30.0)
@@ -44,9 +44,14 @@ def database_error_pause(error: BaseException, failures: int) -> float:
         str(error).strip(),
         pause,
     )
+    close_connections()
+    return pause
+
+
+def close_connections() -> None:
+    """Close this thread's database connections, even broken ones."""
     for connection in connections.all(initialized_only=True):
         try:
             connection.close()
         except DatabaseError:
             pass
-    return pause

@@ -3,7 +3,9 @@
 A worker's heartbeat thread calls its :class:`Housekeeping` after each beat:
 
 - at every beat, it compacts the queue's state counters, where they are
-  installed (:func:`modelqueue.counters.compact_counters`);
+  installed (:func:`modelqueue.counters.compact_counters`). Whether they
+  are is asked once a minute; a queue without them is never compacted,
+  nor warned about while the database does not answer;
 - about once a minute (the first time at a random moment, so that workers
   started together spread out), it prunes failure records
   (:class:`modelqueue.failures.Pruner`), deletes the heartbeat rows of
@@ -27,7 +29,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..counters import VERIFY_SECONDS, compact_counters, refresh_counters, verify_counters
+from django.db import DatabaseError
+
+from ..counters import (
+    VERIFY_SECONDS,
+    compact_counters,
+    counters_installed,
+    refresh_counters,
+    verify_counters,
+)
 from ..failures import Pruner
 from ..status import now
 
@@ -59,6 +69,8 @@ class Housekeeping:
         started = time.monotonic()
         self.next_prune = started + PRUNE_SECONDS * random.uniform(0.2, 1.0)
         self.next_verification = started + VERIFY_SECONDS * random.uniform(0.2, 1.0)
+        self.has_counters: bool | None = None  # not known yet
+        self.next_counters_check = 0.0
 
     def __call__(self) -> None:
         """One beat's chores, and those of every minute and every
@@ -72,8 +84,21 @@ class Housekeeping:
             self.now_and_then()
 
     def every_beat(self) -> None:
-        """Compact the state counters."""
-        compact_counters(self.model, self.field, using=self.using)
+        """Compact the state counters, where the queue has them."""
+        if self.counters_installed():
+            compact_counters(self.model, self.field, using=self.using)
+
+    def counters_installed(self) -> bool:
+        """Whether the queue has state counters, asked once a minute (they may
+        be installed while the worker runs). While the database does not
+        answer, the last answer holds, and none is no counters."""
+        if time.monotonic() >= self.next_counters_check:
+            try:
+                self.has_counters = counters_installed(self.model, self.field, using=self.using)
+            except DatabaseError:
+                return bool(self.has_counters)
+            self.next_counters_check = time.monotonic() + PRUNE_SECONDS
+        return bool(self.has_counters)
 
     def every_minute(self) -> None:
         """Prune; count the queue afresh if its counters are no longer current."""

@@ -10,7 +10,13 @@ process, or several in child processes that a parent supervises
 Signals: the first SIGTERM or SIGINT lets the task in hand finish, claims no
 new one, and exits 0; a second one stops at once (rows then held stay
 working until run() reclaims them after the timeout). Database errors are
-logged, the connection closed, and the worker backs off and continues.
+logged, the connection closed, and the worker backs off and continues. A
+queue whose table does not exist is named as such: a ``burst`` worker then
+exits with status 1, another keeps trying (the migrations may come).
+
+An action's exception, whatever its text, and values the database refuses
+(see :class:`modelqueue.OutcomeNotStored`) are the task's failure, logged
+and recorded: they never stop the worker.
 """
 
 from __future__ import annotations
@@ -30,12 +36,13 @@ from django.db import Error as DatabaseError
 from django.db import close_old_connections, connections
 from django.db.models import Model, QuerySet
 
-from ..exceptions import Abort, Cancel, Retry
+from ..exceptions import Abort, Cancel, OutcomeNotStored, Retry
 from ..queue import check_run_arguments, run_chained
+from ..schema import missing_tables, queue_tables
 from ..status import ONE_HOUR, ZERO_SECS, Status
 from ..validation import check_count, check_seconds, check_timedelta
 from ..wakeup import install_trigger
-from .backoff import database_error_pause
+from .backoff import backoff_seconds, close_connections, database_error_pause
 from .heartbeat import Heartbeat
 from .housekeeping import Housekeeping
 from .protocol import Budget
@@ -109,10 +116,11 @@ class Worker:
 
     It implements the protocols of :mod:`modelqueue.worker.protocol`:
     :meth:`run_one`, :meth:`holds_claim`, :meth:`should_stop`,
-    :attr:`stopping`, :attr:`budget` for the thread pool, and
-    :meth:`become_child` for the supervisor. A subclass may override
-    :meth:`run_one` to do something around each task (the Tasks worker
-    does).
+    :meth:`database_error`, :attr:`stopping`, :attr:`budget` for the thread
+    pool, and :meth:`become_child` and :attr:`exit_status` for the
+    supervisor. A subclass may override :meth:`run_one` to do something
+    around each task (the Tasks worker does), and set :attr:`on_not_stored`
+    (see :func:`modelqueue.queue.run_chained`).
     """
 
     def __init__(
@@ -145,6 +153,11 @@ class Worker:
         self.threads = check_count('threads', threads, MAX_THREADS)
         self.processed = 0
         self.stopping = False
+        #: The status the process should exit with: 1 once it gave up (a
+        #: burst worker whose queue's table does not exist).
+        self.exit_status = 0
+        #: Called by run() when the database refused the action's values.
+        self.on_not_stored: Callable[[Any, OutcomeNotStored], None] | None = None
         self.parent_pid: int | None = None  # set in a supervisor's child
         self.second_signal_stops = True
         self.wakeup: WakeupPipe | None = None  # while running
@@ -202,7 +215,11 @@ class Worker:
                 found = self.run_one(claim_next=lambda: not self.should_stop())
             except DatabaseError as error:
                 self.budget.give_back()
-                self._back_off(error, wakeup)
+                self._failures += 1
+                pause = self.database_error(error, self._failures)
+                if pause is None:
+                    break
+                wakeup.pause(pause)
                 continue
             self._failures = 0
             if found:
@@ -214,7 +231,8 @@ class Worker:
             try:
                 waiter.wait(self.sleep)
             except DatabaseError as error:
-                self._back_off(error, wakeup)
+                self._failures += 1
+                wakeup.pause(database_error_pause(error, self._failures))
             wakeup.drain()
 
     def housekeeping(self) -> Housekeeping:
@@ -230,6 +248,32 @@ class Worker:
             self.stopping = True
         return self.stopping
 
+    def database_error(self, error: BaseException, failures: int) -> float | None:
+        """Log the `failures`-th database error in a row, close the
+        connections, and return the pause before trying again; None when the
+        worker should stop instead: a burst worker whose queue's table does
+        not exist (its exit status is then 1)."""
+        missing = missing_tables(self.queryset.db, queue_tables(self.queryset.model))
+        if not missing:
+            return database_error_pause(error, failures)
+        close_connections()
+        if self.burst:
+            logger.error('Worker %s: %s; exiting (--burst)', os.getpid(), self.missing_table_text(missing))
+            self.exit_status = 1
+            return None
+        pause = backoff_seconds(failures)
+        logger.error(
+            'Worker %s: %s; trying again in %.1fs', os.getpid(), self.missing_table_text(missing), pause
+        )
+        return pause
+
+    def missing_table_text(self, missing: list[str]) -> str:
+        """What a worker whose queue lacks the tables `missing` says."""
+        return (
+            f"the table {missing[0]!r} of {self.queryset.model._meta.label} does not exist"
+            f" (are its migrations applied? run manage.py migrate)"
+        )
+
     def run_one(
         self,
         on_claim: Callable[[], None] | None = None,
@@ -238,8 +282,10 @@ class Worker:
         """Run one task; return whether a row was due.
 
         An action's own exception is logged here (run() has recorded the
-        attempt); errors of the queue's own queries propagate. `on_claim`,
-        if given, is called once a row is claimed, before its action.
+        attempt), as are values the database refused (run() wrote the
+        outcome without them); errors of the queue's own queries
+        propagate. `on_claim`, if given, is called once a row is claimed,
+        before its action.
 
         The task is the row this thread claimed with its last completion, if
         it holds one (`holds_claim`), else a row claimed now. `claim_next`,
@@ -269,7 +315,14 @@ class Worker:
                 self.delay,
                 held,
                 None if claim_next is None else may_claim_next,
+                self.on_not_stored,
             )
+        except OutcomeNotStored as error:  # raised by run(), though the action raised Abort, say
+            if call.task is None:
+                raise
+            call.not_stored = error
+            call.log(self.attname)
+            return True
         except Exception as error:
             if call.task is None or error is not call.error:
                 if call.task is not None:
@@ -302,11 +355,6 @@ class Worker:
         for sig in SIGNALS:
             signal.signal(sig, self.on_signal)
         signal.set_wakeup_fd(-1)
-
-    def _back_off(self, error: BaseException, wakeup: WakeupPipe) -> None:
-        """Log a database error, drop the connection, pause, and go on."""
-        self._failures += 1
-        wakeup.pause(database_error_pause(error, self._failures))
 
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
         """SIGTERM or SIGINT: stop after the tasks in hand; a second one at once."""
@@ -350,6 +398,8 @@ class ActionCall:
         self.on_claim = on_claim
         self.task: Any = None
         self.error: BaseException | None = None
+        #: Set when the database refused the values the action set.
+        self.not_stored: OutcomeNotStored | None = None
         self.seconds: float | None = None
 
     def __call__(self, task: Any) -> None:
@@ -370,7 +420,10 @@ class ActionCall:
                 self.heartbeat.done(failed=self.outcome() not in ('finished', 'retry'))
 
     def outcome(self) -> str:
-        """Name what the action did: finished, retry, aborted, canceled or failed."""
+        """Name what the action did: finished, retry, aborted, canceled or
+        failed (its values refused count as failed, whatever it raised)."""
+        if self.not_stored is not None:
+            return 'failed'
         if self.error is None:
             return 'finished'
         for kind, name in ((Retry, 'retry'), (Abort, 'aborted'), (Cancel, 'canceled')):
@@ -379,18 +432,35 @@ class ActionCall:
         return 'failed'
 
     def log(self, attname: str, note: str | None = None) -> None:
-        """Log one line: the task, the outcome, the duration (and the new state)."""
+        """Log one line: the task, the outcome, the duration (and the new
+        state), with the traceback of a failure. It never raises: whatever
+        the exception's text, the worker goes on."""
+        try:
+            self._log(attname, note)
+        except Exception:  # noqa: BLE001 (a log line must not stop the worker)
+            try:
+                logger.error(
+                    '%s pk=%s %s (the log line could not be written)',
+                    self.task._meta.label, self.task.pk, self.outcome(),
+                )
+            except Exception:  # noqa: BLE001 (nor a broken logging set-up)
+                pass
+
+    def _log(self, attname: str, note: str | None) -> None:
         outcome = self.outcome()
         state = Status(getattr(self.task, attname)).state.name
         message = '%s.%s pk=%s %s in %.3fs'
         args = [self.task._meta.label, attname, self.task.pk, outcome, self.seconds]
         if note:
             message += ' ' + note
+        elif self.not_stored is not None:
+            message += ': the values it set could not be stored, now %s'
+            args.append(state)
         elif state != outcome:
             message += ', now %s'
             args.append(state)
         if outcome == 'failed':
-            logger.error(message, *args, exc_info=self.error)
+            logger.error(message, *args, exc_info=self.not_stored or self.error)
         else:
             logger.info(message, *args)
 
@@ -405,12 +475,34 @@ def serve(worker: Worker, concurrency: int = 1) -> int:
     after a graceful stop.
     """
     check_count('concurrency', concurrency, MAX_CONCURRENCY)
+    if not _table_exists(worker):
+        return 1
     if worker.listen:
         _install_trigger(worker)
     if concurrency == 1:
         worker.run()
-        return 0
+        return worker.exit_status
     return supervise(worker, concurrency)
+
+
+def _table_exists(worker: Worker) -> bool:
+    """Say plainly if the queue's table does not exist; False for a burst
+    worker, which then exits with status 1 (another keeps trying)."""
+    try:
+        missing = missing_tables(worker.queryset.db, queue_tables(worker.queryset.model))
+    finally:
+        connections[worker.queryset.db].close()  # a forked child must not share it
+    if not missing:
+        return True
+    if worker.burst:
+        logger.error('Worker %s: %s; exiting (--burst)', os.getpid(), worker.missing_table_text(missing))
+        return False
+    logger.error(
+        'Worker %s: %s; trying again every few seconds until it does',
+        os.getpid(),
+        worker.missing_table_text(missing),
+    )
+    return True
 
 
 def _install_trigger(worker: Worker) -> None:

@@ -41,6 +41,10 @@ class PooledWorker(Protocol):
     def holds_claim(self) -> Any | None:
         """The row this thread claimed with its last completion, not yet run."""
 
+    def database_error(self, error: BaseException, failures: int) -> float | None:
+        """Log the `failures`-th database error in a row of this thread;
+        return the pause before trying again, or None to stop the pool."""
+
     def run_one(
         self,
         on_claim: Callable[[], None] | None = None,
@@ -51,6 +55,9 @@ class PooledWorker(Protocol):
 
 class SupervisedWorker(Protocol):
     """The worker that each child process of a supervisor runs."""
+
+    #: The status the child exits with once run() returns (0: by design).
+    exit_status: int
 
     def become_child(self, parent_pid: int) -> None:
         """Be one of a supervisor's children: stop when the parent is gone,

@@ -25,6 +25,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
@@ -212,3 +213,5 @@ def _child(worker: SupervisedWorker, parent_pid: int, parent_fds: tuple[int, ...
     for fd in parent_fds:
         os.close(fd)
     worker.run()
+    if worker.exit_status:
+        sys.exit(worker.exit_status)

@@ -192,7 +192,11 @@ class ThreadPool:
                 except DatabaseError as error:
                     worker.budget.give_back()
                     failures += 1
-                    self._stopped.wait(database_error_pause(error, failures))
+                    pause = worker.database_error(error, failures)
+                    if pause is None:  # the worker gives up (its exit status says so)
+                        self._stop()
+                        break
+                    self._stopped.wait(pause)
                     continue
                 failures = 0
                 if found:

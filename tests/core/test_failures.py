@@ -123,13 +123,24 @@ def test_a_reclaim_without_a_heartbeat_names_no_worker():
 
 
 @pytest.mark.django_db
-def test_a_traceback_keeps_its_end_within_the_limit():
+def test_a_traceback_keeps_its_first_frames_and_its_end_within_the_limit():
     make()
-    with override_settings(MODELQUEUE_TRACEBACK_CHARS=100), pytest.raises(ValueError):
-        run(Task.objects.all(), 'status', raising(ValueError('x' * 500)))
+    with override_settings(MODELQUEUE_TRACEBACK_CHARS=1000), pytest.raises(ValueError):
+        run(Task.objects.all(), 'status', raising(ValueError('x' * 5000)))
     traceback = FailureRecord.objects.get().traceback
-    assert traceback.startswith('… (cut)\n') and traceback.endswith('x' * 50 + '\n')
-    assert len(traceback) == len('… (cut)\n') + 100
+    assert len(traceback) == 1000
+    assert traceback.startswith('Traceback (most recent call last):\n')
+    assert 'raise error' in traceback  # the frames, before the cut
+    # The end of the exception's line, then the marker saying what was cut.
+    body, marker = traceback.rsplit(' [modelqueue: ', 1)
+    assert body.endswith('x' * 500 + '\n') and '…' in body
+    assert marker.startswith('cut ') and marker.endswith(' characters]')
+
+
+def test_the_traceback_limit_leaves_room_for_a_traceback():
+    with override_settings(MODELQUEUE_TRACEBACK_CHARS=999), pytest.raises(ValueError) as error:
+        conf.get('MODELQUEUE_TRACEBACK_CHARS')
+    assert str(error.value) == 'MODELQUEUE_TRACEBACK_CHARS = 999: expected an integer of at least 1000'
 
 
 @pytest.mark.django_db(transaction=True)

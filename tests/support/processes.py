@@ -40,6 +40,9 @@ class Children:
         child_env.update(env or {})
         popen_kwargs.setdefault('stdout', subprocess.PIPE)
         popen_kwargs.setdefault('stderr', subprocess.PIPE)
+        # A log need not be valid UTF-8 (two logging handlers of two threads
+        # may interleave on one stream): read it whatever its bytes.
+        popen_kwargs.setdefault('errors', 'backslashreplace')
         child = subprocess.Popen(
             [sys.executable, *args], cwd=ROOT, env=child_env, text=True, **popen_kwargs
         )

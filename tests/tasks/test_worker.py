@@ -9,6 +9,7 @@ from modelqueue.tasks.compat import TaskResultStatus
 from tests.support.processes import finish
 from tests.support.waits import wait_until
 from tests.testapp import tasks
+from tests.testapp.actions import POISON_ERRORS
 
 TASKS_WORKER = ('-m', 'django', 'modelqueue_worker', '--tasks', '--verbosity=2')
 ENV = {'DJANGO_SETTINGS_MODULE': 'tests.settings'}
@@ -78,6 +79,38 @@ def test_an_idle_worker_wakes_on_commit(spawn):
         'the task to run well before the 60 s poll',
         child=child,
     )
+
+
+@pytest.mark.processes
+@pytest.mark.parametrize(
+    'options', [[], ['--threads=2'], ['--concurrency=2']], ids=['one', 'threads', 'processes']
+)
+def test_poisonous_tasks_fail_once_and_the_tasks_behind_them_run(spawn, options, tmp_path):
+    """Tasks raising exceptions whose text no database stores as it is, or
+    returning NaN (no database stores it): each runs once and ends FAILED;
+    the worker stays up and the tasks behind them run, each once."""
+    poison = [tasks.raise_poison.enqueue(kind) for kind in sorted(POISON_ERRORS)]
+    poison.append(tasks.return_poison.enqueue('nan'))
+    healthy = [tasks.charge_card.enqueue(str(n)) for n in range(4)]
+    ran = tmp_path / 'ran.log'
+    child = spawn(*TASKS_WORKER, *options, env={**ENV, 'MODELQUEUE_TEST_LOG': str(ran)})
+    wait_until(
+        lambda: all(r.is_finished for r in refreshed([*poison, *healthy])), 60, 'every task to end', child=child
+    )
+    assert child.poll() is None, 'the worker stopped'
+    child.send_signal(signal.SIGTERM)
+    status, log = finish(child)
+    assert status == 0, log
+    assert 'exited with status' not in log and 'stopped by' not in log, log
+    lines = ran.read_text().splitlines()
+    expected = [f'raise_poison {kind}' for kind in sorted(POISON_ERRORS)]
+    expected += ['return_poison nan', *(f'charge_card {n}' for n in range(4))]
+    assert sorted(lines) == sorted(expected)  # each ran once
+    for result in refreshed(poison):
+        assert result.status == TaskResultStatus.FAILED and len(result.errors) == 1, result.errors
+    assert refreshed(poison)[-1].errors[0].exception_class_path == 'modelqueue.exceptions.OutcomeNotStored'
+    for n, result in enumerate(refreshed(healthy)):
+        assert result.status == TaskResultStatus.SUCCESSFUL and result.return_value == str(n)
 
 
 @pytest.mark.django_db

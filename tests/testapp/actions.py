@@ -90,3 +90,119 @@ def record_and_wait_for_the_gate(task):
             raise TimeoutError(f'the gate {gate} was never opened')
         time.sleep(0.02)
     task.note = f'done by {os.getpid()}'
+
+
+# Poison: exceptions whose text no database stores as it is, or that cannot
+# be turned into text at all, and values a database refuses to store.
+
+
+class UnreadableError(Exception):
+    """An exception whose ``__str__`` raises."""
+
+    def __str__(self):
+        raise RuntimeError('this message cannot be read')
+
+
+class NotTextError(Exception):
+    """An exception whose ``__str__`` returns `value`, not a string."""
+
+    def __init__(self, value=42):
+        super().__init__()
+        self.value = value
+
+    def __str__(self):
+        return self.value
+
+
+def poison_error(kind):
+    """A fresh exception of the poison `kind` (see POISON_ERRORS)."""
+    return POISON_ERRORS[kind]()
+
+
+#: Exceptions an action may raise, by kind: a file name that is not UTF-8
+#: (a lone surrogate), a message that cannot be read or is not text, a NUL.
+POISON_ERRORS = {
+    'surrogate': lambda: OSError(os.fsdecode(b'/data/caf\xe9.txt')),
+    'unreadable': UnreadableError,
+    'not-text': NotTextError,
+    'nul': lambda: ValueError('before\x00after'),
+}
+
+#: Values an action may set on the task's note, by kind: a lone surrogate
+#: (no database stores it), a NUL (PostgreSQL refuses it), 300 characters
+#: (longer than the column: PostgreSQL and MariaDB refuse them).
+POISON_NOTES = {
+    'note-surrogate': 'caf\udce9',
+    'note-nul': 'before\x00after',
+    'note-too-long': 'n' * 300,
+}
+
+
+def record_or_poison(task):
+    """Count one execution; then, if the task's data is ``poison:KIND``,
+    raise the poison exception KIND or set the poison note KIND."""
+    record(task)
+    if not task.data.startswith('poison:'):
+        return
+    kind = task.data.split(':', 1)[1]
+    if kind in POISON_NOTES:
+        task.note = POISON_NOTES[kind]
+    else:
+        raise poison_error(kind)
+
+
+# The fuzz test's poison, described by plain data (so a worker process can
+# read it from the task's data, as base64 of a pickle: ASCII, stored by any
+# database): (what, text, other).
+
+
+def build_poison(spec):
+    """The exception `spec` describes, or None when it describes a note."""
+    what, text, other = spec
+    if what == 'message':
+        return ValueError(text)
+    if what == 'unreadable':
+        return UnreadableError()
+    if what == 'not-text':
+        return NotTextError(other)
+    if what == 'cancel':
+        return modelqueue.Cancel(text)
+    if what == 'os-error':
+        return OSError(2, text, other)
+    if what == 'note-abort':
+        return modelqueue.Abort()
+    if what in ('abort-from', 'message-from-unreadable'):
+        cause = ValueError(text) if what == 'abort-from' else UnreadableError()
+        error = modelqueue.Abort() if what == 'abort-from' else ValueError(text)
+        error.__cause__ = cause
+        return error
+    return None  # 'note': set the task's note to `text` ('note-abort' too, then Abort)
+
+
+def encode_poison(spec):
+    import base64  # noqa: PLC0415
+    import pickle  # noqa: PLC0415
+
+    return base64.b64encode(pickle.dumps(spec)).decode('ascii')
+
+
+def decode_poison(data):
+    import base64  # noqa: PLC0415
+    import pickle  # noqa: PLC0415
+
+    return pickle.loads(base64.b64decode(data))
+
+
+def apply_poison(task, spec):
+    """Set the note `spec` carries, if any; raise the exception it describes, if any."""
+    if spec[0] in ('note', 'note-abort'):
+        task.note = spec[1]
+    error = build_poison(spec)
+    if error is not None:
+        raise error
+
+
+def poison_from_data(task):
+    """Count one execution, then apply the poison the task's data encodes."""
+    record(task)
+    apply_poison(task, decode_poison(task.data))

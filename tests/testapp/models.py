@@ -85,3 +85,17 @@ class Delivery(models.Model):
 
     def __str__(self):
         return f'delivery to {self.recipient_id}'
+
+
+class Unmigrated(models.Model):
+    """A queue whose table was never created (not managed): a worker started
+    on it must say what is missing."""
+
+    status = modelqueue.StatusField(db_index=True, default=modelqueue.Status.waiting)
+
+    class Meta:
+        managed = False
+        db_table = 'testapp_never_created'
+
+    def __str__(self):
+        return f'unmigrated {self.pk}'

@@ -78,3 +78,80 @@ def sleep_then_return(seconds):
 
     time.sleep(seconds)
     return seconds
+
+
+def _note_execution(label):
+    """Append a line to the file MODELQUEUE_TEST_LOG names, if any: one per run."""
+    import os  # noqa: PLC0415
+
+    path = os.environ.get('MODELQUEUE_TEST_LOG')
+    if path:
+        with open(path, 'a') as log:
+            log.write(f'{label}\n')
+    RAN.append(label)
+
+
+@task
+def raise_poison(kind):
+    """Raise the poison exception `kind` of tests.testapp.actions.POISON_ERRORS."""
+    from .actions import poison_error  # noqa: PLC0415
+
+    _note_execution(f'raise_poison {kind}')
+    raise poison_error(kind)
+
+
+#: Return values no database stores (NaN, infinity: not JSON), or some do
+#: not (a NUL: PostgreSQL; a lone surrogate: PostgreSQL and MariaDB).
+POISON_VALUES = {
+    'nan': float('nan'),
+    'infinity': {'total': float('inf')},
+    'nul': 'before\x00after',
+    'surrogate': ['caf\udce9'],
+}
+
+
+@task
+def return_poison(kind):
+    """Return the poison value `kind` of POISON_VALUES."""
+    _note_execution(f'return_poison {kind}')
+    return POISON_VALUES[kind]
+
+
+@task
+def charge_card(label):
+    """A task that must never run twice: it notes each run."""
+    _note_execution(f'charge_card {label}')
+    return label
+
+
+@task
+def fail_hugely(size):
+    """Raise a ValueError whose message is `size` characters long."""
+    raise ValueError('E' * size)
+
+
+@task
+def poison_from_spec(label, data):
+    """Note the run as `label`; then return the value `data` encodes (base64
+    of a pickle of ('return', value)) or raise the poison it describes."""
+    from .actions import build_poison, decode_poison  # noqa: PLC0415
+
+    _note_execution(label)
+    spec = decode_poison(data)
+    if spec[0] == 'return':
+        return spec[1]
+    raise build_poison(spec)
+
+
+@task
+def echo(label, *args, **kwargs):
+    """Note the run as `label`; return the arguments."""
+    _note_execution(label)
+    return [args, kwargs]
+
+
+@task
+def return_hugely(size):
+    """Note the run; return a text `size` characters long."""
+    _note_execution(f'return_hugely {size}')
+    return 'x' * size

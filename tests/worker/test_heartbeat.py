@@ -1,14 +1,18 @@
 """Worker heartbeats, and failure records with real worker processes."""
 
 import datetime as dt
+import logging
 import signal
 import threading
+from unittest import mock
 
 import pytest
+from django.db import OperationalError, connection
 
 from modelqueue import Status, now, run
 from modelqueue.models import FailureRecord, WorkerHeartbeat
 from modelqueue.worker.heartbeat import Heartbeat
+from modelqueue.worker.housekeeping import Housekeeping
 from tests.support.processes import finish, start_worker
 from tests.support.waits import wait_until
 from tests.testapp.actions import record
@@ -118,3 +122,14 @@ def test_a_chore_that_raises_is_logged_and_the_heartbeat_goes_on(caplog):
     finally:
         heartbeat.stop()
     assert 'broken_chore failed' in caplog.text and 'ValueError: a bug in a chore' in caplog.text
+
+
+@pytest.mark.vendors('postgresql')  # state counters exist on PostgreSQL only
+@pytest.mark.django_db
+def test_while_the_database_is_down_the_chores_say_nothing_of_counters_the_queue_lacks(caplog):
+    chores = Housekeeping(Task, 'status')
+    down = OperationalError('could not connect to server: Connection refused')
+    with mock.patch.object(connection, 'cursor', side_effect=down), caplog.at_level(logging.INFO):
+        chores()
+        chores()
+    assert 'counters' not in caplog.text, caplog.text
