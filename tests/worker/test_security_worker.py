@@ -11,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from modelqueue import Status, now
-from tests.support.processes import finish, start_worker
+from tests.support.processes import finish, idle, start_worker
 from tests.support.waits import wait_until
 from tests.testapp.models import Execution, Task
 
@@ -54,6 +54,8 @@ def test_out_of_range_numbers_are_command_errors_naming_them(option, value):
 def test_the_longest_sleep_keeps_an_idle_worker_waiting(spawn):
     """The largest accepted --sleep keeps the idle worker waiting, and SIGTERM stops it."""
     worker = start_worker(spawn, '--sleep', '3153600000', '--no-listen')
+    # In its wait (its SIGTERM handler installed), however slow its start.
+    wait_until(lambda: idle(worker.pid), 60, 'the worker to wait', child=worker)
     with pytest.raises(AssertionError, match='timed out'):
         wait_until(lambda: worker.poll() is not None, 3, 'the idle worker to exit')
     worker.send_signal(signal.SIGTERM)
