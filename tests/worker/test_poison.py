@@ -13,7 +13,7 @@ from modelqueue import Abort, Cancel, Retry, State, Status
 from modelqueue.models import FailureRecord
 from modelqueue.text import is_cleaned
 from modelqueue.worker import Worker
-from tests.support.processes import ACTIONS, finish, start_worker
+from tests.support.processes import ACTIONS, finish, idle, start_worker
 from tests.support.tasks import executions_per_task, waiting_tasks
 from tests.support.waits import wait_until
 from tests.testapp.actions import POISON_ERRORS, POISON_NOTES
@@ -77,6 +77,8 @@ def test_a_burst_worker_on_a_table_that_does_not_exist_says_so_and_exits_non_zer
 @pytest.mark.processes
 def test_a_worker_on_a_table_that_does_not_exist_says_so_and_keeps_trying(spawn):
     child = spawn(*UNMIGRATED, '--sleep=0.2', env=ENV)
+    # Backing off in its wait (its SIGTERM handler installed), however slow its start.
+    wait_until(lambda: idle(child.pid), 60, 'the worker to back off', child=child)
     with pytest.raises(subprocess.TimeoutExpired):  # it keeps trying
         child.wait(timeout=3)
     assert child.poll() is None, 'the worker stopped'
