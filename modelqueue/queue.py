@@ -22,6 +22,7 @@ from django.db.models.sql.subqueries import UpdateQuery
 
 from . import failures, ranges
 from .claim import claim_statement, claims_in_one_statement, claims_with_completion, due_rows
+from .databases import for_writes
 from .exceptions import Abort, Cancel, Retry
 from .status import MAX_ATTEMPTS, ONE_HOUR, ZERO_SECS, Status, now
 from .validation import (
@@ -374,6 +375,10 @@ def run(
     A row left working longer than `timeout` is given back (its attempt
     counts, and past `retry` it is canceled).
 
+    Every query goes to the database `queryset` names with ``.using()``, or
+    else to the router's ``db_for_write``: the claim is a write, so a router
+    that sends reads to a replica does not send claims there.
+
     :param queryset: Django queryset
     :param str field: field name
     :param function action: applied to models from `queryset`
@@ -385,7 +390,7 @@ def run(
 
     """
     attname = check_run_arguments(queryset, field, action, retry, timeout, delay)
-    task, _ = run_chained(queryset, attname, action, retry, timeout, delay)
+    task, _ = run_chained(for_writes(queryset), attname, action, retry, timeout, delay)
     return task
 
 
