@@ -42,7 +42,7 @@ from typing import Any, Literal, overload
 from django.conf import settings
 from django.core import checks
 
-__all__ = ['DEFAULTS', 'TASK_RETENTION', 'check_settings', 'get']
+__all__ = ['DEFAULTS', 'TASK_RETENTION', 'check_database_alias', 'check_settings', 'get']
 
 
 def _boolean(name: str, value: Any) -> bool:
@@ -83,8 +83,12 @@ def _module_names(name: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _database_alias(name: str, value: Any) -> str | None:
-    """None, or an alias of ``DATABASES``."""
+def check_database_alias(name: str, value: Any) -> str | None:
+    """`value`: None, or an alias of ``DATABASES``; ValueError names `name`.
+
+    >>> check_database_alias('--database', 'default')
+    'default'
+    """
     if value is None:
         return None
     if not isinstance(value, str) or value not in settings.DATABASES:
@@ -124,7 +128,7 @@ DEFAULTS: dict[str, tuple[Any, Callable[[str, Any], Any]]] = {
     'MODELQUEUE_HEARTBEAT_SECONDS': (5.0, _positive_seconds),
     'MODELQUEUE_TASK_MODULES': ((), _module_names),
     'MODELQUEUE_TASK_RETENTION': (TASK_RETENTION, _task_retention),
-    'MODELQUEUE_LISTEN_DATABASE': (None, _database_alias),
+    'MODELQUEUE_LISTEN_DATABASE': (None, check_database_alias),
 }
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from django.db import DatabaseError, connections, router
+from django.db import connections, router
 
 if TYPE_CHECKING:
     from django.db.models import Model, QuerySet
@@ -126,7 +126,7 @@ def check_writable(using: str) -> None:
         raise not_writable(using, problem)
 
 
-def read_only_cause(error: DatabaseError, using: str) -> DatabaseNotWritable | None:
+def read_only_cause(error: BaseException, using: str) -> DatabaseNotWritable | None:
     """:class:`DatabaseNotWritable` for `error` when it is a refused write,
     else None."""
     if is_read_only_error(error):

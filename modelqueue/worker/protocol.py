@@ -52,6 +52,9 @@ class PooledWorker(Protocol):
 class SupervisedWorker(Protocol):
     """The worker that each child process of a supervisor runs."""
 
+    #: Set when the process reached a limit of its own and should be replaced.
+    recycle: bool
+
     def become_child(self, parent_pid: int) -> None:
         """Be one of a supervisor's children: stop when the parent is gone,
         leave a second signal to the parent."""
