@@ -124,6 +124,9 @@ class PgBouncer:
             f'max_client_conn = {self.max_clients}\n'
             f'max_db_connections = {self.pool_size}\n'
             'server_check_delay = 0\n'
+            # Each transaction to the least recently used idle server session:
+            # whatever assumes a session then fails at once, not by bad luck.
+            'server_round_robin = 1\n'
             f'logfile = {self.folder}/pgbouncer.log\n'
             f'pidfile = {self.folder}/pgbouncer.pid\n'
         )
@@ -186,6 +189,22 @@ class PgBouncer:
             cursor.execute(f'SHOW {what}')
             names = [column.name for column in cursor.description]
             return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    def warm(self, sessions=3):
+        """Open `sessions` server sessions at once (transactions held
+        together), so that round robin has several to hand out."""
+        import psycopg  # noqa: PLC0415
+
+        clients = [
+            psycopg.connect(host='127.0.0.1', port=self.port, dbname=self.database, user=self.user)
+            for _ in range(sessions)
+        ]
+        try:
+            for client in clients:
+                client.execute('SELECT 1')  # each holds its server until it commits
+        finally:
+            for client in clients:
+                client.close()
 
     def server_connections(self):
         """Server connections of the pool now, in any state."""
