@@ -149,3 +149,7 @@ TASKS = {
         'OPTIONS': {'ON_EXCEPTION': 'retry', 'RETRY': 2},
     },
 }
+
+# A worker process of the topology tests may be told its LISTEN alias so.
+if os.environ.get('MODELQUEUE_LISTEN_DATABASE'):
+    MODELQUEUE_LISTEN_DATABASE = os.environ['MODELQUEUE_LISTEN_DATABASE']

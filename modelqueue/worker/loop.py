@@ -314,10 +314,12 @@ class Worker:
         self.name_session()
         call = ActionCall(self.action, self._heartbeat, on_claim, self.describe_task)
         held, self._chain.held = self.holds_claim(), None
-        took_next = False
+        took_next = counted = False
 
         def may_claim_next() -> bool:
-            nonlocal took_next
+            nonlocal took_next, counted
+            counted = True  # before the next claim: a process at its limit claims none
+            self._count_for_limits()
             took_next = bool(claim_next and claim_next()) and self.budget.take()
             return took_next
 
@@ -343,7 +345,8 @@ class Worker:
                 raise
             call.log(self.attname)
             close_old_connections()
-            self._count_for_limits()
+            if not counted:
+                self._count_for_limits()
             return True
         finally:
             if took_next and following is None:
@@ -352,7 +355,8 @@ class Worker:
         if call.task is None:
             return False
         call.log(self.attname)
-        self._count_for_limits()
+        if not counted:
+            self._count_for_limits()
         return True
 
     def _count_for_limits(self) -> None:

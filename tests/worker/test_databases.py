@@ -15,7 +15,12 @@ from django.test import override_settings
 
 import modelqueue
 from modelqueue import Status
-from modelqueue.databases import DatabaseNotWritable, is_read_only_error, write_database, writable_problem
+from modelqueue.databases import (
+    DatabaseNotWritable,
+    is_read_only_error,
+    writable_problem,
+    write_database,
+)
 from modelqueue.models import FailureRecord
 from modelqueue.worker.heartbeat import Heartbeat
 from modelqueue.worker.loop import Worker, serve

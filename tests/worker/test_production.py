@@ -92,8 +92,8 @@ def test_check_exits_0_while_the_worker_beats_and_1_once_it_stops_beating(spawn)
     worker = start_worker(spawn, '--sleep=0.2', env=BEATS)
     wait_until(lambda: WorkerHeartbeat.objects.filter(host=HOST, pid=worker.pid).exists(), 30,
                'the heartbeat row', child=worker)
-    child = spawn('-m', 'django', 'modelqueue_worker', '--check', env={'DJANGO_SETTINGS_MODULE': 'tests.settings', **BEATS},
-                  stdout=subprocess.PIPE)
+    child = spawn('-m', 'django', 'modelqueue_worker', '--check',
+                  env={'DJANGO_SETTINGS_MODULE': 'tests.settings', **BEATS})
     out, _ = child.communicate(timeout=60)
     assert child.returncode == 0, out
     assert f'{HOST}:{worker.pid} on testapp.task.status' in out and 'alive' in out
