@@ -123,7 +123,7 @@ class PgBouncer:
             'reserve_pool_size = 0\n'
             f'max_client_conn = {self.max_clients}\n'
             f'max_db_connections = {self.pool_size}\n'
-            'server_check_delay = 0\n'
+            'server_check_query =\n'
             # Each transaction to the least recently used idle server session:
             # whatever assumes a session then fails at once, not by bad luck.
             'server_round_robin = 1\n'
@@ -201,7 +201,9 @@ class PgBouncer:
         ]
         try:
             for client in clients:
-                client.execute('SELECT 1')  # each holds its server until it commits
+                client.execute('SELECT 1')  # each holds its server until it ends its transaction
+            for client in clients:
+                client.rollback()  # ended cleanly: a server left mid-transaction is closed
         finally:
             for client in clients:
                 client.close()
