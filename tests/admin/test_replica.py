@@ -208,3 +208,20 @@ def test_a_replica_that_stops_falls_back_to_the_primary_within_one_page_load(pai
         assert replicated.get('/admin/queues/').status_code == 200
     finally:
         pair.replica.start()
+
+
+@pytest.mark.vendors('postgresql')
+@pytest.mark.topology
+def test_an_import_looks_its_rows_up_on_the_primary_while_the_replica_lags(pair, replicated):
+    pytest.importorskip('import_export')
+    from tests.support.imports import confirm, preview  # noqa: PLC0415 (import-export installed)
+
+    wait_until(lambda: replayed(replicated), 30, 'the replica to catch up')
+    set_apply_delay(pair, '5s')
+    row = Task.objects.create(data='before')  # on the primary, not yet on the replica
+    text = f'id,data,status,status_state,status_when,status_attempts\n{row.pk},after,,waiting,7,0\n'
+    response = preview(replicated, text)
+    assert response.status_code == 200, response.content.decode()[:2000]
+    assert confirm(replicated, response).status_code == 302
+    (imported,) = Task.objects.using('primary').all()
+    assert (imported.pk, imported.data) == (row.pk, 'after'), 'updated, not taken for a new row'
