@@ -42,6 +42,9 @@ def read_only():
         options['init_command'] = 'SET SESSION TRANSACTION READ ONLY'
     else:
         options['init_command'] = options.get('init_command', '') + ' PRAGMA query_only=1;'
+        # BEGIN IMMEDIATE is a write: Django's own feature checks (which
+        # Django 6 runs on --database) would fail before ModelQueue speaks.
+        options.pop('transaction_mode', None)
     return {'OPTIONS': options}
 
 
