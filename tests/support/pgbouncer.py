@@ -92,6 +92,7 @@ class PgBouncer:
         self.max_clients = max_clients
         self.port = None
         self.folder = None
+        self.process = None
         self.pid = None
 
     def __enter__(self):
@@ -132,23 +133,25 @@ class PgBouncer:
         )
         for path in self.folder.iterdir():
             shutil.chown(path, RUN_AS)
-        subprocess.run(
-            ['runuser', '-u', RUN_AS, '--', str(PGBOUNCER), '-d', '-q', str(config)],
-            check=True,
-            capture_output=True,
-            timeout=30,
+        # In the foreground, a child of this process: stopped by its pid and
+        # reaped here, never left running or a zombie.
+        self.process = subprocess.Popen(
+            [str(PGBOUNCER), '-q', str(config)],
+            user=RUN_AS,
+            group=pwd.getpwnam(RUN_AS).pw_gid,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
-        pidfile = self.folder / 'pgbouncer.pid'
+        self.pid = self.process.pid
         deadline = time.monotonic() + 20
-        while True:
-            if pidfile.exists() and pidfile.read_text().strip():
-                self.pid = int(pidfile.read_text())
-                if self._accepts():
-                    return self
-            if time.monotonic() > deadline:
+        while not self._accepts():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                log = self.log()
                 self.stop()
-                raise RuntimeError(f'pgbouncer did not start on port {self.port}:\n{self.log()}')
+                raise RuntimeError(f'pgbouncer did not start on port {self.port}:\n{log}')
             time.sleep(0.05)
+        return self
 
     def _accepts(self):
         try:
@@ -159,17 +162,15 @@ class PgBouncer:
 
     def stop(self):
         """Stop PgBouncer by its pid (SIGINT: at once), and remove its folder."""
-        if self.pid is not None:
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGINT)
             try:
-                os.kill(self.pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
-            deadline = time.monotonic() + 10
-            while _alive(self.pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _alive(self.pid):
-                os.kill(self.pid, signal.SIGKILL)
-            self.pid = None
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+            self.process = self.pid = None
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None
@@ -216,10 +217,3 @@ class PgBouncer:
             if pool['database'] == self.database
         )
 
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
