@@ -214,7 +214,11 @@ class ListeningWaiter(PollingWaiter):
             return super().wait(seconds)
         if self._drain():
             return True  # a notification came while the worker was busy
-        deadline = time.monotonic() + self.until_scheduled(seconds)
+        # The query first: the time it takes must not come off the wait, or
+        # it ends before the next scheduled row is due, and the claim then
+        # made finds nothing while the next wait finds nothing scheduled.
+        until = self.until_scheduled(seconds)
+        deadline = time.monotonic() + until
         while True:
             socket = self._listener.fileno()
             readable = self._block([socket], max(0.0, deadline - time.monotonic()))
