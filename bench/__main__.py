@@ -7,6 +7,7 @@
     python -m bench scale postgresql        # the admin at 10,000,000 rows
     python -m bench tasks                   # Django's Tasks framework: ours beside django-tasks-db
     python -m bench counters                # the write cost of the state counters (PostgreSQL)
+    python -m bench topology                # direct beside through PgBouncer, 8 hosts (PostgreSQL)
     python -m bench <subcommand> --help
 
 Run it from the checkout's root with a Python that imports this checkout
@@ -18,7 +19,7 @@ bench/results/scratch/, which git ignores (bench/results.py).
 import argparse
 import sys
 
-from . import counters, dashboard, failures, scale, tasks, throughput
+from . import counters, dashboard, failures, scale, tasks, throughput, topology
 
 SUBCOMMANDS = {
     'throughput': throughput,
@@ -27,6 +28,7 @@ SUBCOMMANDS = {
     'scale': scale,
     'tasks': tasks,
     'counters': counters,
+    'topology': topology,
 }
 
 

@@ -17,6 +17,9 @@ setting                             default                 what it is
                                                             the installed apps' ``tasks`` modules
 ``MODELQUEUE_TASK_RETENTION``       7 days SUCCESSFUL,      how long finished task rows are kept
                                     30 days FAILED          (``None``: for ever)
+``MODELQUEUE_LISTEN_DATABASE``      ``None``                the ``DATABASES`` alias a worker LISTENs
+                                                            through (``None``: the queue's own);
+                                                            ``--listen-database`` overrides it
 ==================================  ======================  ==========================================
 
 ``MODELQUEUE_TRACEBACK_CHARS`` caps both a failure record's traceback and
@@ -30,6 +33,8 @@ a traceback cut shorter would hold little more than its marker; see
 5.0
 >>> get('MODELQUEUE_TASK_RETENTION')['FAILED']
 datetime.timedelta(days=30)
+>>> get('MODELQUEUE_LISTEN_DATABASE') is None
+True
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from typing import Any, Literal, overload
 from django.conf import settings
 from django.core import checks
 
-__all__ = ['DEFAULTS', 'TASK_RETENTION', 'check_settings', 'get']
+__all__ = ['DEFAULTS', 'TASK_RETENTION', 'check_database_alias', 'check_settings', 'get']
 
 
 def _boolean(name: str, value: Any) -> bool:
@@ -92,6 +97,22 @@ def _module_names(name: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def check_database_alias(name: str, value: Any) -> str | None:
+    """`value`: None, or an alias of ``DATABASES``; ValueError names `name`.
+
+    >>> check_database_alias('--database', 'default')
+    'default'
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in settings.DATABASES:
+        raise ValueError(
+            f'{name} = {value!r}: expected None or an alias of DATABASES'
+            f' ({", ".join(map(repr, settings.DATABASES))})'
+        )
+    return value
+
+
 #: How long the Tasks backend's finished rows are kept, by state (only these
 #: two: a READY or RUNNING row is never pruned).
 TASK_RETENTION = {'SUCCESSFUL': dt.timedelta(days=7), 'FAILED': dt.timedelta(days=30)}
@@ -121,6 +142,7 @@ DEFAULTS: dict[str, tuple[Any, Callable[[str, Any], Any]]] = {
     'MODELQUEUE_HEARTBEAT_SECONDS': (5.0, _positive_seconds),
     'MODELQUEUE_TASK_MODULES': ((), _module_names),
     'MODELQUEUE_TASK_RETENTION': (TASK_RETENTION, _task_retention),
+    'MODELQUEUE_LISTEN_DATABASE': (None, check_database_alias),
 }
 
 
@@ -132,6 +154,8 @@ def get(name: Literal['MODELQUEUE_FAILURES_PER_ROW', 'MODELQUEUE_TRACEBACK_CHARS
 def get(name: Literal['MODELQUEUE_FAILURE_MAX_AGE']) -> dt.timedelta: ...
 @overload
 def get(name: Literal['MODELQUEUE_HEARTBEAT_SECONDS']) -> float: ...
+@overload
+def get(name: Literal['MODELQUEUE_LISTEN_DATABASE']) -> str | None: ...
 @overload
 def get(name: str) -> Any: ...
 def get(name: str) -> Any:

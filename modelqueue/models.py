@@ -99,6 +99,11 @@ class WorkerHeartbeat(models.Model):
     held_since = models.DateTimeField(_('held since'), null=True, blank=True)
     tasks_done = models.BigIntegerField(_('tasks done'), default=0)
     failures = models.BigIntegerField(_('failures'), default=0)
+    #: How the worker is woken when idle (its waiter's state): ``listening``
+    #: (on commit, LISTEN/NOTIFY), ``unreachable`` (notifications do not reach
+    #: it: it polls), ``broken`` (it cannot LISTEN: it polls), ``polling`` (by
+    #: design), ``connecting``; empty for a row of an older worker.
+    wakeup = models.CharField(_('wake-up'), max_length=20, blank=True, default='')
 
     class Meta:
         verbose_name = _('worker heartbeat')

@@ -2,7 +2,14 @@
 
 Failure records, heartbeats and the Tasks backend's ``worker_ids`` and
 ``errors`` all use these, so that a worker named in one place is found by
-the same name in another.
+the same name in another. The database sessions of a worker carry its name
+too (:func:`application_name`), so that ``pg_stat_activity`` tells them apart.
+
+A worker's host is the machine's name, or the environment variable
+``MODELQUEUE_HOST_NAME`` when it is set (:data:`HOST_NAME_VARIABLE`): a
+container that should be known by its service's name rather than its
+random hostname sets it, and so do the tests that run several "hosts" on
+one machine.
 
 >>> worker_name().count(':')
 1
@@ -18,7 +25,19 @@ import socket
 from django.db.models import CharField, Value
 from django.db.models.functions import Cast, Concat
 
-__all__ = ['exception_path', 'host_name', 'worker_name', 'worker_name_expression']
+__all__ = [
+    'HOST_NAME_VARIABLE',
+    'application_name',
+    'exception_path',
+    'host_name',
+    'worker_name',
+    'worker_name_expression',
+]
+
+#: The environment variable that names this host, in place of its hostname.
+HOST_NAME_VARIABLE = 'MODELQUEUE_HOST_NAME'
+#: The longest application_name PostgreSQL keeps (NAMEDATALEN - 1 bytes).
+APPLICATION_NAME_BYTES = 63
 
 _names: dict[int, str] = {}  # pid -> 'host:pid'
 
@@ -40,8 +59,26 @@ def worker_name(host: str | None = None, pid: int | None = None) -> str:
 
 
 def host_name() -> str:
-    """This machine's name, as a heartbeat row stores it (at most 255 characters)."""
-    return socket.gethostname()[:255]
+    """This machine's name, as a heartbeat row stores it (at most 255
+    characters): ``MODELQUEUE_HOST_NAME`` when set, else the hostname."""
+    return (os.environ.get(HOST_NAME_VARIABLE) or socket.gethostname())[:255]
+
+
+def application_name(role: str) -> str:
+    """The ``application_name`` of a worker's database session for `role`
+    (``claim``, ``listen``, ``heartbeat``...): ``modelqueue worker host:pid
+    role``, the host cut short so that the whole fits PostgreSQL's 63 bytes.
+
+    >>> application_name('listen').startswith('modelqueue worker ')
+    True
+    >>> len(application_name('x' * 100).encode()) <= 63
+    True
+    """
+    host, _, pid = worker_name().rpartition(':')
+    suffix = f':{pid} {role}'.encode()[: APPLICATION_NAME_BYTES - len('modelqueue worker ')]
+    room = APPLICATION_NAME_BYTES - len('modelqueue worker ') - len(suffix)
+    host = host.encode()[: max(room, 0)].decode(errors='ignore')
+    return f'modelqueue worker {host}{suffix.decode(errors="ignore")}'
 
 
 def worker_name_expression(host: str = 'host', pid: str = 'pid') -> Concat:

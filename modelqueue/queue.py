@@ -29,6 +29,7 @@ from django.db.models.sql.subqueries import UpdateQuery
 
 from . import failures, ranges
 from .claim import claim_statement, claims_in_one_statement, claims_with_completion, due_rows
+from .databases import for_writes
 from .exceptions import Abort, Cancel, OutcomeNotStored, Retry
 from .status import MAX_ATTEMPTS, ONE_HOUR, ZERO_SECS, Status, now
 from .text import name_of, storable, text_of
@@ -397,6 +398,10 @@ def run(
     if it raised one). A failed attempt's failure record is written after
     the outcome, and never fails run() (see :mod:`modelqueue.failures`).
 
+    Every query goes to the database `queryset` names with ``.using()``, or
+    else to the router's ``db_for_write``: the claim is a write, so a router
+    that sends reads to a replica does not send claims there.
+
     :param queryset: Django queryset
     :param str field: field name
     :param function action: applied to models from `queryset`
@@ -408,7 +413,7 @@ def run(
 
     """
     attname = check_run_arguments(queryset, field, action, retry, timeout, delay)
-    task, _ = run_chained(queryset, attname, action, retry, timeout, delay)
+    task, _ = run_chained(for_writes(queryset), attname, action, retry, timeout, delay)
     return task
 
 

@@ -17,6 +17,7 @@ from tests.support.fixtures import (  # noqa: F401 (registered as fixtures)
     django_db_modify_db_settings,
     gate,
     look_for_the_failure_tables_afresh,
+    pgbouncer,
     spawn,
     superuser_client,
 )
@@ -36,9 +37,16 @@ KINDS = {
     'browser': 'drives headless Chromium with Selenium (the browser fixture)',
     'processes': 'starts real child processes: workers (the spawn fixture), scripts, demo/run',
     'load': 'a load test: concurrent clients for MODELQUEUE_LOAD_SECONDS (30 by default)',
+    'topology': 'starts servers of its own: PgBouncer (the pgbouncer fixture), a PostgreSQL'
+    ' primary and replica (PostgreSQL only; MODELQUEUE_REQUIRE_TOPOLOGY=1 fails it where they are missing)',
 }
 # A test that uses one of these fixtures must be marked with the kind named.
-KIND_OF_FIXTURE = {'browser': 'browser', 'chromium_driver': 'browser', 'spawn': 'processes'}
+KIND_OF_FIXTURE = {
+    'browser': 'browser',
+    'chromium_driver': 'browser',
+    'spawn': 'processes',
+    'pgbouncer': 'topology',
+}
 
 
 def pytest_configure(config):

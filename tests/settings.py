@@ -6,7 +6,9 @@ one machine never share one. MODELQUEUE_DB_NAME points a child process (a
 worker started by a test) at the test database its parent created.
 """
 
+import copy
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -115,6 +117,15 @@ if os.environ.get('MODELQUEUE_DB_NAME'):
 
 DATABASES = {'default': default}
 
+# Child processes of the topology tests (PgBouncer, a read-only "replica",
+# a direct LISTEN alias) get their databases as a JSON object: each alias a
+# copy of the default with the keys given ("default" changes the default
+# itself), and a router by its dotted path.
+for _alias, _changes in json.loads(os.environ.get('MODELQUEUE_TEST_DATABASES', '{}')).items():
+    DATABASES[_alias] = {**(default if _alias == 'default' else copy.deepcopy(default)), **_changes}
+if os.environ.get('MODELQUEUE_TEST_ROUTER'):
+    DATABASE_ROUTERS = [os.environ['MODELQUEUE_TEST_ROUTER']]
+
 # Worker processes started by tests beat faster than the default 5 seconds.
 MODELQUEUE_HEARTBEAT_SECONDS = float(os.environ.get('MODELQUEUE_HEARTBEAT_SECONDS', '5'))
 
@@ -144,3 +155,7 @@ TASKS = {
         'OPTIONS': {'RETRY': 0},
     },
 }
+
+# A worker process of the topology tests may be told its LISTEN alias so.
+if os.environ.get('MODELQUEUE_LISTEN_DATABASE'):
+    MODELQUEUE_LISTEN_DATABASE = os.environ['MODELQUEUE_LISTEN_DATABASE']

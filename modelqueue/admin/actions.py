@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from django.contrib import admin, messages
 from django.contrib.admin import ModelAdmin, helpers
 from django.contrib.admin.utils import model_ngettext
+from django.db import transaction
 from django.template.response import TemplateResponse
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
@@ -210,11 +211,15 @@ def may_change_each(modeladmin: ModelAdmin[Any], request: HttpRequest, queryset:
         count = refused_rows.count()
         refused = list(refused_rows.order_by('pk')[:5])
     else:
-        refused = [
-            row
-            for row in queryset.iterator(chunk_size=2000)
-            if not modeladmin.has_change_permission(request, row)
-        ]
+        # In a transaction, so that a server-side cursor is not one WITH HOLD,
+        # which outlives it: through a transaction pooler (PgBouncer) the next
+        # fetch may reach another server session.
+        with transaction.atomic(using=queryset.db):
+            refused = [
+                row
+                for row in queryset.iterator(chunk_size=2000)
+                if not modeladmin.has_change_permission(request, row)
+            ]
         count = len(refused)
     if not count:
         return True

@@ -89,7 +89,8 @@ def fenced_form(form_class: type[ModelForm[Any]]) -> type[ModelForm[Any]]:
         def clean(self) -> dict[str, Any] | None:
             cleaned = super().clean()
             model = self._meta.model
-            current = model._base_manager.using(router.db_for_read(model)).filter(
+            # Where the row is written: a replica may be behind.
+            current = model._base_manager.using(router.db_for_write(model)).filter(
                 pk=self.instance.pk
             ).first()
             if current is None:

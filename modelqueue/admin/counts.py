@@ -31,6 +31,7 @@ from django.db import connections, transaction
 from django.utils.translation import gettext
 
 from .. import counters, ranges
+from ..databases import write_database
 from ..status import ONE_HOUR, State, Status, now
 
 if TYPE_CHECKING:
@@ -164,7 +165,8 @@ def state_counts(
         totals = counters.state_totals(queryset, field)
         counted = _state_counts(queryset, field, current, timeout, estimate_above, totals)
     if totals is not None and totals.rows_summed > counters.COMPACT_ABOVE:
-        counters.compact_counters(queryset.model, field, using=queryset.db)
+        # A write: on the primary, even when the counts were read from a replica.
+        counters.compact_counters(queryset.model, field, using=write_database(queryset))
     return counted
 
 

@@ -46,6 +46,19 @@ if TYPE_CHECKING:
     from ..models import FailureRecord, WorkerHeartbeat
     from .protocol import QueueModelAdmin
 
+#: How a worker is woken, as the Workers panel says it (the heartbeat row's
+#: ``wakeup``: the states of modelqueue.worker.waiters).
+WAKEUP_TEXTS = {
+    'listening': _('woken on commit'),
+    'unreachable': _('polling: notifications do not reach this worker; set --listen-database'),
+    'broken': _('polling: it cannot LISTEN (it tries again)'),
+    'polling': _('polling'),
+    'connecting': _('connecting'),
+    '': '',
+}
+#: The states in which a worker polls although the database could wake it.
+POLLING_STATES = ('unreachable', 'broken')
+
 #: Failure records the change form shows, newest first.
 HISTORY_LIMIT = 50
 #: Exception classes and stalled rows the dashboard lists.
@@ -63,14 +76,15 @@ def _models() -> tuple[type[ContentType], type[FailureRecord], type[WorkerHeartb
     return ContentType, FailureRecord, WorkerHeartbeat
 
 
-def records_available(model: type[Model]) -> bool:
-    """Whether the modelqueue tables exist in `model`'s database.
+def records_available(model: type[Model], using: str | None = None) -> bool:
+    """Whether the modelqueue tables exist in `model`'s database (`using`,
+    by default the one the router reads it from).
 
     Asked once while they do; while they do not, again after a minute, so
     a site migrated while it runs finds them.
     """
     _content_type, FailureRecord, WorkerHeartbeat = _models()
-    using = router.db_for_read(model)
+    using = using or router.db_for_read(model)
     known, asked = _available.get(using, (None, 0.0))
     if known is None or (not known and time.monotonic() - asked > 60):
         tables = set(connections[using].introspection.table_names())
@@ -82,23 +96,26 @@ def records_available(model: type[Model]) -> bool:
 _available: dict[str, tuple[bool, float]] = {}  # database alias -> (whether the tables exist, when asked)
 
 
-def records_of(model: type[Model], field: str) -> QuerySet[FailureRecord]:
-    """The failure records of the queue `field` of `model`."""
+def records_of(model: type[Model], field: str, using: str | None = None) -> QuerySet[FailureRecord]:
+    """The failure records of the queue `field` of `model`, read from
+    `using` (by default where the router reads `model`: the records live
+    beside their rows)."""
     ContentType, FailureRecord, _heartbeat = _models()
     content_type = ContentType.objects.get_for_model(model)
-    return FailureRecord.objects.using(router.db_for_read(model)).filter(
+    return FailureRecord.objects.using(using or router.db_for_read(model)).filter(
         content_type=content_type, field=field
     )
 
 
-def history(model: type[Model], field: str, pk: Any) -> list[FailureRecord]:
-    """The failure records of one row, newest first (at most HISTORY_LIMIT).
+def history(model: type[Model], field: str, pk: Any, using: str | None = None) -> list[FailureRecord]:
+    """The failure records of one row, newest first (at most HISTORY_LIMIT),
+    read from `using` (by default where the router reads `model`).
 
     The caller has the row from the model admin's ``get_queryset``.
     """
-    if not records_available(model):
+    if not records_available(model, using):
         return []
-    records = list(records_of(model, field).filter(object_id=str(pk)).order_by('-pk')[:HISTORY_LIMIT])
+    records = list(records_of(model, field, using).filter(object_id=str(pk)).order_by('-pk')[:HISTORY_LIMIT])
     current = now()
     for record in records:
         record.ago = natural_time(record.ended, current)  # type: ignore[attr-defined]  # for the template
@@ -111,12 +128,13 @@ def attach_last_errors(model: type[Model], fields: Iterable[str], rows: Iterable
     rows = list(rows)
     for row in rows:
         row.modelqueue_last_errors = {}
-    if not rows or not records_available(model):
+    using = rows[0]._state.db if rows else None  # where the page read its rows
+    if not rows or not records_available(model, using):
         return
     by_id = {str(row.pk): row for row in rows}
     for field in fields:
         latest = (
-            records_of(model, field)
+            records_of(model, field, using)
             .filter(object_id__in=list(by_id))
             .order_by('object_id', '-pk')
             .only('pk', 'object_id', 'exception', 'message', 'ended')
@@ -214,9 +232,10 @@ def failure_filter(field: str) -> type[admin.SimpleListFilter]:
                 ('canceled_after_failures', _('Canceled after failures')),
                 ('canceled_by_operator', _('Canceled by an operator')),
             ]
-            if records_available(model_admin.model):
+            using = model_admin.get_queryset(request).db  # where the page reads
+            if records_available(model_admin.model, using):
                 since = _hour_ago()
-                recent = records_of(model_admin.model, field).filter(ended__gte=since)
+                recent = records_of(model_admin.model, field, using).filter(ended__gte=since)
                 classes = (
                     rows_records(recent, model_admin.get_queryset(request))
                     .order_by('exception')
@@ -233,7 +252,7 @@ def failure_filter(field: str) -> type[admin.SimpleListFilter]:
             rows = changelist.get_queryset(self.request, exclude_parameters=self.expected_parameters())
             counts = {value: self.rows_of(rows, value).count() for value, _title in self.lookup_choices
                       if value != 'canceled_by_operator'}
-            if records_available(rows.model):
+            if records_available(rows.model, rows.db):
                 # Canceled less canceled after failures: NOT IN over every
                 # canceled row would test each against the records.
                 canceled = rows.filter(ranges.in_states(field, State.canceled)).count()
@@ -247,9 +266,9 @@ def failure_filter(field: str) -> type[admin.SimpleListFilter]:
 
         def rows_of(self, queryset: QuerySet[Any], value: str | None) -> QuerySet[Any]:
             """The rows of `queryset` that the choice `value` selects."""
-            if value is None or not records_available(queryset.model):
+            if value is None or not records_available(queryset.model, queryset.db):
                 return queryset
-            records = records_of(queryset.model, field)
+            records = records_of(queryset.model, field, queryset.db)
             canceled = ranges.in_states(field, State.canceled)
             if value == 'last_hour':
                 return queryset.filter(pk__in=row_ids(queryset.model, records.filter(ended__gte=_hour_ago())))
@@ -277,6 +296,7 @@ def failure_figures(
     current: dt.datetime,
     changelist_url: str,
     minutes: int = THROUGHPUT_MINUTES,
+    using: str | None = None,
 ) -> dict[str, Any]:
     """The dashboard's failure figures of one queue over the last hour, for
     the rows of `queryset` (the model admin's ``get_queryset``).
@@ -285,15 +305,16 @@ def failure_figures(
     dashboard's throughput),
     ``failed_last_hour`` and ``failure_groups``: per exception class, the
     count, the latest message and time, and the changelist URL of its rows.
-    Three queries.
+    Three queries, from `using` (by default where `queryset` reads).
     """
     _content_type, FailureRecord, _heartbeat = _models()
     model = queryset.model
+    using = queryset.db if using is None else using
     last = current.replace(second=0, microsecond=0)
     slots = [last - dt.timedelta(minutes=minutes - 1 - index) for index in range(minutes)]
-    if not records_available(model):
+    if not records_available(model, using):
         return {'failed': [0] * minutes, 'failed_last_hour': 0, 'failure_groups': []}
-    records = rows_records(records_of(model, field), queryset)
+    records = rows_records(records_of(model, field, using), queryset)
     recent = records.filter(ended__gte=slots[0])
     per_minute = dict(
         recent.order_by()
@@ -348,19 +369,23 @@ def worker_figures(
     field: str,
     current: dt.datetime,
     timeout: dt.timedelta,
+    lag: float | None = None,
 ) -> dict[str, Any]:
     """The live (and lost) workers of one queue, and its stalled rows with
-    the worker that held each. Two queries, three with stalled rows, and
-    one more when `queryset` (the model admin's ``get_queryset``) is not the
-    whole table: a worker's row in hand is shown only when it is one of
-    its rows."""
+    the worker that held each, read where `queryset` is read. Two queries,
+    three with stalled rows, and one more when `queryset` (the model admin's
+    ``get_queryset``) is not the whole table: a worker's row in hand is
+    shown only when it is one of its rows. A worker is lost when it missed
+    three beats by `current`, less the `lag` (seconds) of a replica read: a
+    replica behind the primary shows every heartbeat that much older."""
     ContentType, _record, WorkerHeartbeat = _models()
     model = model_admin.model
-    if not records_available(model):
+    if not records_available(model, queryset.db):
         return {'workers': [], 'workers_live': 0, 'workers_lost': 0, 'stalled_rows': []}
     content_type = ContentType.objects.get_for_model(model)
+    as_of = current - dt.timedelta(seconds=lag or 0)
     heartbeats = list(
-        WorkerHeartbeat.objects.using(router.db_for_read(model))
+        WorkerHeartbeat.objects.using(queryset.db)
         .filter(content_type=content_type, field=field)
         .order_by('host', 'pid')
     )
@@ -375,7 +400,10 @@ def worker_figures(
             'last_seen_ago': natural_time(beat.last_seen, current),
             'started_ago': natural_time(beat.started, current),
             'held_for': beat.held_since and natural_time(beat.held_since, current),
-            'lost': beat.is_lost(current),
+            'lost': beat.is_lost(as_of),
+            'wakeup': beat.wakeup,
+            'wakeup_text': WAKEUP_TEXTS.get(beat.wakeup, beat.wakeup),
+            'polls': beat.wakeup in POLLING_STATES,
             'object_id': beat.object_id if beat.object_id in shown else '',
             'row_hidden': bool(beat.object_id) and beat.object_id not in shown,
             'row_url': _change_url(model_admin, beat.object_id) if beat.object_id in shown else None,

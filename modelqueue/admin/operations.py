@@ -29,6 +29,7 @@ from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from .. import ranges
+from ..databases import for_writes
 from ..expressions import with_attempts, with_priority, with_state, with_state_and_priority
 from ..status import State, Status, now
 from ..validation import concrete_field
@@ -80,6 +81,9 @@ class Operation:
         :returns: (tally of the selection before, number of rows changed,
             list of (row, previous status) or None when too many changed)
         """
+        # Counted, locked and written on the primary, in one transaction,
+        # whatever database the page read the selection from.
+        queryset = for_writes(queryset)
         in_states = ranges.in_states(field, *self.states)
         value = self.new_status(field, **options)
         with transaction.atomic(using=queryset.db):

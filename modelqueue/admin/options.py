@@ -12,6 +12,11 @@ cancel, reprioritize, reset attempts), requeue and cancel buttons on the
 change form, and a dashboard page with its JSON endpoint. Everything the
 subclass declares (list_display, list_filter, actions, templates) is kept,
 and ``actions = None`` turns every action off, the queue's included.
+
+Under a router that reads the model from a replica, the pages read the
+replica and say how far behind it is, falling back to the primary when it
+cannot be reached; every write goes to the primary
+(:mod:`modelqueue.admin.replica`).
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from django.urls import path, reverse
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
+from ..databases import write_database
 from ..status import DECODED_PARTS, ONE_HOUR, Status, now
 from ..validation import status_field_problem
 from . import checks
@@ -68,6 +74,7 @@ from .failures import (
 from .figures import THROUGHPUT_MINUTES, iso, queue_figures
 from .filters import queue_list_filter
 from .operations import ROW_OPERATIONS, field_label
+from .replica import Reads, reads_for
 from .templates import template_names
 
 if TYPE_CHECKING:
@@ -251,6 +258,35 @@ class QueueAdminMixin(_ModelAdmin):
             return (low is None or low <= key) and (high is None or key <= high)
         return True
 
+    # Where the pages read, and where writes go.
+
+    def queue_reads(self, request: HttpRequest) -> Reads:
+        """Where `request`'s pages read this model: the router's read
+        database, or the primary when a replica cannot be reached (asked
+        once per request; see :mod:`modelqueue.admin.replica`)."""
+        return reads_for(request, self.model)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        """The model admin's rows, read from the primary for this request
+        when the router's replica cannot be reached."""
+        queryset = super().get_queryset(request)
+        reads = self.queue_reads(request)
+        return queryset.using(reads.alias) if reads.fell_back else queryset
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Model | None:
+        """The row of the change form, its buttons, its history and its
+        deletion, read where it is written: a replica behind the primary
+        would show (and save from) an older copy."""
+        queryset = self.get_queryset(request)
+        queryset = queryset.using(write_database(queryset))
+        model = queryset.model
+        field = model._meta.pk if from_field is None else model._meta.get_field(from_field)
+        try:
+            key = field.to_python(object_id)
+            return queryset.get(**{field.name: key})
+        except (model.DoesNotExist, ValidationError, ValueError):
+            return None
+
     # Columns, filters and the change form.
 
     def get_list_display(self, request: HttpRequest) -> list[Any]:
@@ -406,6 +442,7 @@ class QueueAdminMixin(_ModelAdmin):
                 self.queue_base_change_list_template, 'change_list'
             ),
             'modelqueue_dashboard_url': self.queue_url('dashboard'),
+            'modelqueue_reads': self.queue_reads(request),
             **(extra_context or {}),
         }
         return super().changelist_view(request, extra_context=context)
@@ -433,8 +470,9 @@ class QueueAdminMixin(_ModelAdmin):
             context['modelqueue_opened'] = posted or opened_token(obj, adminform.form)
         if obj is not None and obj.pk is not None:
             # The row came through get_object(), so through get_queryset().
+            reads = self.queue_reads(request).alias
             context['modelqueue_failure_history'] = [
-                {'label': field_label(self.model, field), 'records': history(self.model, field, obj.pk)}
+                {'label': field_label(self.model, field), 'records': history(self.model, field, obj.pk, reads)}
                 for field in self.valid_queue_fields
             ]
         return super().render_change_form(request, context, add, change, form_url, obj)
@@ -480,6 +518,7 @@ class QueueAdminMixin(_ModelAdmin):
                 }
                 for field in self.valid_queue_fields
             ]
+
         return super().changeform_view(request, object_id, form_url, context)
 
     # Pages of our own.
@@ -531,6 +570,7 @@ class QueueAdminMixin(_ModelAdmin):
         queryset = self.get_queryset(request)
         current = now() if current is None else current
         changelist = self.queue_url('changelist')
+        lag = self.queue_reads(request).lag
         queues = []
         for field in self.valid_queue_fields:
             figures = queue_figures(
@@ -539,7 +579,7 @@ class QueueAdminMixin(_ModelAdmin):
             failures = failure_figures(queryset, field, current, changelist)
             figures['throughput']['failed'] = failures.pop('failed')
             figures.update(failures)
-            figures.update(worker_figures(self, queryset, field, current, self.queue_timeout))
+            figures.update(worker_figures(self, queryset, field, current, self.queue_timeout, lag))
             figures['label'] = field_label(self.model, field)
             figures['filter_urls'] = {
                 value: f'{changelist}?{field}_queue={value}' for value in FILTER_VALUES
@@ -596,6 +636,7 @@ class QueueAdminMixin(_ModelAdmin):
             'minutes': THROUGHPUT_MINUTES,
             'timeout': duration_text(self.queue_timeout),
             'changelist_url': self.queue_url('changelist'),
+            'reads': self.queue_reads(request),
         }
         request.current_app = self.admin_site.name
         templates = template_names(opts, self.queue_dashboard_template, 'dashboard')
@@ -612,7 +653,8 @@ class QueueAdminMixin(_ModelAdmin):
         for figures in queues:  # these come as HTML, from dashboard_activity_view
             for name in ACTIVITY_LISTS:
                 figures.pop(name)
-        return JsonResponse({'generated': iso(current), 'queues': queues})
+        reads = self.queue_reads(request).as_json()
+        return JsonResponse({'generated': iso(current), 'queues': queues, 'reads': reads})
 
     def dashboard_activity_view(self, request: HttpRequest) -> HttpResponse:
         """The dashboard's failures, workers and stalled rows as HTML, one
@@ -625,12 +667,13 @@ class QueueAdminMixin(_ModelAdmin):
         current = now()
         queryset = self.get_queryset(request)
         changelist = self.queue_url('changelist')
+        lag = self.queue_reads(request).lag
         fragments = []
         for field in self.valid_queue_fields:
             queue = {
                 'field': field,
                 **failure_figures(queryset, field, current, changelist),
-                **worker_figures(self, queryset, field, current, self.queue_timeout),
+                **worker_figures(self, queryset, field, current, self.queue_timeout, lag),
             }
             fragments.append(
                 render_to_string('modelqueue/includes/queue_activity.html', {'queue': queue}, request)

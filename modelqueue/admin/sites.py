@@ -28,6 +28,7 @@ from django.utils.translation import gettext_lazy as _
 from ..status import Status, now
 from .display import STATE_LABELS, duration_text
 from .options import QueueAdminMixin
+from .replica import Reads
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
@@ -110,11 +111,17 @@ class QueueAdminSiteMixin(_AdminSite):
             }
             for model_admin in visible
         ]
+        notes: dict[tuple[str, str | None], Reads] = {}
+        for model_admin in visible:  # one note per database read, where a replica is in play
+            reads = model_admin.queue_reads(request)
+            if reads.note() is not None:
+                notes.setdefault((reads.alias, reads.replica), reads)
         context = {
             **self.each_context(request),
             'title': _('Queues'),
             'subtitle': None,
             'models': models,
+            'reads_notes': list(notes.values()),
             'states': [STATE_LABELS[state.name] for state in Status.states],
             'timeout': duration_text(visible[0].queue_timeout),
         }

@@ -448,6 +448,13 @@ class QueueResource(resources.ModelResource):
                 )
         self.fields = fields_
 
+    def get_queryset(self) -> Any:
+        """The rows an import looks its rows up in: on the database it writes
+        to (``using_db``, else the router's ``db_for_write``), never on a
+        read replica, whose older copy would make a row look new, or its
+        status other than the one the fenced save then finds."""
+        return super().get_queryset().using(self.get_db_connection_name())
+
     def import_field(
         self, field: Any, instance: Model, row: Any, is_m2m: bool = False, **kwargs: Any
     ) -> None:

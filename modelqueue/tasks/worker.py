@@ -133,9 +133,13 @@ class TaskWorker(Worker):
 
     ``TaskWorker(alias, queues=['emails'], burst=True).run()`` runs every
     due task of the queue 'emails' of the backend `alias`, then returns.
+    The task table is read and written through `database`, by default the
+    router's ``db_for_write`` for it, as the model worker's queue.
     """
 
-    def __init__(self, alias: str = 'default', queues: Iterable[str] = (), **options: Any) -> None:
+    def __init__(
+        self, alias: str = 'default', queues: Iterable[str] = (), database: str | None = None, **options: Any
+    ) -> None:
         # A ModelQueueBackend: task_worker() checks it.
         self.backend = cast(ModelQueueBackend, task_backends[alias])
         # The modules of the tasks, imported before the first claim (and, with
@@ -148,10 +152,14 @@ class TaskWorker(Worker):
         # Among tasks of one priority, enqueue order (the claim's tie-break; the
         # table's index on (status, id) serves it).
         queryset = (
-            QueuedTask.objects.using(router.db_for_write(QueuedTask)).filter(backend_name=alias).order_by('pk')
+            QueuedTask.objects.using(database or router.db_for_write(QueuedTask))
+            .filter(backend_name=alias)
+            .order_by('pk')
         )
         if queues:
             queryset = queryset.filter(queue_name__in=sorted(set(queues)))
+        self.alias = alias
+        self.queues = sorted(set(queues))
         self.runner = TaskRunner(self.backend)
         super().__init__(
             queryset,
@@ -164,6 +172,15 @@ class TaskWorker(Worker):
         )
         self.on_not_stored = self.runner.outcome_not_stored
         self.next_promotion = 0.0
+
+    def describe_action(self) -> str:
+        """The backend and its queues, for the worker's first log line."""
+        queues = ', '.join(self.queues) if self.queues else 'every queue'
+        return f'the tasks of backend {self.alias!r} ({queues})'
+
+    def describe_task(self, task: Any) -> str:
+        """A task in the log lines: its path, its queue and its id."""
+        return f'task {task.task_path} (queue {task.queue_name}, id {task.pk})'
 
     def housekeeping(self) -> Housekeeping:
         """The worker's chores, and pruning the finished task rows past
@@ -178,6 +195,7 @@ class TaskWorker(Worker):
     ) -> bool:
         """Give due deferred tasks their priority back (every
         ``PROMOTE_EVERY`` seconds), run one task, then send ``task_finished``."""
+        self.name_session()
         if time.monotonic() >= self.next_promotion:
             self.next_promotion = time.monotonic() + PROMOTE_EVERY
             promote_due(self.queryset)

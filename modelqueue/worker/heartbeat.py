@@ -12,6 +12,13 @@ The same thread runs the worker's `chores` after each beat
 compacting), so no task and no request pays for them. Database errors in
 the thread are logged and never reach the worker; without the table (the
 migrations not applied) the worker runs without a heartbeat and says so once.
+A database that refuses the first row as a write it does not take (a
+replica) stops the worker instead: nothing else it does would work either.
+
+The row also says how the worker is woken (``wakeup``: the waiter's state,
+:data:`modelqueue.worker.waiters.WAKEUP_STATES`), and the thread writes
+through a session of its own, named ``modelqueue worker host:pid
+heartbeat`` on PostgreSQL (:mod:`modelqueue.worker.sessions`).
 """
 
 from __future__ import annotations
@@ -26,8 +33,10 @@ from django.db import DatabaseError, connections
 from django.db.models import QuerySet
 
 from .. import conf
+from ..databases import read_only_cause
 from ..names import host_name
 from ..status import now
+from .sessions import named_sessions
 
 logger = logging.getLogger('modelqueue.worker')
 
@@ -50,12 +59,14 @@ class Heartbeat:
         field: str,
         interval: float | None = None,
         chores: Callable[[], object] | None = None,
+        wakeup: Callable[[], str] | None = None,
     ) -> None:
         self.model = queryset.model
         self.using = queryset.db
         self.field = field
         self.interval: float = conf.get('MODELQUEUE_HEARTBEAT_SECONDS') if interval is None else interval
         self.chores = chores
+        self.wakeup = wakeup or (lambda: '')  # how the worker is woken, as its waiter says now
         self.pk: int | None = None
         self.tasks_done = 0
         self.failures = 0
@@ -66,7 +77,11 @@ class Heartbeat:
 
     def start(self) -> Heartbeat:
         """Insert the row and start beating; return self (unchanged if the
-        table is missing: the worker then runs without a heartbeat)."""
+        table is missing: the worker then runs without a heartbeat).
+
+        :raises modelqueue.databases.DatabaseNotWritable: when the database
+            refuses the row as a write it does not take
+        """
         from django.contrib.contenttypes.models import ContentType  # noqa: PLC0415 (needs the app registry)
 
         from ..models import WorkerHeartbeat  # noqa: PLC0415 (needs the app registry)
@@ -82,12 +97,16 @@ class Heartbeat:
                 started=current,
                 last_seen=current,
                 interval=self.interval,
+                wakeup=self.wakeup(),
             )
         except DatabaseError as error:
+            refused = read_only_cause(error, self.using)
+            if refused is not None:
+                raise refused from error
             logger.warning(
-                'Worker %s runs without a heartbeat (are the modelqueue migrations'
-                ' applied?): %s: %s',
+                'Worker %s runs without a heartbeat%s: %s: %s',
                 os.getpid(),
+                ' (are the modelqueue migrations applied?)' if self._table_missing() else '',
                 type(error).__name__,
                 str(error).strip(),
             )
@@ -98,6 +117,14 @@ class Heartbeat:
         )
         self._thread.start()
         return self
+
+    def _table_missing(self) -> bool:
+        from ..models import WorkerHeartbeat  # noqa: PLC0415 (needs the app registry)
+
+        try:
+            return WorkerHeartbeat._meta.db_table not in connections[self.using].introspection.table_names()
+        except DatabaseError:
+            return False
 
     def took(self, task: Any) -> None:
         with self._lock:
@@ -128,10 +155,11 @@ class Heartbeat:
 
     def _beat_until_stopped(self) -> None:
         try:
-            while not self._stopped.wait(self.interval):
-                self._guarded(self.beat)
-                if self.chores is not None:
-                    self._guarded(self.chores)
+            with named_sessions('heartbeat', [self.using]):
+                while not self._stopped.wait(self.interval):
+                    self._guarded(self.beat)
+                    if self.chores is not None:
+                        self._guarded(self.chores)
         finally:
             connections.close_all()  # this thread's own connections
 
@@ -163,6 +191,7 @@ class Heartbeat:
             held_since=held_since,
             tasks_done=self.tasks_done,
             failures=self.failures,
+            wakeup=self.wakeup(),
         )
 
     def _delete(self) -> None:

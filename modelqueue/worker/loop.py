@@ -10,13 +10,19 @@ process, or several in child processes that a parent supervises
 Signals: the first SIGTERM or SIGINT lets the task in hand finish, claims no
 new one, and exits 0; a second one stops at once (rows then held stay
 working until run() reclaims them after the timeout). Database errors are
-logged, the connection closed, and the worker backs off and continues. A
+logged, the connection closed, and the worker backs off and continues; a
+database that takes no writes stops it (:class:`DatabaseNotWritable`). A
 queue whose table does not exist is named as such: a ``burst`` worker then
 exits with status 1, another keeps trying (the migrations may come).
 
 An action's exception, whatever its text, and values the database refuses
 (see :class:`modelqueue.OutcomeNotStored`) are the task's failure, logged
 and recorded: they never stop the worker.
+
+A worker claims, completes and beats through its queryset's write database
+(:func:`modelqueue.databases.write_database`: the one it names with
+``.using()``, else the router's ``db_for_write``), and LISTENs through
+`listen_database` (``MODELQUEUE_LISTEN_DATABASE``, else that same one).
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from django.db import Error as DatabaseError
 from django.db import close_old_connections, connections
 from django.db.models import Model, QuerySet
 
+from .. import conf
+from ..databases import DatabaseNotWritable, check_writable, for_writes, read_only_cause
 from ..exceptions import Abort, Cancel, OutcomeNotStored, Retry
 from ..queue import check_run_arguments, run_chained
 from ..schema import missing_tables, queue_tables
@@ -45,7 +53,9 @@ from ..wakeup import install_trigger
 from .backoff import backoff_seconds, close_connections, database_error_pause
 from .heartbeat import Heartbeat
 from .housekeeping import Housekeeping
+from .limits import ChildLimits
 from .protocol import Budget
+from .sessions import name_sessions, named_sessions
 from .signals import SIGNALS, WakeupPipe
 from .supervisor import supervise
 from .threads import ThreadPool
@@ -53,7 +63,15 @@ from .waiters import Waiter, waiter_for
 
 logger = logging.getLogger('modelqueue.worker')
 
-__all__ = ['MAX_CONCURRENCY', 'MAX_THREADS', 'ActionCall', 'TaskBudget', 'Worker', 'serve']
+__all__ = [
+    'MAX_CONCURRENCY',
+    'MAX_THREADS',
+    'ActionCall',
+    'DatabaseNotWritable',
+    'TaskBudget',
+    'Worker',
+    'serve',
+]
 
 #: The most worker processes one command starts.
 MAX_CONCURRENCY = 256
@@ -106,6 +124,10 @@ class Worker:
     `burst` stops it when nothing is due; `max_tasks` after that many tasks.
     `threads` runs that many threads, each claiming and running its own
     tasks on its own database connection (see :mod:`modelqueue.worker.threads`).
+    `listen_database` names the ``DATABASES`` alias of the LISTEN connection
+    (default: the ``MODELQUEUE_LISTEN_DATABASE`` setting, else the queue's
+    database). `max_tasks_per_child` and `max_memory_per_child` (KiB) make a
+    supervised process give way to a new one (:mod:`modelqueue.worker.limits`).
 
     For example, to process every due task, then return::
 
@@ -136,11 +158,15 @@ class Worker:
         max_tasks: int | None = None,
         listen: bool = True,
         threads: int = 1,
+        listen_database: str | None = None,
+        max_tasks_per_child: int | None = None,
+        max_memory_per_child: int | None = None,
     ) -> None:
         self.attname = check_run_arguments(queryset, field, action, retry, timeout, delay)
         # A zero timeout would let a second worker reclaim the task in hand.
         check_timedelta('timeout', timeout, above_zero=True)
-        self.queryset = queryset
+        # Claims are writes: never through a router's read replica.
+        self.queryset = for_writes(queryset)
         self.field = field
         self.action = action
         self.retry = retry
@@ -150,7 +176,16 @@ class Worker:
         self.burst = burst
         self.budget: Budget = TaskBudget(check_count('max_tasks', max_tasks, allow_none=True))
         self.listen = listen
+        if listen_database is None:
+            listen_database = conf.get('MODELQUEUE_LISTEN_DATABASE')
+        self.listen_database = conf.check_database_alias('listen_database', listen_database)
         self.threads = check_count('threads', threads, MAX_THREADS)
+        self.limits = ChildLimits(
+            check_count('max_tasks_per_child', max_tasks_per_child, allow_none=True),
+            check_count('max_memory_per_child', max_memory_per_child, allow_none=True),
+        )
+        self.recycle = False  # a limit was reached: the supervisor starts another process
+        self._limits_lock = threading.Lock()
         self.processed = 0
         self.stopping = False
         #: The status the process should exit with: 1 once it gave up (a
@@ -165,6 +200,7 @@ class Worker:
         self._failures = 0
         self._heartbeat: Heartbeat | None = None
         self._chain = threading.local()  # .held: the row each thread claimed with its last completion
+        self._named = threading.local()  # .done: this thread's claim session is named
 
     @property
     def label(self) -> str:
@@ -174,31 +210,15 @@ class Worker:
         """Process tasks until stopped; return the number processed.
 
         Must be called in the main thread: it handles SIGTERM and SIGINT.
+
+        :raises DatabaseNotWritable: when the database refuses its writes
         """
-        wakeup = self.wakeup = WakeupPipe()
-        wakeup.install()
-        previous_handlers = {sig: signal.signal(sig, self.on_signal) for sig in SIGNALS}
-        waiter = waiter_for(self.queryset, self.field, listen=self.listen, wakeup_fd=wakeup.read_fd)
-        logger.info(
-            'Worker %s started on %s with %s (%s)',
-            os.getpid(),
-            self.label,
-            _dotted_name(self.action),
-            waiter.describe(self.sleep) + (f', {self.threads} threads' if self.threads > 1 else ''),
-        )
-        self._heartbeat = Heartbeat(self.queryset, self.attname, chores=self.housekeeping()).start()
-        try:
-            if self.threads > 1:
-                self.processed = ThreadPool(self, waiter, self.threads, wakeup).run()
-            else:
-                self._loop(waiter, wakeup)
-        finally:
-            self._heartbeat.stop()  # deletes the heartbeat row: a graceful exit
-            waiter.close()
-            for sig, handler in previous_handlers.items():
-                signal.signal(sig, handler)
-            wakeup.close()
-            self.wakeup = None
+        with named_sessions('claim' if self.threads == 1 else 'main', [self.queryset.db]):
+            self._named.done = self.threads == 1
+            try:
+                self._run()
+            finally:
+                self._named.done = False
         logger.info(
             'Worker %s stopped after %s task%s',
             os.getpid(),
@@ -206,6 +226,48 @@ class Worker:
             '' if self.processed == 1 else 's',
         )
         return self.processed
+
+    def _run(self) -> None:
+        wakeup = self.wakeup = WakeupPipe()
+        wakeup.install()
+        previous_handlers = {sig: signal.signal(sig, self.on_signal) for sig in SIGNALS}
+        waiter = waiter_for(
+            self.queryset, self.field, listen=self.listen, wakeup_fd=wakeup.read_fd,
+            listen_using=self.listen_database,
+        )
+        self._heartbeat = None
+        try:
+            waiter.start()  # LISTEN and prove it, so the first line and the heartbeat can say
+            logger.info(
+                'Worker %s started on %s with %s (%s)',
+                os.getpid(),
+                self.label,
+                self.describe_action(),
+                waiter.describe(self.sleep) + (f', {self.threads} threads' if self.threads > 1 else ''),
+            )
+            self._heartbeat = Heartbeat(
+                self.queryset, self.attname, chores=self.housekeeping(), wakeup=lambda: waiter.wakeup
+            ).start()
+            if self.threads > 1:
+                self.processed = ThreadPool(self, waiter, self.threads, wakeup).run()
+            else:
+                self._loop(waiter, wakeup)
+        finally:
+            if self._heartbeat is not None:
+                self._heartbeat.stop()  # deletes the heartbeat row: a graceful exit
+            waiter.close()
+            for sig, handler in previous_handlers.items():
+                signal.signal(sig, handler)
+            wakeup.close()
+            self.wakeup = None
+
+    def describe_action(self) -> str:
+        """What the worker runs, for its first log line: the action's dotted path."""
+        return _dotted_name(self.action)
+
+    def describe_task(self, task: Any) -> str:
+        """A task in the worker's log lines: ``app.Model.field pk=42``."""
+        return f'{task._meta.label}.{self.attname} pk={task.pk}'
 
     def _loop(self, waiter: Waiter, wakeup: WakeupPipe) -> None:
         while self.holds_claim() or not self.should_stop():
@@ -295,12 +357,15 @@ class Worker:
         (see :func:`modelqueue.queue.run_chained`), and the row claimed is
         the next call's task. Its budget is given back if no row was due.
         """
-        call = ActionCall(self.action, self._heartbeat, on_claim)
+        self.name_session()
+        call = ActionCall(self.action, self._heartbeat, on_claim, self.describe_task)
         held, self._chain.held = self.holds_claim(), None
-        took_next = False
+        took_next = counted = False
 
         def may_claim_next() -> bool:
-            nonlocal took_next
+            nonlocal took_next, counted
+            counted = True  # before the next claim: a process at its limit claims none
+            self._count_for_limits()
             took_next = bool(claim_next and claim_next()) and self.budget.take()
             return took_next
 
@@ -327,9 +392,14 @@ class Worker:
             if call.task is None or error is not call.error:
                 if call.task is not None:
                     call.log(self.attname, note='but its outcome was not written')
+                refused = read_only_cause(error, self.queryset.db) if isinstance(error, DatabaseError) else None
+                if refused is not None:
+                    raise refused from error
                 raise
             call.log(self.attname)
             close_old_connections()
+            if not counted:
+                self._count_for_limits()
             return True
         finally:
             if took_next and following is None:
@@ -338,7 +408,29 @@ class Worker:
         if call.task is None:
             return False
         call.log(self.attname)
+        if not counted:
+            self._count_for_limits()
         return True
+
+    def _count_for_limits(self) -> None:
+        """Count a task against the process's limits; at one, stop claiming
+        (the tasks in hand finish) and exit to be replaced."""
+        if not self.limits.active:
+            return
+        with self._limits_lock:
+            why = self.limits.took_one()
+            if why is None or self.recycle:
+                return
+            self.recycle = True
+        logger.info('Worker %s: %s; finishing the tasks in hand, then making way for a new process', os.getpid(), why)
+        self.stopping = True
+
+    def name_session(self) -> None:
+        """Name this thread's session a claim session, once (a thread of the
+        pool; the main thread's is named by :meth:`run`)."""
+        if not getattr(self._named, 'done', False):
+            name_sessions('claim', [self.queryset.db])
+            self._named.done = True
 
     def holds_claim(self) -> tuple[Model, Status] | None:
         """The row this thread claimed with its last completion, and not yet
@@ -392,10 +484,12 @@ class ActionCall:
         action: Action,
         heartbeat: Heartbeat | None = None,
         on_claim: Callable[[], None] | None = None,
+        describe: Callable[[Any], str] | None = None,
     ) -> None:
         self.action = action
         self.heartbeat = heartbeat  # told what is in hand; writes it every few seconds
         self.on_claim = on_claim
+        self.describe = describe
         self.task: Any = None
         self.error: BaseException | None = None
         #: Set when the database refused the values the action set.
@@ -449,8 +543,9 @@ class ActionCall:
     def _log(self, attname: str, note: str | None) -> None:
         outcome = self.outcome()
         state = Status(getattr(self.task, attname)).state.name
-        message = '%s.%s pk=%s %s in %.3fs'
-        args = [self.task._meta.label, attname, self.task.pk, outcome, self.seconds]
+        message = '%s %s in %.3fs'
+        task = self.describe(self.task) if self.describe else f'{self.task._meta.label}.{attname} pk={self.task.pk}'
+        args = [task, outcome, self.seconds]
         if note:
             message += ' ' + note
         elif self.not_stored is not None:
@@ -468,18 +563,24 @@ class ActionCall:
 def serve(worker: Worker, concurrency: int = 1) -> int:
     """Run `worker` here, or `concurrency` copies of it in child processes.
 
-    On PostgreSQL with ``worker.listen``, first installs the trigger that
-    wakes idle workers on commit (see :func:`modelqueue.wakeup.install_trigger`).
-    Children are supervised: one that dies is started again (see
-    :func:`modelqueue.worker.supervisor.supervise`). Returns the exit status: 0
-    after a graceful stop.
+    First makes sure the database takes writes (:class:`DatabaseNotWritable`
+    otherwise); on PostgreSQL with ``worker.listen``, installs the trigger
+    that wakes idle workers on commit (see
+    :func:`modelqueue.wakeup.install_trigger`). Children are supervised: one
+    that dies is started again, and so is one that reached
+    ``max_tasks_per_child`` or ``max_memory_per_child`` (a worker with such a
+    limit runs under a supervisor even with `concurrency` 1; see
+    :func:`modelqueue.worker.supervisor.supervise`). Returns the exit status:
+    0 after a graceful stop.
     """
     check_count('concurrency', concurrency, MAX_CONCURRENCY)
-    if not _table_exists(worker):
-        return 1
-    if worker.listen:
-        _install_trigger(worker)
-    if concurrency == 1:
+    with named_sessions('main', [worker.queryset.db]):
+        if not _table_exists(worker):
+            return 1
+        _check_writable(worker)
+        if worker.listen:
+            _install_trigger(worker)
+    if concurrency == 1 and not worker.limits.active:
         worker.run()
         return worker.exit_status
     return supervise(worker, concurrency)
@@ -503,6 +604,16 @@ def _table_exists(worker: Worker) -> bool:
         worker.missing_table_text(missing),
     )
     return True
+
+
+def _check_writable(worker: Worker) -> None:
+    """Stop here when the database takes no writes; a database that cannot
+    be asked now is the loop's to retry."""
+    try:
+        check_writable(worker.queryset.db)
+    except DatabaseError as error:
+        logger.warning('Could not ask database %r whether it takes writes: %s', worker.queryset.db, error)
+        connections[worker.queryset.db].close()
 
 
 def _install_trigger(worker: Worker) -> None:

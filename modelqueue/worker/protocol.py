@@ -58,6 +58,8 @@ class SupervisedWorker(Protocol):
 
     #: The status the child exits with once run() returns (0: by design).
     exit_status: int
+    #: Set when the process reached a limit of its own and should be replaced.
+    recycle: bool
 
     def become_child(self, parent_pid: int) -> None:
         """Be one of a supervisor's children: stop when the parent is gone,

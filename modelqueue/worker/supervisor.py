@@ -3,6 +3,10 @@ processes, passes signals on to them, and replaces those that die.
 
 - A child that exits with status 0 stopped by design (``--burst``,
   ``--max-tasks``, a signal) and is not replaced.
+- A child that exits with :data:`~modelqueue.worker.limits.RECYCLE_STATUS`
+  reached ``--max-tasks-per-child`` or ``--max-memory-per-child``
+  (:mod:`modelqueue.worker.limits`): another is started in its place at
+  once, and it is not a crash.
 - A child that dies otherwise (killed by a signal, out of memory, an error
   that ended it) is logged, with its exit status or the signal, and started
   again after a pause: `RESTART_BACKOFF` seconds at first, doubling with
@@ -33,6 +37,7 @@ from types import FrameType
 
 from django.db import connections
 
+from .limits import RECYCLE_STATUS
 from .protocol import SupervisedWorker
 from .signals import SIGNALS, WakeupPipe
 
@@ -117,6 +122,11 @@ class Supervisor:
                 continue
             self.children[slot] = None
             if child.exitcode == 0:
+                continue
+            if child.exitcode == RECYCLE_STATUS:
+                if not (self.received or self.gave_up):
+                    logger.info('Parent %s: worker %s reached its limit; starting another', self.pid, child.pid)
+                    self._start(slot)
                 continue
             why = _exit_reason(child.exitcode)
             if self.received or self.gave_up:
@@ -215,3 +225,5 @@ def _child(worker: SupervisedWorker, parent_pid: int, parent_fds: tuple[int, ...
     worker.run()
     if worker.exit_status:
         sys.exit(worker.exit_status)
+    if worker.recycle:
+        sys.exit(RECYCLE_STATUS)

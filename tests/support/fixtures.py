@@ -5,6 +5,7 @@ import os
 import pytest
 from django.conf import settings
 
+from tests.support import pgbouncer as pgbouncer_support
 from tests.support.browser import for_live_server, start_chromium
 from tests.support.gates import Gate
 from tests.support.processes import Children
@@ -106,3 +107,24 @@ def compile_claims_afresh():
     from modelqueue import claim  # noqa: PLC0415 (after Django is set up)
 
     claim._statements.clear()
+
+
+@pytest.fixture
+def pgbouncer(transactional_db):
+    """A PgBouncer of the test's own in transaction mode, pooling the test
+    database with at most 10 server sessions (tests/support/pgbouncer.py);
+    stopped, its folder removed, when the test ends. Skipped where
+    pgbouncer is missing, unless MODELQUEUE_REQUIRE_TOPOLOGY is set."""
+    from django.db import connection  # noqa: PLC0415
+
+    why = pgbouncer_support.missing()
+    if why is not None:
+        pgbouncer_support.topology_missing(why)
+    settings_dict = connection.settings_dict
+    with pgbouncer_support.PgBouncer(
+        str(settings_dict['NAME']),
+        host=settings_dict['HOST'] or '127.0.0.1',
+        port=settings_dict['PORT'] or 5432,
+        user=settings_dict['USER'],
+    ) as bouncer:
+        yield bouncer

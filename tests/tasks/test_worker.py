@@ -39,7 +39,10 @@ def test_concurrent_workers_run_each_task_once_and_exit_0(spawn, options, proces
     threads = [option.split('=')[1] for option in options if option.startswith('--threads=')]
     if threads:
         assert f', {threads[0]} threads' in log, log
-    assert log.count('modelqueue.QueuedTask.status pk=') == 12
+    # One line per task naming its path, queue and id (the result's id).
+    for result in results:
+        assert log.count(f'task tests.testapp.tasks.with_context (queue default, id {result.id}) finished') == 1, log
+    assert 'object at 0x' not in log
 
 
 @pytest.mark.processes

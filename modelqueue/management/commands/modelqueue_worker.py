@@ -1,6 +1,8 @@
 """``manage.py modelqueue_worker app_label.Model field dotted.path.to.action``,
 or ``manage.py modelqueue_worker --tasks [--queue NAME ...] [--backend ALIAS]``
-for the tasks of Django's Tasks framework stored by ModelQueueBackend.
+for the tasks of Django's Tasks framework stored by ModelQueueBackend, or
+``manage.py modelqueue_worker --check [app_label.Model field | --tasks]``:
+a health check of this host's workers (:mod:`modelqueue.worker.health`).
 
 Parses and checks the arguments, then hands over to :mod:`modelqueue.worker`.
 """
@@ -16,9 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
+from django.db import router
 from django.utils.module_loading import import_string
 
+from ...conf import check_database_alias
+from ...databases import DatabaseNotWritable
 from ...validation import check_count, check_seconds
+from ...worker.health import check_health
+from ...worker.limits import parse_memory
 from ...worker.loop import MAX_CONCURRENCY, Worker, serve
 
 if TYPE_CHECKING:
@@ -120,20 +127,60 @@ class Command(BaseCommand):
             action='store_false',
             help='on PostgreSQL, poll instead of waking on commit (LISTEN/NOTIFY)',
         )
+        parser.add_argument(
+            '--database',
+            metavar='ALIAS',
+            help='the DATABASES alias to claim, complete and beat through (default: the'
+            " router's db_for_write for the model, which is \"default\" without a router)",
+        )
+        parser.add_argument(
+            '--listen-database',
+            metavar='ALIAS',
+            help='on PostgreSQL, the DATABASES alias of the LISTEN connection: one that reaches'
+            ' the server directly or through a session pool, when the queue\'s goes through a'
+            ' transaction pooler (default: the MODELQUEUE_LISTEN_DATABASE setting, else the'
+            " queue's database)",
+        )
+        parser.add_argument(
+            '--max-tasks-per-child',
+            type=int,
+            metavar='N',
+            help='replace a worker process after it ran N tasks (a supervising parent starts'
+            ' another; --max-tasks still counts every process together)',
+        )
+        parser.add_argument(
+            '--max-memory-per-child',
+            metavar='KIB',
+            help='replace a worker process once its resident memory reaches this after a task:'
+            " KiB as Celery takes it, or a number with K, M or G ('300M')",
+        )
+        parser.add_argument(
+            '--check',
+            action='store_true',
+            help='run no worker: exit 0 when every worker process of this host (of MODEL FIELD,'
+            ' or --tasks, if given) beat within three heartbeat intervals, else 1 (a liveness probe)',
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         self._configure_logging(options['verbosity'])
+        for name in ('database', 'listen_database'):
+            try:
+                check_database_alias('--' + name.replace('_', '-'), options[name])
+            except ValueError as error:
+                raise CommandError(error) from None
+        if options['check']:
+            self._check(options)
+            return
         if options['tasks'] or options['queues'] or options['backend'] != 'default':
             worker: Worker = _task_worker(options)
-            status = serve(worker, _concurrency(options))
-            if status:
-                sys.exit(status)
+            _serve(worker, _concurrency(options))
             return
         if options['action'] is None:
             raise CommandError(
                 'expected MODEL FIELD ACTION, or --tasks for the tasks of Django\'s Tasks framework'
             )
-        queryset = _model(options['model'])._default_manager.all()
+        manager = _model(options['model'])._default_manager
+        queryset = manager.using(options['database']) if options['database'] else manager.all()
         action = _action(options['action'])
         try:
             worker = Worker(
@@ -150,13 +197,34 @@ class Command(BaseCommand):
                 max_tasks=check_count('max-tasks', options['max_tasks'], allow_none=True),
                 listen=options['listen'],
                 threads=options['threads'],
+                **_process_options(options),
             )
             concurrency = check_count('concurrency', options['concurrency'], MAX_CONCURRENCY)
         except ValueError as error:
             raise CommandError(error) from None
-        status = serve(worker, concurrency)
-        if status:
-            sys.exit(status)
+        _serve(worker, concurrency)
+
+    def _check(self, options: dict[str, Any]) -> None:
+        """``--check``: the health of this host's workers; exit 1 when unhealthy."""
+        model: type[Model] | None = None
+        if options['tasks']:
+            from ...tasks.models import QueuedTask  # noqa: PLC0415 (the Tasks backend's table)
+
+            model = QueuedTask
+        elif options['model'] is not None:
+            model = _model(options['model'])
+        if model is None:
+            from ...models import WorkerHeartbeat  # noqa: PLC0415 (needs the app registry)
+
+            using = options['database'] or router.db_for_write(WorkerHeartbeat)
+        else:
+            using = options['database'] or router.db_for_write(model)
+        field = 'status' if options['tasks'] else options['field']
+        health = check_health(using, model, field)
+        for line in health.lines:
+            self.stdout.write(line)
+        if not health.healthy:
+            sys.exit(1)
 
     def _configure_logging(self, verbosity: int) -> None:
         """Show the worker's log lines on stderr unless logging is configured."""
@@ -171,6 +239,26 @@ class Command(BaseCommand):
             logger.setLevel(level)
         elif verbosity != 1:
             logger.setLevel(level)
+
+
+def _serve(worker: Worker, concurrency: int) -> None:
+    """Run `worker`; exit with its status when not 0."""
+    try:
+        status = serve(worker, concurrency)
+    except DatabaseNotWritable as error:
+        raise CommandError(error) from None
+    if status:
+        sys.exit(status)
+
+
+def _process_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The worker's arguments about its database sessions and its process's limits, checked."""
+    memory = options['max_memory_per_child']
+    return {
+        'listen_database': options['listen_database'],
+        'max_tasks_per_child': check_count('max-tasks-per-child', options['max_tasks_per_child'], allow_none=True),
+        'max_memory_per_child': None if memory is None else parse_memory(memory),
+    }
 
 
 def _concurrency(options: dict[str, Any]) -> int:
@@ -199,6 +287,8 @@ def _task_worker(options: dict[str, Any]) -> TaskWorker:
             max_tasks=check_count('max-tasks', options['max_tasks'], allow_none=True),
             listen=options['listen'],
             threads=options['threads'],
+            database=options['database'],
+            **_process_options(options),
         )
     except ValueError as error:
         raise CommandError(error) from None

@@ -187,6 +187,12 @@
             .then((data) => refreshActivity().then(() => data))
             .then((data) => {
                 data.queues.forEach(render);
+                const reads = document.querySelector('[data-reads]');
+                if (reads && data.reads) {
+                    reads.textContent = data.reads.note || '';
+                    reads.hidden = !data.reads.note;
+                    reads.classList.toggle('modelqueue-reads-fallback', data.reads.fell_back);
+                }
                 refreshes += 1;
                 root.dataset.refreshes = String(refreshes);
                 root.dataset.generated = data.generated;
