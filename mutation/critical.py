@@ -148,8 +148,8 @@ MUTANTS = [
     {
         'name': 'the heartbeat never prunes',
         'file': 'modelqueue/worker/housekeeping.py',
-        'old': '            self.prune()\n',
-        'new': '            pass\n',
+        'old': '        self.prune()\n        refresh_counters',
+        'new': '        refresh_counters',
         'tests': ['tests/worker/test_housekeeping.py::test_the_heartbeat_thread_prunes_again_and_again'],
         'databases': ['sqlite'],
     },
