@@ -1,4 +1,5 @@
-"""The tables of the modelqueue app: failure records and worker heartbeats.
+"""The tables of the modelqueue app: failure records, worker heartbeats and
+queue pauses.
 
 The app's third table, the task table of the Django Tasks backend, is
 defined beside the backend (:mod:`modelqueue.tasks.models`); the app's
@@ -40,6 +41,10 @@ class FailureRecord(models.Model):
     ]
     #: The exception class of a timeout reclaim (a worker died or hung).
     TIMEOUT = 'modelqueue.timeout'
+    #: The exception class of a rescue: the row's worker missed three heartbeats.
+    WORKER_LOST = 'modelqueue.worker_lost'
+    #: The exception class of an action stopped by the worker's time limit.
+    TIME_LIMIT = 'modelqueue.time_limit'
 
     content_type = models.ForeignKey(
         ContentType, on_delete=models.CASCADE, verbose_name=_('model')
@@ -104,10 +109,25 @@ class WorkerHeartbeat(models.Model):
     #: it: it polls), ``broken`` (it cannot LISTEN: it polls), ``polling`` (by
     #: design), ``connecting``; empty for a row of an older worker.
     wakeup = models.CharField(_('wake-up'), max_length=20, blank=True, default='')
+    #: What an operator asked of the worker (read by it at each beat):
+    #: empty, :attr:`QUIET` or :attr:`STOP`.
+    command = models.CharField(
+        _('command'), max_length=10, blank=True, default='', choices=[
+            ('', _('none')), ('quiet', _('quiet')), ('stop', _('stop')),
+        ],
+    )
+    #: Whether the worker has quieted (it claims nothing more), as it reports.
+    quiet = models.BooleanField(_('quiet'), default=False)
+
+    QUIET = 'quiet'
+    STOP = 'stop'
 
     class Meta:
         verbose_name = _('worker heartbeat')
         verbose_name_plural = _('worker heartbeats')
+        permissions = [
+            ('control_worker', _('Can quiet or stop a worker and rescue its rows')),
+        ]
         indexes = [
             models.Index(fields=['content_type', 'field'], name='modelqueue_heartbeat_queue'),
         ]
@@ -124,3 +144,36 @@ class WorkerHeartbeat(models.Model):
         """Whether the worker missed three heartbeats by `current`."""
         return (current - self.last_seen).total_seconds() > 3 * self.interval
 
+
+
+class QueuePause(models.Model):
+    """A paused queue: while this row exists, run() claims nothing from it.
+
+    A model queue is named by its model and field, with an empty
+    `queue_name`; a queue of the Django Tasks backend by the task model's
+    queue field and its queue's name. The row survives restarts; deleting it
+    resumes the queue.
+    """
+
+    content_type = models.ForeignKey(
+        ContentType, on_delete=models.CASCADE, verbose_name=_('model')
+    )
+    field = models.CharField(_('queue field'), max_length=100)
+    queue_name = models.CharField(_('queue name'), max_length=100, blank=True, default='')
+    paused_at = models.DateTimeField(_('paused at'))
+    paused_by = models.CharField(_('paused by'), max_length=150, blank=True, default='')
+
+    class Meta:
+        verbose_name = _('queue pause')
+        verbose_name_plural = _('queue pauses')
+        default_permissions = ('view',)
+        permissions = [('pause_queue', _('Can pause and resume a queue'))]
+        constraints = [
+            models.UniqueConstraint(
+                fields=['content_type', 'field', 'queue_name'], name='modelqueue_pause_queue'
+            ),
+        ]
+
+    def __str__(self) -> str:
+        queue = f'{self.content_type_id}.{self.field}'
+        return f'{queue}:{self.queue_name}' if self.queue_name else queue
