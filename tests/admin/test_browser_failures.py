@@ -11,7 +11,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from modelqueue import Status, now, run
 from modelqueue.models import WorkerHeartbeat
-from tests.support.browser import WAIT_SECONDS, chart_data, log_in
+from tests.support.browser import WAIT_SECONDS, chart_data, log_in, text_of
 from tests.testapp.models import Task
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
@@ -42,16 +42,17 @@ def test_failure_panel_refreshes_and_leads_to_the_history(browser, monkeypatch):
     )
     log_in(browser)
     browser.go('/admin/testapp/task/dashboard/')
-    panel = browser.find_element(By.CSS_SELECTOR, '[data-panel="failures"]')
-    assert 'ConnectionResetError' in panel.text and 'no MX record for example.com <check DNS>' in panel.text
+    # The panels refresh every second: their text is read in one call each.
+    panel = text_of(browser, '[data-panel="failures"]')
+    assert 'ConnectionResetError' in panel and 'no MX record for example.com <check DNS>' in panel
 
     fail(mails[2], KeyError('template "welcome" is missing'))  # after the page was drawn
     WebDriverWait(browser, WAIT_SECONDS).until(
-        lambda driver: 'KeyError' in driver.find_element(By.CSS_SELECTOR, '[data-panel="failures"]').text
+        lambda driver: 'KeyError' in (text_of(driver, '[data-panel="failures"]') or '')
     )
     finished, canceled, failed = chart_data(browser, 'status', 'throughput')
     assert sum(failed) == 5
-    workers = browser.find_element(By.CSS_SELECTOR, '[data-panel="workers"]').text
+    workers = text_of(browser, '[data-panel="workers"]')
     assert 'mail-1:4242' in workers and 'Workers: 1 live, 0 lost' in workers
     activity = browser.find_element(By.CSS_SELECTOR, '[data-activity="status"]')
     browser.execute_script('arguments[0].scrollIntoView()', activity)

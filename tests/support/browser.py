@@ -128,3 +128,14 @@ def chart_data(browser, field, chart):
         field,
         chart,
     )
+
+
+def text_of(browser, selector):
+    """The shown text of the first element that matches `selector`, read in one
+    script call: a panel that refreshes itself replaces its elements, so a
+    WebElement found first and read later may be stale by then."""
+    return browser.execute_script(
+        'const element = document.querySelector(arguments[0]);'
+        'return element === null ? null : element.innerText;',
+        selector,
+    )
