@@ -24,6 +24,8 @@ setting                             default                 what it is
                                                             ``'app_label.Model.field'``, or
                                                             ``'tasks:NAME'`` for a Tasks queue;
                                                             ``--time-limit`` overrides it
+``MODELQUEUE_METRICS_TOKEN``        ``None``                the bearer token of the metrics page for
+                                                            scrapers (``None``: that page is off)
 ==================================  ======================  ==========================================
 
 ``MODELQUEUE_TRACEBACK_CHARS`` caps both a failure record's traceback and
@@ -183,6 +185,16 @@ def time_limit_of(keys: list[str]) -> float | None:
     return min(found) if found else None
 
 
+def _token(name: str, value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or len(value) < 16 or value != value.strip()):
+        raise ValueError(
+            f'{name} = <{type(value).__name__} of {len(value) if isinstance(value, str) else "?"}'
+            ' characters>: expected None or a string of at least 16 characters without'
+            " surrounding spaces (secrets.token_urlsafe() makes one)"
+        )
+    return value
+
+
 #: Each setting's default and the check its value must pass.
 DEFAULTS: dict[str, tuple[Any, Callable[[str, Any], Any]]] = {
     'MODELQUEUE_FAILURE_RECORDS': (True, _boolean),
@@ -194,6 +206,7 @@ DEFAULTS: dict[str, tuple[Any, Callable[[str, Any], Any]]] = {
     'MODELQUEUE_TASK_RETENTION': (TASK_RETENTION, _task_retention),
     'MODELQUEUE_LISTEN_DATABASE': (None, check_database_alias),
     'MODELQUEUE_TIME_LIMITS': ({}, _time_limits),
+    'MODELQUEUE_METRICS_TOKEN': (None, _token),
 }
 
 
