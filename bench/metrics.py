@@ -75,14 +75,16 @@ def main(args):
             log(f'bench: {rows:,} rows: scrape {mode} {size[f"scrape {mode}"]["median_ms"]:.1f} ms')
         scale.set_counters(scale.ROUTER.alias, False)
     largest = results['sizes'][str(sizes[-1])]['scrape with counters']['median_ms']
-    results['targets'] = [
-        f'{"met" if largest <= TARGET_MS else "MISSED"}: a scrape at {sizes[-1]:,} rows with counters'
-        f' {largest:.1f} ms (target {TARGET_MS:g} ms)'
-    ]
+    results['targets'] = [{
+        'target': f'a scrape at {sizes[-1]:,} rows with state counters <= {TARGET_MS:g} ms',
+        'met': largest <= TARGET_MS,
+        'detail': f'{largest:.1f} ms (without counters'
+        f' {results["sizes"][str(sizes[-1])]["scrape without counters"]["median_ms"]:.0f} ms)',
+    }]
     results['machine']['load_average_at_end'] = os.getloadavg()
     results['seconds'] = time.time() - started
-    for line in results['targets']:
-        print(line)
+    for target in results['targets']:
+        print(f'{"MET" if target["met"] else "MISSED"} {target["target"]}: {target["detail"]}')
     scratch = args.sizes is not None and scale.parse_sizes(args.sizes) != SIZES
     write(results, args.out or default_path('metrics', 'postgresql', scratch))
     return 0
