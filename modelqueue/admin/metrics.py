@@ -149,6 +149,8 @@ class QueueCollector:
         worker_failures = CounterMetricFamily(
             'modelqueue_worker_failures', 'Failed tasks of each live worker process', labels=['queue', 'worker']
         )
+        paused: dict[str, set[tuple[int, str]]] = {}  # database: (content type, field) of paused queues
+        workers: dict[str, dict[tuple[int, str], list[WorkerHeartbeat]]] = {}  # database: queue: heartbeats
         for queue in self.queues:
             label = queue.label
             counts = state_counts(queue.queryset, queue.field, current, queue.timeout)
@@ -158,20 +160,17 @@ class QueueCollector:
             gauges['scheduled_rows'].add_metric([label], counts['scheduled'])
             gauges['stalled_rows'].add_metric([label], counts['stalled'])
             gauges['oldest_due_age_seconds'].add_metric([label], oldest_due_age(queue, current))
-            content_type = ContentType.objects.db_manager(queue.queryset.db).get_for_model(queue.queryset.model)
-            paused = (
-                QueuePause.objects.using(queue.queryset.db)
-                .filter(content_type=content_type, field=queue.field, queue_name='')
-                .exists()
-            )
-            gauges['paused'].add_metric([label], int(paused))
-            live = [
-                beat
-                for beat in WorkerHeartbeat.objects.using(queue.queryset.db).filter(
-                    content_type=content_type, field=queue.field
+            using = queue.queryset.db
+            key = (ContentType.objects.db_manager(using).get_for_model(queue.queryset.model).pk, queue.field)
+            if using not in paused:  # one query per database for every queue's pause and workers
+                paused[using] = set(
+                    QueuePause.objects.using(using).filter(queue_name='').values_list('content_type_id', 'field')
                 )
-                if not beat.is_lost(current)
-            ]
+                workers[using] = {}
+                for beat in WorkerHeartbeat.objects.using(using).order_by('host', 'pid'):
+                    workers[using].setdefault((beat.content_type_id, beat.field), []).append(beat)
+            gauges['paused'].add_metric([label], int(key in paused[using]))
+            live = [beat for beat in workers[using].get(key, []) if not beat.is_lost(current)]
             gauges['live_workers'].add_metric([label], len(live))
             for beat in live:
                 worker_tasks.add_metric([label, beat.name], beat.tasks_done)

@@ -17,6 +17,7 @@ from modelqueue.admin import metrics
 from modelqueue.admin.counts import state_counts
 from modelqueue.counters import install_counters, uninstall_counters
 from modelqueue.models import QueuePause, WorkerHeartbeat
+from modelqueue.tasks.models import QueuedTask
 from tests.support.users import create_user
 from tests.testapp.models import Task
 from tests.urls import urlpatterns
@@ -76,6 +77,9 @@ def test_the_exposition_gives_each_figure_of_known_rows(superuser_client, with_c
     oldest_due = known_rows()
     content_type = ContentType.objects.get_for_model(Task)
     QueuePause.objects.create(content_type=content_type, field='status', paused_at=now())
+    # One Tasks queue paused is not the task table's whole queue.
+    tasks = ContentType.objects.get_for_model(QueuedTask)
+    QueuePause.objects.create(content_type=tasks, field='status', queue_name='emails', paused_at=now())
     beat = dict(content_type=content_type, field='status', started=now(), interval=5.0)
     WorkerHeartbeat.objects.create(host='web1', pid=11, last_seen=now(), tasks_done=7, failures=2, **beat)
     WorkerHeartbeat.objects.create(host='web1', pid=12, last_seen=now() - dt.timedelta(minutes=5), **beat)  # lost
@@ -104,6 +108,7 @@ def test_the_exposition_gives_each_figure_of_known_rows(superuser_client, with_c
     assert ('modelqueue_worker_tasks_total', (('queue', QUEUE), ('worker', 'web1:12'))) not in found
     # Every queue of the site, each labelled: the other queues are empty and not paused.
     assert found['modelqueue_paused', (('queue', 'testapp.Upload.scan_status'),)] == 0
+    assert found['modelqueue_paused', (('queue', 'modelqueue.QueuedTask.status'),)] == 0
     assert found['modelqueue_rows', (('queue', 'testapp.Upload.scan_status'), ('state', 'waiting'))] == 0
     # Where installed, the state counters gave them.
     assert state_counts(Task.objects.all(), 'status', now()).from_counters is with_counters
