@@ -11,7 +11,9 @@ median of --repeat runs after one warm-up, the whole request of the admin's
 metrics page (``admin:modelqueue_metrics``, as a logged-in superuser,
 every queue of the test site: the Task queue and three empty ones), first
 with the Task queue's state counters installed, then without them (range
-counts on the status index). Target: at most 50 ms a scrape with counters.
+counts on the status index); and, beside it, the exposition of the Task
+queue alone, without the request. Target: at most 50 ms a scrape with
+counters.
 
 Writes bench/results/metrics-<date>-postgresql.json (scratch/ when --sizes
 is not the default).
@@ -45,6 +47,7 @@ def main(args):
     from django.test.utils import CaptureQueriesContext  # noqa: PLC0415
     from django.urls import reverse  # noqa: PLC0415
 
+    from modelqueue.admin.metrics import Queue, exposition  # noqa: PLC0415
     from tests.testapp.models import Task  # noqa: PLC0415
 
     url = reverse('admin:modelqueue_metrics')
@@ -73,6 +76,9 @@ def main(args):
             size[f'{mode} exposition_bytes'] = len(body)
             size[f'scrape {mode}'] = scale.timed(scrape, args.repeat)
             log(f'bench: {rows:,} rows: scrape {mode} {size[f"scrape {mode}"]["median_ms"]:.1f} ms')
+            size[f'collector of the Task queue alone {mode}'] = scale.timed(
+                lambda: exposition([Queue(Task.objects.all(), 'status')]), args.repeat
+            )
         scale.set_counters(scale.ROUTER.alias, False)
     largest = results['sizes'][str(sizes[-1])]['scrape with counters']['median_ms']
     results['targets'] = [{
