@@ -220,7 +220,7 @@ class Worker:
         """`time_limit`, checked, else the setting's; refused with threads."""
         if time_limit is not None:
             seconds: float | None = check_seconds('time_limit', time_limit, above_zero=True)
-            source = f'--time-limit {time_limit:g}'
+            source = f'--time-limit {seconds:g}'
         else:
             seconds = conf.time_limit_of(self.time_limit_keys())
             source = f'MODELQUEUE_TIME_LIMITS ({seconds:g}s for {self.label})' if seconds else ''
@@ -269,7 +269,9 @@ class Worker:
                 os.getpid(),
                 self.label,
                 self.describe_action(),
-                waiter.describe(self.sleep) + (f', {self.threads} threads' if self.threads > 1 else ''),
+                waiter.describe(self.sleep)
+                + (f', {self.threads} threads' if self.threads > 1 else '')
+                + (f', time limit {self.time_limit.seconds:g}s' if self.time_limit.seconds else ''),
             )
             self._heartbeat = Heartbeat(
                 self.queryset, self.attname, chores=self.housekeeping(), wakeup=lambda: waiter.wakeup

@@ -14,6 +14,7 @@ from modelqueue.conf import check_settings
 from modelqueue.models import FailureRecord
 from modelqueue.tasks.compat import TaskResultStatus
 from modelqueue.worker import Worker
+from modelqueue.worker.timelimit import TimeLimit
 from tests.support.processes import children_of, finish, start_worker
 from tests.support.tasks import executed, executions_per_task
 from tests.support.waits import wait_until
@@ -40,6 +41,20 @@ def test_in_the_worker_s_process_the_action_is_stopped_and_the_record_names_the_
     assert record_.exception == FailureRecord.TIME_LIMIT
     assert record_.message == 'stopped by the time limit of 0.3s'
     assert record_.outcome == FailureRecord.CANCELED
+
+
+def test_a_timer_set_before_the_action_is_set_again_after_it():
+    saved = signal.getitimer(signal.ITIMER_REAL)  # pytest-timeout's, when it runs by SIGALRM
+    handler = signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 100)
+        with TimeLimit(30).applied():
+            assert 29 < signal.getitimer(signal.ITIMER_REAL)[0] <= 30
+        assert 90 < signal.getitimer(signal.ITIMER_REAL)[0] <= 100
+        assert signal.getsignal(signal.SIGALRM) == signal.SIG_IGN
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, *saved)
+        signal.signal(signal.SIGALRM, handler)
 
 
 @pytest.mark.django_db
@@ -100,6 +115,7 @@ def test_a_task_past_the_time_limit_leaves_the_worker_which_runs_the_next_one(sp
     assert record_.message == 'stopped by the time limit of 2s'
     # Stopped, not slept out: the minute's sleep would have ended it at 60 s.
     assert dt_seconds(record_.duration) < 50, record_.duration
+    assert ', time limit 2s)' in log  # the worker's first line says it
     assert f'testapp.Task.status pk={slow.pk} failed in ' in log
     assert 'TimeLimitExceeded: stopped by the time limit of 2s' in log
 
