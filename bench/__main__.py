@@ -8,6 +8,7 @@
     python -m bench tasks                   # Django's Tasks framework: ours beside django-tasks-db
     python -m bench counters                # the write cost of the state counters (PostgreSQL)
     python -m bench topology                # direct beside through PgBouncer, 8 hosts (PostgreSQL)
+    python -m bench metrics                 # a Prometheus scrape at 10,000,000 rows (PostgreSQL)
     python -m bench <subcommand> --help
 
 Run it from the checkout's root with a Python that imports this checkout
@@ -19,7 +20,7 @@ bench/results/scratch/, which git ignores (bench/results.py).
 import argparse
 import sys
 
-from . import counters, dashboard, failures, scale, tasks, throughput, topology
+from . import counters, dashboard, failures, metrics, scale, tasks, throughput, topology
 
 SUBCOMMANDS = {
     'throughput': throughput,
@@ -29,6 +30,7 @@ SUBCOMMANDS = {
     'tasks': tasks,
     'counters': counters,
     'topology': topology,
+    'metrics': metrics,
 }
 
 

@@ -20,6 +20,12 @@ setting                             default                 what it is
 ``MODELQUEUE_LISTEN_DATABASE``      ``None``                the ``DATABASES`` alias a worker LISTENs
                                                             through (``None``: the queue's own);
                                                             ``--listen-database`` overrides it
+``MODELQUEUE_TIME_LIMITS``          ``{}``                  seconds an action may run, by queue:
+                                                            ``'app_label.Model.field'``, or
+                                                            ``'tasks:NAME'`` for a Tasks queue;
+                                                            ``--time-limit`` overrides it
+``MODELQUEUE_METRICS_TOKEN``        ``None``                the bearer token of the metrics page for
+                                                            scrapers (``None``: that page is off)
 ==================================  ======================  ==========================================
 
 ``MODELQUEUE_TRACEBACK_CHARS`` caps both a failure record's traceback and
@@ -35,6 +41,8 @@ a traceback cut shorter would hold little more than its marker; see
 datetime.timedelta(days=30)
 >>> get('MODELQUEUE_LISTEN_DATABASE') is None
 True
+>>> get('MODELQUEUE_TIME_LIMITS')
+{}
 """
 
 from __future__ import annotations
@@ -47,7 +55,9 @@ from typing import Any, Literal, overload
 from django.conf import settings
 from django.core import checks
 
-__all__ = ['DEFAULTS', 'TASK_RETENTION', 'check_database_alias', 'check_settings', 'get']
+from .validation import MAX_SECONDS
+
+__all__ = ['DEFAULTS', 'TASK_RETENTION', 'check_database_alias', 'check_settings', 'get', 'time_limit_of']
 
 
 def _boolean(name: str, value: Any) -> bool:
@@ -133,6 +143,58 @@ def _task_retention(name: str, value: Any) -> dict[str, dt.timedelta | None]:
     return {**TASK_RETENTION, **value}
 
 
+_QUEUE_KEY = re.compile(r'[^\W\d]\w*\.[^\W\d]\w*\.[^\W\d]\w*|tasks:.+')
+
+
+def _time_limits(name: str, value: Any) -> dict[str, float]:
+    """A dict of queue keys ('app_label.Model.field', or 'tasks:NAME' for a
+    queue of the Tasks backend) to seconds above 0."""
+    expected = (
+        "expected a dict of queues ('app_label.Model.field', or 'tasks:NAME' for a queue"
+        f' of the Tasks backend) to the seconds an action may run (above 0, at most {MAX_SECONDS})'
+    )
+    if not isinstance(value, dict):
+        raise ValueError(f'{name} = {value!r}: {expected}')
+    limits = {}
+    for key, seconds in value.items():
+        if (
+            not isinstance(key, str)
+            or not _QUEUE_KEY.fullmatch(key)
+            or isinstance(seconds, bool)
+            or not isinstance(seconds, (int, float))
+            or not 0 < seconds <= MAX_SECONDS
+        ):
+            raise ValueError(f'{name} = {value!r}: {expected}; found {key!r}: {seconds!r}')
+        limits[key] = float(seconds)
+    return limits
+
+
+def time_limit_of(keys: list[str]) -> float | None:
+    """The time limit ``MODELQUEUE_TIME_LIMITS`` sets for a worker of the
+    queues `keys`: the smallest of theirs, or None when none has one.
+
+    >>> from django.test import override_settings
+    >>> with override_settings(MODELQUEUE_TIME_LIMITS={'shop.Email.status': 30, 'tasks:mail': 5}):
+    ...     time_limit_of(['shop.Email.status']), time_limit_of(['tasks:mail', 'tasks:bulk'])
+    (30.0, 5.0)
+    >>> time_limit_of(['shop.Email.status']) is None
+    True
+    """
+    limits = get('MODELQUEUE_TIME_LIMITS')
+    found = [limits[key] for key in keys if key in limits]
+    return min(found) if found else None
+
+
+def _token(name: str, value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or len(value) < 16 or value != value.strip()):
+        raise ValueError(
+            f'{name} = <{type(value).__name__} of {len(value) if isinstance(value, str) else "?"}'
+            ' characters>: expected None or a string of at least 16 characters without'
+            " surrounding spaces (secrets.token_urlsafe() makes one)"
+        )
+    return value
+
+
 #: Each setting's default and the check its value must pass.
 DEFAULTS: dict[str, tuple[Any, Callable[[str, Any], Any]]] = {
     'MODELQUEUE_FAILURE_RECORDS': (True, _boolean),
@@ -143,6 +205,8 @@ DEFAULTS: dict[str, tuple[Any, Callable[[str, Any], Any]]] = {
     'MODELQUEUE_TASK_MODULES': ((), _module_names),
     'MODELQUEUE_TASK_RETENTION': (TASK_RETENTION, _task_retention),
     'MODELQUEUE_LISTEN_DATABASE': (None, check_database_alias),
+    'MODELQUEUE_TIME_LIMITS': ({}, _time_limits),
+    'MODELQUEUE_METRICS_TOKEN': (None, _token),
 }
 
 
@@ -156,6 +220,8 @@ def get(name: Literal['MODELQUEUE_FAILURE_MAX_AGE']) -> dt.timedelta: ...
 def get(name: Literal['MODELQUEUE_HEARTBEAT_SECONDS']) -> float: ...
 @overload
 def get(name: Literal['MODELQUEUE_LISTEN_DATABASE']) -> str | None: ...
+@overload
+def get(name: Literal['MODELQUEUE_TIME_LIMITS']) -> dict[str, float]: ...
 @overload
 def get(name: str) -> Any: ...
 def get(name: str) -> Any:

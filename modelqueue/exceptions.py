@@ -12,7 +12,8 @@ exception    attempt counts  the row becomes
 ===========  ==============  =====================================================
 
 run() raises one of its own, :class:`OutcomeNotStored`, when the database
-refused the values the action set on its row.
+refused the values the action set on its row; a worker with a time limit
+raises :class:`TimeLimitExceeded` inside an action that runs past it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import datetime as dt
 
 from .validation import check_timedelta
 
-__all__ = ['Abort', 'Cancel', 'OutcomeNotStored', 'Retry']
+__all__ = ['Abort', 'Cancel', 'OutcomeNotStored', 'Retry', 'TimeLimitExceeded']
 
 
 class Retry(Exception):
@@ -101,3 +102,25 @@ class OutcomeNotStored(Exception):
     def __init__(self, message: str, fields: list[str] | tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.fields: tuple[str, ...] = tuple(fields)
+
+
+class TimeLimitExceeded(BaseException):
+    """The action ran past its worker's time limit (``--time-limit``).
+
+    Raised inside the action by the worker (from a ``SIGALRM`` timer; see
+    :mod:`modelqueue.worker.timelimit`), never by an action. It is a
+    ``BaseException``, as ``KeyboardInterrupt`` is, so that an action's
+    ``except Exception`` does not swallow it. run() counts it as a failed
+    attempt (the row waits for the next one, or is canceled past `retry`:
+    the rules of a timeout reclaim), and the failure record names it
+    ``modelqueue.time_limit`` (:attr:`modelqueue.models.FailureRecord.TIME_LIMIT`).
+
+    >>> print(TimeLimitExceeded(2.0))
+    stopped by the time limit of 2s
+    >>> TimeLimitExceeded(2.5).seconds
+    2.5
+    """
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f'stopped by the time limit of {seconds:g}s')
+        self.seconds = seconds

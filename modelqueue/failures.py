@@ -32,7 +32,7 @@ from django.db.models import Subquery, Value
 from django.db.models.functions import Coalesce
 
 from . import conf
-from .exceptions import Abort, Retry
+from .exceptions import Abort, Retry, TimeLimitExceeded
 from .names import exception_path, worker_name, worker_name_expression
 from .schema import missing_tables
 from .status import Status, now, priority_to_datetime
@@ -119,6 +119,24 @@ def exception_name_of(error: BaseException) -> str:
     return storable(exception_path(error), EXCEPTION_CHARS)
 
 
+def record_name_of(error: BaseException) -> str:
+    """The exception a failure record names for `error`: its class path, or
+    ``modelqueue.time_limit`` (``FailureRecord.TIME_LIMIT``) for an action
+    its worker's time limit stopped, as ``modelqueue.timeout`` names a
+    timeout reclaim.
+
+    >>> record_name_of(ValueError('no'))
+    'builtins.ValueError'
+    >>> record_name_of(TimeLimitExceeded(2))
+    'modelqueue.time_limit'
+    """
+    if isinstance(error, TimeLimitExceeded):
+        from .models import FailureRecord  # noqa: PLC0415 (models.py files import modelqueue before the app registry is ready)
+
+        return FailureRecord.TIME_LIMIT
+    return exception_name_of(error)
+
+
 def outcome_name(outcome: int | None) -> str:
     """The record's outcome for the status run() wrote (None: fenced off)."""
     from .models import FailureRecord  # noqa: PLC0415 (models.py files import modelqueue before the app registry is ready)
@@ -154,7 +172,7 @@ def record_attempt(
             field=attname,
             attempt=attempt,
             outcome=outcome_name(outcome),
-            exception=exception_name_of(error),
+            exception=record_name_of(error),
             message=message_of(error),
             traceback=traceback_of(error),
             worker=worker_name(),

@@ -11,8 +11,9 @@ A page about every queue belongs to the admin site, not to one model admin::
 or ``modelqueue.admin.QueueAdminSite`` as it is. For Django's default site,
 put ``'modelqueue.admin.apps.QueueAdminConfig'`` in ``INSTALLED_APPS`` in
 place of ``'django.contrib.admin'`` (Django's way of replacing the default
-site). The site then serves ``queues/`` (URL name ``admin:modelqueue_overview``)
-and its index lists the dashboards of the queues the user may view.
+site). The site then serves ``queues/`` (URL name ``admin:modelqueue_overview``),
+``queues/metrics/`` (``admin:modelqueue_metrics``: the queues' figures for
+Prometheus, :mod:`modelqueue.admin.metrics`) and its index lists the dashboards of the queues the user may view.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ..status import Status, now
 from .display import STATE_LABELS, duration_text
+from .metrics import metrics_response, queues_of
 from .options import QueueAdminMixin
 from .replica import Reads
 
@@ -66,6 +68,7 @@ class QueueAdminSiteMixin(_AdminSite):
     def get_urls(self) -> list[URLResolver | URLPattern]:
         return [
             path('queues/', self.admin_view(self.queue_overview_view), name='modelqueue_overview'),
+            path('queues/metrics/', self.admin_view(self.queue_metrics_view), name='modelqueue_metrics'),
             *super().get_urls(),
         ]
 
@@ -127,6 +130,15 @@ class QueueAdminSiteMixin(_AdminSite):
         }
         request.current_app = self.name
         return TemplateResponse(request, self.queue_overview_template, context)
+
+
+    def queue_metrics_view(self, request: HttpRequest) -> HttpResponse:
+        """The queues the user may view, in Prometheus's text format
+        (:mod:`modelqueue.admin.metrics`); staff only, as every admin page."""
+        visible = self.visible_queue_admins(request)
+        if not visible:
+            raise PermissionDenied
+        return metrics_response(queues_of(visible))
 
 
 class QueueAdminSite(QueueAdminSiteMixin, AdminSite):

@@ -28,7 +28,7 @@ from django.db import router
 from django.utils import timezone
 
 from .. import conf
-from ..exceptions import Abort, Cancel, Retry
+from ..exceptions import Abort, Cancel, Retry, TimeLimitExceeded
 from ..failures import exception_name_of, traceback_of
 from ..names import worker_name
 from ..status import State, Status
@@ -97,7 +97,7 @@ class TaskRunner(threading.local):
         except Abort as error:
             self._record(row, error, final=attempt > self.backend.retry)
             raise
-        except Exception as error:
+        except (Exception, TimeLimitExceeded) as error:  # the time limit's is a BaseException
             if self.backend.on_exception == 'fail':
                 self._record(row, error, final=True)
                 logger.error('Task %s pk=%s failed', row.task_path, row.pk, exc_info=error)
@@ -172,6 +172,12 @@ class TaskWorker(Worker):
         )
         self.on_not_stored = self.runner.outcome_not_stored
         self.next_promotion = 0.0
+
+    def time_limit_keys(self) -> list[str]:
+        """The keys of ``MODELQUEUE_TIME_LIMITS`` of the queues this worker
+        runs (``'tasks:NAME'``; with no ``--queue``, the backend's QUEUES):
+        the smallest of their limits applies."""
+        return [f'tasks:{queue}' for queue in self.queues or sorted(self.backend.queues or ())]
 
     def describe_action(self) -> str:
         """The backend and its queues, for the worker's first log line."""

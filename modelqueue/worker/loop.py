@@ -44,7 +44,7 @@ from django.db.models import Model, QuerySet
 
 from .. import conf
 from ..databases import DatabaseNotWritable, check_writable, for_writes, read_only_cause
-from ..exceptions import Abort, Cancel, OutcomeNotStored, Retry
+from ..exceptions import Abort, Cancel, OutcomeNotStored, Retry, TimeLimitExceeded
 from ..queue import check_run_arguments, run_chained
 from ..schema import missing_tables, queue_tables
 from ..status import ONE_HOUR, ZERO_SECS, Status
@@ -59,6 +59,7 @@ from .sessions import name_sessions, named_sessions
 from .signals import SIGNALS, WakeupPipe
 from .supervisor import supervise
 from .threads import ThreadPool
+from .timelimit import TimeLimit
 from .waiters import Waiter, waiter_for
 
 logger = logging.getLogger('modelqueue.worker')
@@ -128,6 +129,9 @@ class Worker:
     (default: the ``MODELQUEUE_LISTEN_DATABASE`` setting, else the queue's
     database). `max_tasks_per_child` and `max_memory_per_child` (KiB) make a
     supervised process give way to a new one (:mod:`modelqueue.worker.limits`).
+    `time_limit` (seconds; default: ``MODELQUEUE_TIME_LIMITS`` for the
+    queue, else none) stops an action that runs past it
+    (:mod:`modelqueue.worker.timelimit`); it needs `threads` 1.
 
     For example, to process every due task, then return::
 
@@ -161,6 +165,7 @@ class Worker:
         listen_database: str | None = None,
         max_tasks_per_child: int | None = None,
         max_memory_per_child: int | None = None,
+        time_limit: float | None = None,
     ) -> None:
         self.attname = check_run_arguments(queryset, field, action, retry, timeout, delay)
         # A zero timeout would let a second worker reclaim the task in hand.
@@ -184,6 +189,7 @@ class Worker:
             check_count('max_tasks_per_child', max_tasks_per_child, allow_none=True),
             check_count('max_memory_per_child', max_memory_per_child, allow_none=True),
         )
+        self.time_limit = TimeLimit(self._time_limit_seconds(time_limit))
         self.recycle = False  # a limit was reached: the supervisor starts another process
         self._limits_lock = threading.Lock()
         self.processed = 0
@@ -205,6 +211,26 @@ class Worker:
     @property
     def label(self) -> str:
         return f'{self.queryset.model._meta.label}.{self.field}'
+
+    def time_limit_keys(self) -> list[str]:
+        """The keys of ``MODELQUEUE_TIME_LIMITS`` that apply to this worker's queue."""
+        return [self.label]
+
+    def _time_limit_seconds(self, time_limit: float | None) -> float | None:
+        """`time_limit`, checked, else the setting's; refused with threads."""
+        if time_limit is not None:
+            seconds: float | None = check_seconds('time_limit', time_limit, above_zero=True)
+            source = f'--time-limit {seconds:g}'
+        else:
+            seconds = conf.time_limit_of(self.time_limit_keys())
+            source = f'MODELQUEUE_TIME_LIMITS ({seconds:g}s for {self.label})' if seconds else ''
+        if seconds is not None and self.threads > 1:
+            raise ValueError(
+                f'invalid threads {self.threads} with {source}: a thread cannot be stopped,'
+                ' so a time limit needs one thread per process; use --concurrency for more'
+                ' processes instead'
+            )
+        return seconds
 
     def run(self) -> int:
         """Process tasks until stopped; return the number processed.
@@ -243,7 +269,9 @@ class Worker:
                 os.getpid(),
                 self.label,
                 self.describe_action(),
-                waiter.describe(self.sleep) + (f', {self.threads} threads' if self.threads > 1 else ''),
+                waiter.describe(self.sleep)
+                + (f', {self.threads} threads' if self.threads > 1 else '')
+                + (f', time limit {self.time_limit.seconds:g}s' if self.time_limit.seconds else ''),
             )
             self._heartbeat = Heartbeat(
                 self.queryset, self.attname, chores=self.housekeeping(), wakeup=lambda: waiter.wakeup
@@ -358,7 +386,7 @@ class Worker:
         the next call's task. Its budget is given back if no row was due.
         """
         self.name_session()
-        call = ActionCall(self.action, self._heartbeat, on_claim, self.describe_task)
+        call = ActionCall(self.action, self._heartbeat, on_claim, self.describe_task, self.time_limit)
         held, self._chain.held = self.holds_claim(), None
         took_next = counted = False
 
@@ -388,7 +416,7 @@ class Worker:
             call.not_stored = error
             call.log(self.attname)
             return True
-        except Exception as error:
+        except (Exception, TimeLimitExceeded) as error:  # the time limit's is a BaseException
             if call.task is None or error is not call.error:
                 if call.task is not None:
                     call.log(self.attname, note='but its outcome was not written')
@@ -485,8 +513,10 @@ class ActionCall:
         heartbeat: Heartbeat | None = None,
         on_claim: Callable[[], None] | None = None,
         describe: Callable[[Any], str] | None = None,
+        time_limit: TimeLimit | None = None,
     ) -> None:
         self.action = action
+        self.time_limit = time_limit or TimeLimit(None)
         self.heartbeat = heartbeat  # told what is in hand; writes it every few seconds
         self.on_claim = on_claim
         self.describe = describe
@@ -504,7 +534,8 @@ class ActionCall:
             self.on_claim()
         started = time.monotonic()
         try:
-            self.action(task)
+            with self.time_limit.applied():
+                self.action(task)
         except BaseException as error:
             self.error = error
             raise
@@ -569,7 +600,8 @@ def serve(worker: Worker, concurrency: int = 1) -> int:
     :func:`modelqueue.wakeup.install_trigger`). Children are supervised: one
     that dies is started again, and so is one that reached
     ``max_tasks_per_child`` or ``max_memory_per_child`` (a worker with such a
-    limit runs under a supervisor even with `concurrency` 1; see
+    limit, or with a time limit, runs under a supervisor even with
+    `concurrency` 1, which kills a child stuck past it; see
     :func:`modelqueue.worker.supervisor.supervise`). Returns the exit status:
     0 after a graceful stop.
     """
@@ -580,7 +612,7 @@ def serve(worker: Worker, concurrency: int = 1) -> int:
         _check_writable(worker)
         if worker.listen:
             _install_trigger(worker)
-    if concurrency == 1 and not worker.limits.active:
+    if concurrency == 1 and not worker.limits.active and worker.time_limit.seconds is None:
         worker.run()
         return worker.exit_status
     return supervise(worker, concurrency)

@@ -9,7 +9,10 @@ loop, so imports go one way: the loop imports them, never the reverse.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .timelimit import TimeLimit
 
 __all__ = ['Budget', 'PooledWorker', 'SupervisedWorker']
 
@@ -60,6 +63,8 @@ class SupervisedWorker(Protocol):
     exit_status: int
     #: Set when the process reached a limit of its own and should be replaced.
     recycle: bool
+    #: How long an action may run; the parent kills a child stuck past it.
+    time_limit: TimeLimit
 
     def become_child(self, parent_pid: int) -> None:
         """Be one of a supervisor's children: stop when the parent is gone,

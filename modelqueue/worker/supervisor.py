@@ -11,6 +11,10 @@ processes, passes signals on to them, and replaces those that die.
   that ended it) is logged, with its exit status or the signal, and started
   again after a pause: `RESTART_BACKOFF` seconds at first, doubling with
   each crash of that child within `CRASH_WINDOW`, at most the longest.
+- A child whose action has run past the worker's time limit plus
+  :data:`~modelqueue.worker.timelimit.KILL_GRACE` (code the child's own
+  ``SIGALRM`` could not interrupt; see :mod:`modelqueue.worker.timelimit`)
+  is killed with ``SIGKILL`` and another is started at once: not a crash.
 - When one child has crashed `CRASH_LIMIT` times within `CRASH_WINDOW`
   seconds, something is wrong that restarting will not fix: the parent
   stops the others (they finish their tasks) and exits with status 1.
@@ -34,17 +38,21 @@ import time
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
+from typing import Any
 
 from django.db import connections
 
 from .limits import RECYCLE_STATUS
 from .protocol import SupervisedWorker
 from .signals import SIGNALS, WakeupPipe
+from .timelimit import KILL_GRACE
 
 logger = logging.getLogger('modelqueue.worker')
 
 #: The first and the longest pause before a crashed child is started again.
 RESTART_BACKOFF = (0.1, 30.0)
+#: The longest wait between two looks at the children's time limits.
+TIME_LIMIT_POLL = 0.5
 #: Crashes of one child within CRASH_WINDOW seconds after which the parent gives up.
 CRASH_LIMIT = 5
 CRASH_WINDOW = 60.0
@@ -67,6 +75,8 @@ class Supervisor:
             slot: collections.deque() for slot in self.children
         }
         self.restart_at: dict[int, float] = {}  # slot: time.monotonic() when to start it again
+        self.clocks: dict[int, Any] = {}  # slot: its child's TimeLimit clock (shared memory)
+        self.killed: set[int] = set()  # slots whose child was killed past the time limit
         self.received: list[int] = []  # signals, in order
         self.gave_up = False
         self.failed = False  # a child exited with an error while stopping
@@ -85,6 +95,7 @@ class Supervisor:
                 self._start(slot)
             while self.restart_at or any(self.children.values()):
                 self._wait(wakeup)
+                self._kill_past_time_limit()
                 self._reap()
                 self._restart_due()
         finally:
@@ -96,6 +107,8 @@ class Supervisor:
         return 1 if self.gave_up or self.failed else 0
 
     def _start(self, slot: int) -> None:
+        if self.worker.time_limit.seconds is not None:
+            self.clocks[slot] = self.worker.time_limit.share()  # the child inherits it
         context = multiprocessing.get_context('fork')
         child = context.Process(
             target=_child,
@@ -112,15 +125,46 @@ class Supervisor:
         timeout = None
         if self.restart_at:
             timeout = max(0.0, min(self.restart_at.values()) - time.monotonic())
+        if self.clocks:  # an action may start at any time: look again soon
+            timeout = TIME_LIMIT_POLL if timeout is None else min(timeout, TIME_LIMIT_POLL)
         sentinels = [child.sentinel for child in self.children.values() if child]
         wait([*sentinels, wakeup.read_fd], timeout)
         wakeup.drain()
+
+    def _kill_past_time_limit(self) -> None:
+        """Kill each child whose action has run past the time limit and its grace."""
+        seconds = self.worker.time_limit.seconds
+        if seconds is None:
+            return
+        now = time.monotonic()
+        for slot, child in self.children.items():
+            started = float(self.clocks[slot].value) if slot in self.clocks else 0.0
+            if child is None or child.exitcode is not None or not started or slot in self.killed:
+                continue
+            if now - started > seconds + KILL_GRACE:
+                logger.error(
+                    'Parent %s: worker %s has run its action for %.1fs, past the time limit of'
+                    ' %gs and %gs of grace, in code that could not be interrupted; killing it and'
+                    ' starting another (its row is given back after the timeout)',
+                    self.pid,
+                    child.pid,
+                    now - started,
+                    seconds,
+                    KILL_GRACE,
+                )
+                self.killed.add(slot)
+                _send(child, signal.SIGKILL)
 
     def _reap(self) -> None:
         for slot, child in self.children.items():
             if child is None or child.exitcode is None:
                 continue
             self.children[slot] = None
+            if slot in self.killed:
+                self.killed.discard(slot)
+                if not (self.received or self.gave_up):
+                    self._start(slot)
+                continue
             if child.exitcode == 0:
                 continue
             if child.exitcode == RECYCLE_STATUS:

@@ -302,6 +302,9 @@ def test_run_serves_the_admin_and_the_dashboards_move(demo):
         wait_until(reports_ran, 30, 'the tasks worker to run report tasks')
         status, _, page = client.get('/admin/modelqueue/queuedtask/?queue_name=reports')
         assert status == 200 and 'demo.jobs.tasks.build_report' in page
+        status, _, body = client.get('/admin/queues/metrics/')  # demo/run installs prometheus_client
+        assert status == 200, body
+        assert 'modelqueue_rows{queue="jobs.Email.status",state="finished"}' in body
     finally:
         process.send_signal(signal.SIGTERM)
         try:

@@ -206,3 +206,22 @@ def poison_from_data(task):
     """Count one execution, then apply the poison the task's data encodes."""
     record(task)
     apply_poison(task, decode_poison(task.data))
+
+
+# The time limit (tests/worker/test_timelimit.py).
+
+
+def record_and_sleep_unless_quick(task):
+    """Count one execution, then sleep a minute unless the task's data is 'quick'."""
+    record(task)
+    if task.data != 'quick':
+        time.sleep(60)
+
+
+def record_and_hang_in_c(task):
+    """Count one execution, then hang as code that never returns to Python
+    does: SIGALRM blocked, so the worker's own time limit cannot interrupt it."""
+    record(task)
+    if task.data != 'quick':
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        time.sleep(60)

@@ -155,6 +155,15 @@ class Command(BaseCommand):
             " KiB as Celery takes it, or a number with K, M or G ('300M')",
         )
         parser.add_argument(
+            '--time-limit',
+            type=float,
+            metavar='SECONDS',
+            help='stop an action that runs longer: it fails with modelqueue.time_limit (a SIGALRM'
+            ' inside it), and a process stuck in C code is killed and replaced by its supervising'
+            ' parent; the row follows the retry rules (default: MODELQUEUE_TIME_LIMITS for the'
+            ' queue, else none). Threads cannot be stopped: refused with --threads above 1',
+        )
+        parser.add_argument(
             '--check',
             action='store_true',
             help='run no worker: exit 0 when every worker process of this host (of MODEL FIELD,'
@@ -258,6 +267,7 @@ def _process_options(options: dict[str, Any]) -> dict[str, Any]:
         'listen_database': options['listen_database'],
         'max_tasks_per_child': check_count('max-tasks-per-child', options['max_tasks_per_child'], allow_none=True),
         'max_memory_per_child': None if memory is None else parse_memory(memory),
+        'time_limit': options['time_limit'],
     }
 
 
