@@ -44,7 +44,7 @@ from django.db.models.sql.subqueries import UpdateQuery
 
 from . import ranges
 from .expressions import with_state_and_priority
-from .pauses import not_paused
+from .pauses import claims_read_pauses, not_paused
 from .status import State, Status
 
 if TYPE_CHECKING:
@@ -225,6 +225,7 @@ def claim_statement(
         key = (
             queryset.model,
             queryset.db,
+            claims_read_pauses(queryset.db),  # the statement reads pauses, or not
             attname,
             tuple(query.alias_map),
             query.where,
