@@ -102,8 +102,9 @@ def not_paused(model: type[Model], attname: str, using: str) -> Any:
     return ~Exists(pauses.values('pk'))
 
 
-def _database(model: type[Model], using: str | None) -> str:
-    # The claim is a write: a pause lives where the queue's claims go.
+def database(model: type[Model], using: str | None = None) -> str:
+    """The database of `model`'s pauses: `using`, or else where its claims
+    go (a claim is a write: the router's ``db_for_write``)."""
     return using if using is not None else router.db_for_write(model)
 
 
@@ -134,7 +135,7 @@ def pause(
     from .models import QueuePause  # noqa: PLC0415 (models.py files import modelqueue before the app registry is ready)
 
     concrete, name = queue_key(model, field)
-    using = _database(model, using)
+    using = database(model, using)
     if not isinstance(by, str):
         raise ValueError(f'invalid by {by!r}: expected a str naming who paused the queue')
     content_type = ContentType.objects.db_manager(using).get_for_model(concrete)
@@ -160,7 +161,7 @@ def resume(
     """Resume `model`'s `field` queue paused by :func:`pause`; return
     whether it was paused. On PostgreSQL, idle workers of the queue are
     woken at once (its wake-up channel is notified)."""
-    using = _database(model, using)
+    using = database(model, using)
     deleted, _ = pauses_of(model, field, using).filter(queue_name=queue_name).delete()
     if deleted and connections[using].vendor == 'postgresql':
         with connections[using].cursor() as cursor:
@@ -172,7 +173,7 @@ def pause_of(
     model: type[Model], field: str, *, using: str | None = None, queue_name: str = ''
 ) -> QueuePause | None:
     """The pause of `model`'s `field` queue (when and by whom), or None."""
-    using = _database(model, using)
+    using = database(model, using)
     return pauses_of(model, field, using).filter(queue_name=queue_name).first()
 
 
@@ -180,5 +181,5 @@ def is_paused(
     model: type[Model], field: str, *, using: str | None = None, queue_name: str = ''
 ) -> bool:
     """Whether `model`'s `field` queue is paused (see :func:`pause`)."""
-    using = _database(model, using)
+    using = database(model, using)
     return pauses_of(model, field, using).filter(queue_name=queue_name).exists()

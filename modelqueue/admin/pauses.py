@@ -16,12 +16,13 @@ button.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
@@ -67,37 +68,53 @@ def since_text(paused_at: dt.datetime, current: dt.datetime) -> str:
 def queue_pauses(model_admin: QueueModelAdmin, request: HttpRequest) -> list[dict[str, Any]]:
     """For each queue field of `model_admin` (in its order): whether it is
     paused, since when and by whom, and the URLs of its Pause and Resume
-    pages (None without the permission)."""
+    pages (None without the permission); under ``named``, the pauses of parts
+    of it by queue name (a Tasks queue of one backend,
+    :mod:`modelqueue.tasks.pauses`), each with its Resume URL."""
     allowed = may_pause(model_admin, request)
-    here = request.get_full_path()
+    back = f'next={quote(request.get_full_path(), safe="/")}'
     current = timezone.now()
     found = []
     for field in model_admin.valid_queue_fields:
-        pause = pauses.pause_of(model_admin.model, field)
+        label = field_label(model_admin.model, field)
+        pause, named = None, []
+        for row in pauses.pauses_of(model_admin.model, field, pauses.database(model_admin.model)).order_by(
+            'queue_name'
+        ):
+            if not row.queue_name:
+                pause = row
+                continue
+            query = urlencode({'queue': row.queue_name})
+            named.append(
+                {
+                    'field': field,
+                    'queue_name': row.queue_name,
+                    'label': f'{label} ({row.queue_name})',
+                    'paused': True,
+                    'since': since_text(row.paused_at, current),
+                    'by': row.paused_by,
+                    'resume_url': f'{model_admin.queue_url("queue_resume", field)}?{query}&{back}'
+                    if allowed
+                    else None,
+                }
+            )
         urls = {
-            operation: f'{model_admin.queue_url(f"queue_{operation}", field)}?next={_quoted(here)}'
-            if allowed
-            else None
+            operation: f'{model_admin.queue_url(f"queue_{operation}", field)}?{back}' if allowed else None
             for operation in OPERATIONS
         }
         found.append(
             {
                 'field': field,
-                'label': field_label(model_admin.model, field),
+                'label': label,
                 'paused': pause is not None,
                 'since': None if pause is None else since_text(pause.paused_at, current),
                 'by': '' if pause is None else pause.paused_by,
                 'pause_url': urls['pause'],
                 'resume_url': urls['resume'],
+                'named': named,
             }
         )
     return found
-
-
-def _quoted(path: str) -> str:
-    from urllib.parse import quote  # noqa: PLC0415 (one use)
-
-    return quote(path, safe='/')
 
 
 def pause_view(
@@ -113,7 +130,12 @@ def pause_view(
     model = model_admin.model
     opts = model._meta
     label = field_label(model, field)
-    back = request.POST.get('next') if request.method == 'POST' else request.GET.get('next')
+    data = request.POST if request.method == 'POST' else request.GET
+    back = data.get('next')
+    # A part of the queue paused by name (a Tasks queue): resumed here, paused from code.
+    queue_name = data.get('queue', '')
+    if queue_name and operation != 'resume':
+        raise Http404('a queue is paused by name from code, not here')
     if not back or not url_has_allowed_host_and_scheme(
         back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
@@ -125,24 +147,25 @@ def pause_view(
             message = _('Paused the queue %(field)s of %(name)s.')
             unchanged = _('The queue %(field)s of %(name)s was already paused.')
         else:
-            changed = pauses.resume(model, field)
+            changed = pauses.resume(model, field, queue_name=queue_name)
             message = _('Resumed the queue %(field)s of %(name)s.')
             unchanged = _('The queue %(field)s of %(name)s was not paused.')
-        names = {'field': label, 'name': opts.verbose_name_plural}
+        names = {'field': f'{label} ({queue_name})' if queue_name else label, 'name': opts.verbose_name_plural}
         if changed:
             _log(request, model_admin, message % names)
             model_admin.message_user(request, message % names)
         else:
             model_admin.message_user(request, unchanged % names)
         return HttpResponseRedirect(back)
-    pause = pauses.pause_of(model, field)
+    pause = pauses.pause_of(model, field, queue_name=queue_name)
     context = {
         **model_admin.admin_site.each_context(request),
         'title': (_('Pause the queue?') if operation == 'pause' else _('Resume the queue?')),
         'subtitle': None,
         'opts': opts,
         'operation': operation,
-        'field_label': label,
+        'field_label': f'{label} ({queue_name})' if queue_name else label,
+        'queue_name': queue_name,
         'objects_name': opts.verbose_name_plural,
         'paused': pause is not None,
         'since': None if pause is None else since_text(pause.paused_at, timezone.now()),

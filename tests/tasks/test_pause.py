@@ -1,6 +1,9 @@
 """Pausing a queue of the Tasks backend by name: ``modelqueue.tasks.pause``."""
 
 import pytest
+from django.contrib.admin.models import LogEntry
+from django.test import Client
+from django.urls import reverse
 
 import modelqueue
 import modelqueue.tasks
@@ -8,6 +11,7 @@ from modelqueue.models import QueuePause
 from modelqueue.tasks.compat import TaskResultStatus
 from modelqueue.tasks.models import QueuedTask
 from tests.support.processes import finish
+from tests.support.users import create_user
 from tests.testapp import tasks
 
 TASKS_WORKER = ('-m', 'django', 'modelqueue_worker', '--tasks', '--burst', '--verbosity=2')
@@ -81,3 +85,31 @@ def test_pausing_the_task_table_pauses_every_queue_of_every_backend(spawn):
     status, log = finish(spawn(*TASKS_WORKER, env=ENV))
     assert status == 0, log
     assert states([email, other]) == [TaskResultStatus.READY] * 2
+
+
+@pytest.mark.django_db
+def test_the_task_tables_admin_shows_a_paused_tasks_queue_and_resumes_it():
+    modelqueue.tasks.pause('emails', backend='default', by='<b>alice</b>')
+    client = Client()
+    client.force_login(create_user('operator', 'view_queuedtask', 'pause_queue'))
+    for name in ('changelist', 'dashboard'):
+        page = client.get(reverse(f'admin:modelqueue_queuedtask_{name}')).text
+        assert 'default/emails: Paused since' in page and 'by &lt;b&gt;alice&lt;/b&gt;' in page, name
+    resume = reverse('admin:modelqueue_queuedtask_queue_resume', args=['status'])
+    assert f'href="{resume}?queue=default%2Femails&amp;next=' in page
+    confirmation = client.get(resume, {'queue': 'default/emails'}).text
+    assert 'Resume the queue status (default/emails) of tasks?' in confirmation
+    assert 'name="queue" value="default/emails"' in confirmation
+    pause = reverse('admin:modelqueue_queuedtask_queue_pause', args=['status'])
+    assert client.post(pause, {'queue': 'default/reports'}).status_code == 404  # by name: from code
+    assert not modelqueue.tasks.is_paused('reports')
+    response = client.post(resume, {'queue': 'default/emails'}, follow=True)
+    assert 'Resumed the queue status (default/emails) of tasks.' in [str(m) for m in response.context['messages']]
+    assert not modelqueue.tasks.is_paused('emails')
+    assert LogEntry.objects.get().change_message == 'Resumed the queue status (default/emails) of tasks.'
+    viewer = Client()
+    viewer.force_login(create_user('viewer', 'view_queuedtask'))
+    modelqueue.tasks.pause('emails')
+    assert 'modelqueue-resume-button' not in viewer.get(reverse('admin:modelqueue_queuedtask_changelist')).text
+    assert viewer.post(resume, {'queue': 'default/emails'}).status_code == 403
+    assert modelqueue.tasks.is_paused('emails')
