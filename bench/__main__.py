@@ -4,6 +4,7 @@
     python -m bench throughput --quick      # a smoke run; CI runs it after the tests
     python -m bench dashboard sqlite        # the admin dashboard at 1,000,000 rows
     python -m bench failures sqlite         # failure records: recording on beside off
+    python -m bench pause sqlite            # the claim's pause check on beside off
     python -m bench scale postgresql        # the admin at 10,000,000 rows
     python -m bench tasks                   # Django's Tasks framework: ours beside django-tasks-db
     python -m bench counters                # the write cost of the state counters (PostgreSQL)
@@ -20,12 +21,13 @@ bench/results/scratch/, which git ignores (bench/results.py).
 import argparse
 import sys
 
-from . import counters, dashboard, failures, metrics, scale, tasks, throughput, topology
+from . import counters, dashboard, failures, metrics, pause, scale, tasks, throughput, topology
 
 SUBCOMMANDS = {
     'throughput': throughput,
     'dashboard': dashboard,
     'failures': failures,
+    'pause': pause,
     'scale': scale,
     'tasks': tasks,
     'counters': counters,

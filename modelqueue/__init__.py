@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from django.db.models import BigIntegerField as StatusField
 
 from .exceptions import Abort, Cancel, OutcomeNotStored, Retry
+from .pauses import is_paused, pause, resume
 from .queue import run
 from .status import ONE_HOUR, ZERO_SECS, State, Status, now
 
@@ -44,7 +45,10 @@ __all__ = [
     'StatusField',
     'admin_actions',
     'admin_list_filter',
+    'is_paused',
     'now',
+    'pause',
+    'resume',
     'run',
 ]
 

@@ -44,6 +44,7 @@ from django.db.models.sql.subqueries import UpdateQuery
 
 from . import ranges
 from .expressions import with_state_and_priority
+from .pauses import claims_read_pauses, not_paused
 from .status import State, Status
 
 if TYPE_CHECKING:
@@ -101,8 +102,14 @@ def due_rows(queryset: QuerySet[_M], attname: str, at: dt.datetime) -> QuerySet[
     queue an index on (status, pk), as the Tasks backend's table has, or the
     database sorts every row of a status to find the first. Without an
     ``order_by()`` the status index alone decides, and ties go in no
-    particular order."""
-    return queryset.filter(ranges.due(attname, at)).order_by(attname, *queryset.query.order_by)
+    particular order.
+
+    A paused queue has no due rows: the condition that no pause names the
+    queue (:func:`modelqueue.pauses.not_paused`) is part of the query, so
+    every claim path reads it in the statement that claims."""
+    return queryset.filter(ranges.due(attname, at), not_paused(queryset.model, attname, queryset.db)).order_by(
+        attname, *queryset.query.order_by
+    )
 
 
 class ClaimStatement:
@@ -218,6 +225,7 @@ def claim_statement(
         key = (
             queryset.model,
             queryset.db,
+            claims_read_pauses(queryset.db),  # the statement reads pauses, or not
             attname,
             tuple(query.alias_map),
             query.where,

@@ -5,7 +5,8 @@
 Each mutant below is one source edit that breaks a promise: the completion
 fence, fencing by the exact status, SKIP LOCKED, waking idle threads,
 counting while the counters are installed and in one snapshot, the
-supervisor's crash window, the heartbeat's pruning, the reclaim's worker. For each, a copy of the
+supervisor's crash window, the heartbeat's pruning, the reclaim's worker,
+the claim's pause check and resume's wake-up. For each, a copy of the
 checkout is made in a temporary folder (the working tree is never edited),
 the edit is applied there, and the tests named with it run in the copy on
 the databases named with it. They must fail: a mutant they let pass is
@@ -168,6 +169,25 @@ MUTANTS = [
         'new': 'row = records.filter(pk__gt=self.checked_id, content_type_id=content_type,',
         'tests': ['tests/core/test_failures.py::test_later_pruning_passes_still_trim_rows_that_earlier_passes_saw'],
         'databases': ['sqlite'],
+    },
+    {
+        'name': 'the claim reads no pause',
+        'file': 'modelqueue/claim.py',
+        'old': 'ranges.due(attname, at), not_paused(queryset.model, attname, queryset.db)',
+        'new': 'ranges.due(attname, at)',
+        'tests': [
+            'tests/core/test_pause.py::test_every_claim_takes_nothing_from_a_paused_queue_and_drains_it_after_resume',
+            'tests/worker/test_pause.py::test_a_worker_started_on_a_paused_queue_claims_nothing_until_resumed',
+        ],
+        'databases': ['sqlite'],
+    },
+    {
+        'name': 'resume wakes no idle worker',
+        'file': 'modelqueue/pauses.py',
+        'old': "cursor.execute('SELECT pg_notify(%s, %s)', [channel_name(model, field), ''])",
+        'new': 'pass',
+        'tests': ['tests/worker/test_pause.py::test_a_worker_started_on_a_paused_queue_claims_nothing_until_resumed'],
+        'databases': ['postgresql'],
     },
     {
         'name': 'finished or canceled estimated below queue_estimate_above',

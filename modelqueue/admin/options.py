@@ -74,6 +74,7 @@ from .failures import (
 from .figures import THROUGHPUT_MINUTES, iso, queue_figures
 from .filters import queue_list_filter
 from .operations import ROW_OPERATIONS, field_label
+from .pauses import pause_view, queue_pauses
 from .replica import Reads, reads_for
 from .templates import template_names
 
@@ -443,6 +444,7 @@ class QueueAdminMixin(_ModelAdmin):
             ),
             'modelqueue_dashboard_url': self.queue_url('dashboard'),
             'modelqueue_reads': self.queue_reads(request),
+            'modelqueue_pauses': queue_pauses(self, request),
             **(extra_context or {}),
         }
         return super().changelist_view(request, extra_context=context)
@@ -546,6 +548,8 @@ class QueueAdminMixin(_ModelAdmin):
                 wrap(self.dashboard_activity_view),
                 name=f'{name}_dashboard_activity',
             ),
+            path('pause/<str:field>/', wrap(self.queue_pause_view), name=f'{name}_queue_pause'),
+            path('resume/<str:field>/', wrap(self.queue_resume_view), name=f'{name}_queue_resume'),
             path(
                 '<path:object_id>/queue/<str:field>/<str:operation>/',
                 wrap(self.queue_row_view),
@@ -596,6 +600,7 @@ class QueueAdminMixin(_ModelAdmin):
             return HttpResponseNotAllowed(['GET', 'HEAD'])
         opts = self.model._meta
         queues = self.get_queue_figures(request)
+        paused = queue_pauses(self, request)
         config = {
             'dataUrl': self.queue_url('dashboard_data'),
             'activityUrl': self.queue_url('dashboard_activity'),
@@ -629,9 +634,11 @@ class QueueAdminMixin(_ModelAdmin):
                         }
                         for name, count in figures['tally'].items()
                     ],
+                    'pause': pause,
                 }
-                for figures in queues
+                for figures, pause in zip(queues, paused)
             ],
+            'modelqueue_pauses': paused,
             'config': config,
             'minutes': THROUGHPUT_MINUTES,
             'timeout': duration_text(self.queue_timeout),
@@ -679,6 +686,15 @@ class QueueAdminMixin(_ModelAdmin):
                 render_to_string('modelqueue/includes/queue_activity.html', {'queue': queue}, request)
             )
         return HttpResponse(''.join(fragments))
+
+    def queue_pause_view(self, request: HttpRequest, field: str) -> HttpResponse:
+        """Pause the queue `field`: its confirmation (GET) and the pause (POST);
+        see :mod:`modelqueue.admin.pauses`."""
+        return pause_view(self, request, field, 'pause')
+
+    def queue_resume_view(self, request: HttpRequest, field: str) -> HttpResponse:
+        """Resume the queue `field`, as :meth:`queue_pause_view` pauses it."""
+        return pause_view(self, request, field, 'resume')
 
     def queue_row_view(
         self, request: HttpRequest, object_id: str, field: str, operation: str

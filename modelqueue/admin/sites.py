@@ -30,6 +30,7 @@ from ..status import Status, now
 from .display import STATE_LABELS, duration_text
 from .metrics import metrics_response, queues_of
 from .options import QueueAdminMixin
+from .pauses import queue_pauses
 from .replica import Reads
 
 if TYPE_CHECKING:
@@ -110,7 +111,12 @@ class QueueAdminSiteMixin(_AdminSite):
                 'name': model_admin.model._meta.verbose_name_plural,
                 'dashboard_url': model_admin.queue_url('dashboard'),
                 'changelist_url': model_admin.queue_url('changelist'),
-                'queues': model_admin.get_queue_figures(request, current),
+                'queues': [
+                    {**figures, 'pause': pause}
+                    for figures, pause in zip(
+                        model_admin.get_queue_figures(request, current), queue_pauses(model_admin, request)
+                    )
+                ],
             }
             for model_admin in visible
         ]

@@ -22,7 +22,8 @@ import datetime as dt
 from typing import Any
 
 from django.db import models
-from django.db.models import BigIntegerField, ExpressionWrapper, F, QuerySet
+from django.db.models import BigIntegerField, ExpressionWrapper, F, OuterRef, QuerySet, Value
+from django.db.models.functions import Concat
 from django.utils.translation import gettext_lazy as _
 
 from .. import ranges
@@ -113,6 +114,12 @@ class QueuedTask(models.Model):
 
     def __str__(self) -> str:
         return f'{self.task_path} #{self.pk}'
+
+    @classmethod
+    def modelqueue_pause_name(cls) -> Concat:
+        """The queue name of the pause that holds a row: ``<backend>/<queue>``
+        (:mod:`modelqueue.tasks.pauses`), as the claim's subquery reads it."""
+        return Concat(OuterRef('backend_name'), Value('/'), OuterRef('queue_name'), output_field=models.CharField())
 
     @property
     def state(self) -> TaskState:
