@@ -26,6 +26,7 @@ from django.db.models import BigIntegerField as StatusField
 
 from .exceptions import Abort, Cancel, OutcomeNotStored, Retry
 from .queue import run
+from .retries import Backoff, RetryPolicy
 from .status import ONE_HOUR, ZERO_SECS, State, Status, now
 
 if TYPE_CHECKING:  # at run time, __getattr__ below loads them when first used
@@ -36,9 +37,11 @@ __all__ = [
     'ONE_HOUR',
     'ZERO_SECS',
     'Abort',
+    'Backoff',
     'Cancel',
     'OutcomeNotStored',
     'Retry',
+    'RetryPolicy',
     'State',
     'Status',
     'StatusField',
