@@ -119,7 +119,7 @@ class Backoff:
         return hash(repr(self))
 
     @classmethod
-    def parse(cls, text: str) -> Backoff:
+    def parse(cls, text: str, name: str = 'backoff') -> Backoff:
         """The backoff `text` names: ``exponential`` (1 s doubling up to 300 s,
         jitter 0.5) or ``BASE,FACTOR,CAP[,JITTER]`` in seconds.
 
@@ -141,7 +141,7 @@ class Backoff:
             numbers = [float(part) for part in parts]
         except ValueError:
             raise invalid(
-                'backoff', text, "'exponential' or BASE,FACTOR,CAP[,JITTER] (seconds; e.g. 1,2,300)"
+                name, text, "'exponential' or BASE,FACTOR,CAP[,JITTER] (seconds; e.g. 1,2,300)"
             ) from None
         return cls(*numbers)
 

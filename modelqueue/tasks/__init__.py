@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .policies import retry_policy
+
 if TYPE_CHECKING:
     from .backend import ModelQueueBackend
 
-__all__ = ['ModelQueueBackend']
+__all__ = ['ModelQueueBackend', 'retry_policy']
 
 
 def __getattr__(name: str) -> Any:

@@ -25,6 +25,16 @@ OPTIONS (all optional):
 - ``TIMEOUT`` (seconds, default 3600): a task left RUNNING longer (its worker
   died) is given back to the queue, that attempt counted.
 - ``DELAY`` (seconds, default 0): the wait before a retried task is due again.
+- ``BACKOFF`` (in place of ``DELAY``): a wait that grows with the attempts,
+  a :class:`modelqueue.Backoff` or its text (``'exponential'``,
+  ``'1,2,300'``: base, factor, cap, jitter).
+- ``RETRY_ON``, ``GIVE_UP_ON`` (exception classes or their dotted paths):
+  an exception of ``RETRY_ON`` (by default none under ``ON_EXCEPTION``
+  'fail', ``Exception`` under 'retry') and of none of ``GIVE_UP_ON``
+  retries; any other fails the task at once.
+
+A task may declare its own policy with :func:`modelqueue.tasks.retry_policy`
+(see :mod:`modelqueue.tasks.policies`).
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import router
 
 from ..queue import MAX_RETRY
+from ..retries import RetryPolicy
 from ..status import Status, now, priority_to_datetime
 from .compat import (
     BaseTaskBackend,
@@ -51,6 +62,7 @@ from .compat import (
 )
 from .models import QueuedTask, ready_status
 from .paths import find_task
+from .policies import backend_policy
 from .values import check_json, check_run_after
 
 if TYPE_CHECKING:
@@ -84,10 +96,16 @@ class ModelQueueBackend(BaseTaskBackend):
         self.retry: int = _option(alias, options, 'RETRY', 3, maximum=MAX_RETRY)
         self.timeout = dt.timedelta(seconds=_option(alias, options, 'TIMEOUT', 3600, above_zero=True))
         self.delay = dt.timedelta(seconds=_option(alias, options, 'DELAY', 0))
+        try:
+            self.policy: RetryPolicy = backend_policy(
+                options, self.on_exception, self.delay, lambda name: f'TASKS[{alias!r}][{"OPTIONS"!r}][{name!r}]'
+            )
+        except ValueError as error:
+            raise ImproperlyConfigured(str(error)) from None
         if options:
             raise ImproperlyConfigured(
                 f'unknown TASKS[{alias!r}] OPTIONS {", ".join(sorted(options))}: expected'
-                ' ON_EXCEPTION, RETRY, TIMEOUT or DELAY'
+                ' ON_EXCEPTION, RETRY, TIMEOUT, DELAY, BACKOFF, RETRY_ON or GIVE_UP_ON'
             )
 
     def enqueue(self, task: Task[_P, _R], args: list[Any], kwargs: dict[str, Any]) -> TaskResult[_P, _R]:

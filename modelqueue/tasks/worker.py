@@ -18,6 +18,7 @@ being handled, so that receivers that log it (Django's own) find it.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -31,6 +32,7 @@ from .. import conf
 from ..exceptions import Abort, Cancel, Retry
 from ..failures import exception_name_of, traceback_of
 from ..names import worker_name
+from ..retries import RetryPolicy
 from ..status import State, Status
 from ..worker.housekeeping import Housekeeping
 from ..worker.loop import Worker
@@ -47,6 +49,7 @@ from .compat import (
 )
 from .models import QueuedTask, promote_due
 from .paths import import_task_modules
+from .policies import policy_of, task_policy
 from .retention import TaskPruner
 
 logger = logging.getLogger('modelqueue.worker')
@@ -65,9 +68,17 @@ class TaskRunner(threading.local):
         self.row: QueuedTask | None = None  # the last row run, and the TaskResult it was run as
         self.result: TaskResult[..., Any] | None = None
         self.error: BaseException | None = None  # the exception the task failed with, if it did
+        # The retry policy of the task that failed last in this thread, whose
+        # backoff run() asks for through wait(); None: the backend's.
+        self.policy: RetryPolicy | None = None
+
+    def wait(self, attempts: int) -> dt.timedelta:
+        """run()'s delay: the backoff of the policy of the task that failed
+        (its own, or the backend's), after `attempts` attempts."""
+        return (self.policy or self.backend.policy)(attempts)
 
     def __call__(self, row: QueuedTask) -> None:
-        self.row, self.result, self.error = row, None, None
+        self.row, self.result, self.error, self.policy = row, None, None, None
         at = timezone.now()
         row.started_at = row.started_at or at
         row.last_attempted_at = at
@@ -83,6 +94,7 @@ class TaskRunner(threading.local):
         self.result = result
         task_started.send(type(self.backend), task_result=result)
         task = result.task
+        policy = task_policy(self.backend.policy, policy_of(task.func))
         try:
             if task.takes_context:
                 value = task.call(TaskContext(task_result=result), *result.args, **result.kwargs)
@@ -90,18 +102,21 @@ class TaskRunner(threading.local):
                 value = task.call(*result.args, **result.kwargs)
             row.return_value = normalize_json(value)
         except Retry:
+            self.policy = policy
             raise
         except Cancel as error:
             self._record(row, error, final=True)
             raise
         except Abort as error:
+            self.policy = policy
             self._record(row, error, final=attempt > self.backend.retry)
             raise
         except Exception as error:
-            if self.backend.on_exception == 'fail':
+            if not policy.retries(error):  # ON_EXCEPTION 'fail', GIVE_UP_ON, or not RETRY_ON
                 self._record(row, error, final=True)
                 logger.error('Task %s pk=%s failed', row.task_path, row.pk, exc_info=error)
                 raise Cancel from error
+            self.policy = policy
             self._record(row, error, final=attempt > self.backend.retry)
             raise
         except BaseException as error:  # the worker is being stopped
@@ -167,7 +182,7 @@ class TaskWorker(Worker):
             self.runner,
             retry=self.backend.retry,
             timeout=self.backend.timeout,
-            delay=self.backend.delay,
+            delay=self.runner.wait,
             **options,
         )
         self.on_not_stored = self.runner.outcome_not_stored
@@ -199,7 +214,7 @@ class TaskWorker(Worker):
         if time.monotonic() >= self.next_promotion:
             self.next_promotion = time.monotonic() + PROMOTE_EVERY
             promote_due(self.queryset)
-        self.runner.row = self.runner.result = self.runner.error = None
+        self.runner.row = self.runner.result = self.runner.error = self.runner.policy = None
         found = super().run_one(on_claim, claim_next)
         if found:
             self._send_finished()
