@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
-from django.db import router
+from django.db import DatabaseError, router
 from django.utils import timezone
 
 from .. import conf
@@ -83,6 +83,7 @@ class TaskRunner(threading.local):
         row.started_at = row.started_at or at
         row.last_attempted_at = at
         row.worker_ids = [*row.worker_ids, worker_name()]
+        self._mark_running(row)
         attempt = Status(row.status).attempts + 1
         try:
             result = self.backend.result_of(row)
@@ -123,6 +124,21 @@ class TaskRunner(threading.local):
             self._record(row, error, final=attempt > self.backend.retry)
             raise
         row.finished_at = timezone.now()
+
+    @staticmethod
+    def _mark_running(row: QueuedTask) -> None:
+        """Write this attempt's worker and times before the task runs, so
+        that a RUNNING task's ``worker_ids`` name its worker and a task the
+        timeout gives back counts the lost attempt in ``TaskContext.attempt``
+        (the length of ``worker_ids``). Fenced on the claimed status: a row
+        an operator changed meanwhile is left alone. A failed write only
+        defers them to the completion, which writes them too."""
+        try:
+            QueuedTask._base_manager.using(row._state.db).filter(pk=row.pk, status=row.status).update(
+                worker_ids=row.worker_ids, started_at=row.started_at, last_attempted_at=row.last_attempted_at
+            )
+        except DatabaseError as error:
+            logger.warning('Task %s pk=%s: its worker not written before it runs: %s', row.task_path, row.pk, error)
 
     def outcome_not_stored(self, row: QueuedTask, error: BaseException) -> None:
         """run() could not store this row's outcome (its return value, most

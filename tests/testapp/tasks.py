@@ -181,3 +181,22 @@ def fail_until_attempt(context, succeed_at, error='RuntimeError'):
     if context.attempt < succeed_at:
         raise getattr(builtins, error)(f'attempt {context.attempt}')
     return context.attempt
+
+
+@task(takes_context=True)
+def first_attempt_waits_at_the_gate(context):
+    """On its first attempt, write MODELQUEUE_TEST_GATE + '.started' and wait
+    until the gate opens (tests.support.gates); return the attempt it ran as."""
+    import os  # noqa: PLC0415
+    import pathlib  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    if context.attempt == 1:
+        gate = pathlib.Path(os.environ['MODELQUEUE_TEST_GATE'])
+        pathlib.Path(f'{gate}.started').touch()
+        deadline = time.monotonic() + 120
+        while not gate.exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f'the gate {gate} was never opened')
+            time.sleep(0.02)
+    return context.attempt
