@@ -13,16 +13,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .policies import retry_policy
+from .unique import DuplicateTask
 
 if TYPE_CHECKING:
-    from .backend import ModelQueueBackend
+    from .backend import ModelQueueBackend, enqueue_unique
 
-__all__ = ['ModelQueueBackend', 'retry_policy']
+__all__ = ['DuplicateTask', 'ModelQueueBackend', 'enqueue_unique', 'retry_policy']
 
 
 def __getattr__(name: str) -> Any:
-    if name == 'ModelQueueBackend':
-        from .backend import ModelQueueBackend  # noqa: PLC0415 (needs Django's Tasks framework)
+    if name in ('ModelQueueBackend', 'enqueue_unique'):
+        from . import backend  # noqa: PLC0415 (needs Django's Tasks framework)
 
-        return ModelQueueBackend
+        return getattr(backend, name)
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
