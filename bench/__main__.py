@@ -8,6 +8,7 @@
     python -m bench tasks                   # Django's Tasks framework: ours beside django-tasks-db
     python -m bench counters                # the write cost of the state counters (PostgreSQL)
     python -m bench topology                # direct beside through PgBouncer, 8 hosts (PostgreSQL)
+    python -m bench unique                  # 8 processes enqueueing one key 1,000 times each
     python -m bench <subcommand> --help
 
 Run it from the checkout's root with a Python that imports this checkout
@@ -19,7 +20,7 @@ bench/results/scratch/, which git ignores (bench/results.py).
 import argparse
 import sys
 
-from . import counters, dashboard, failures, scale, tasks, throughput, topology
+from . import counters, dashboard, failures, scale, tasks, throughput, topology, unique
 
 SUBCOMMANDS = {
     'throughput': throughput,
@@ -29,6 +30,7 @@ SUBCOMMANDS = {
     'tasks': tasks,
     'counters': counters,
     'topology': topology,
+    'unique': unique,
 }
 
 
