@@ -174,6 +174,8 @@ class RetryPolicy:
     (True, False, True)
     >>> policy(1)
     datetime.timedelta(seconds=5)
+    >>> policy
+    RetryPolicy(retry_on=[Exception], give_up_on=[KeyError], backoff=datetime.timedelta(seconds=5))
     """
 
     def __init__(
@@ -201,11 +203,14 @@ class RetryPolicy:
         return delay_after(self.backoff, attempts)
 
     def __repr__(self) -> str:
-        names = lambda classes: [cls.__name__ for cls in classes]  # noqa: E731
         return (
-            f'RetryPolicy(retry_on={names(self.retry_on)}, give_up_on={names(self.give_up_on)},'
+            f'RetryPolicy(retry_on={_names(self.retry_on)}, give_up_on={_names(self.give_up_on)},'
             f' backoff={self.backoff!r})'
         )
+
+
+def _names(classes: tuple[type[BaseException], ...]) -> str:
+    return '[' + ', '.join(cls.__name__ for cls in classes) + ']'
 
 
 def check_delay(name: str, value: object) -> Delay:
