@@ -10,6 +10,7 @@
     python -m bench counters                # the write cost of the state counters (PostgreSQL)
     python -m bench topology                # direct beside through PgBouncer, 8 hosts (PostgreSQL)
     python -m bench metrics                 # a Prometheus scrape at 10,000,000 rows (PostgreSQL)
+    python -m bench unique                  # 8 processes enqueueing one key 1,000 times each
     python -m bench <subcommand> --help
 
 Run it from the checkout's root with a Python that imports this checkout
@@ -21,7 +22,18 @@ bench/results/scratch/, which git ignores (bench/results.py).
 import argparse
 import sys
 
-from . import counters, dashboard, failures, metrics, pause, scale, tasks, throughput, topology
+from . import (
+    counters,
+    dashboard,
+    failures,
+    metrics,
+    pause,
+    scale,
+    tasks,
+    throughput,
+    topology,
+    unique,
+)
 
 SUBCOMMANDS = {
     'throughput': throughput,
@@ -33,6 +45,7 @@ SUBCOMMANDS = {
     'counters': counters,
     'topology': topology,
     'metrics': metrics,
+    'unique': unique,
 }
 
 

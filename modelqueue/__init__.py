@@ -27,6 +27,7 @@ from django.db.models import BigIntegerField as StatusField
 from .exceptions import Abort, Cancel, OutcomeNotStored, Retry
 from .pauses import is_paused, pause, resume
 from .queue import run
+from .retries import Backoff, RetryPolicy
 from .status import ONE_HOUR, ZERO_SECS, State, Status, now
 
 if TYPE_CHECKING:  # at run time, __getattr__ below loads them when first used
@@ -37,9 +38,11 @@ __all__ = [
     'ONE_HOUR',
     'ZERO_SECS',
     'Abort',
+    'Backoff',
     'Cancel',
     'OutcomeNotStored',
     'Retry',
+    'RetryPolicy',
     'State',
     'Status',
     'StatusField',

@@ -31,6 +31,7 @@ from . import failures, ranges
 from .claim import claim_statement, claims_in_one_statement, claims_with_completion, due_rows
 from .databases import for_writes
 from .exceptions import Abort, Cancel, OutcomeNotStored, Retry
+from .retries import Delay, check_delay, delay_after, gives_up
 from .status import MAX_ATTEMPTS, ONE_HOUR, ZERO_SECS, Status, now
 from .text import name_of, storable, text_of
 from .validation import (
@@ -74,7 +75,7 @@ def check_run_arguments(
     check_callable('action', action)
     check_integer('retry', retry, MAX_RETRY)
     check_timedelta('timeout', timeout)
-    check_timedelta('delay', delay)
+    check_delay('delay', delay)
     return attname
 
 
@@ -178,7 +179,7 @@ def _reclaim_stalled(
     attname: str,
     retry: int,
     timeout: dt.timedelta,
-    delay: dt.timedelta,
+    delay: Delay,
     claimed_pk: Any = None,
 ) -> bool:
     """Give back one row left working longer than `timeout`, if any; return
@@ -196,7 +197,7 @@ def _reclaim_stalled(
         status = Status(value)
         attempts = min(status.attempts + 1, MAX_ATTEMPTS)
         if status.attempts + 1 <= retry:
-            new_status = Status.waiting(current + delay, attempts)
+            new_status = Status.waiting(current + delay_after(delay, attempts), attempts)
         else:
             new_status = Status.canceled(current, attempts)
         changed = _write(
@@ -321,21 +322,24 @@ def _changed_values(task: Model, before: dict[str, Any], attname: str) -> dict[s
 
 
 def _outcome(
-    error: BaseException | None, attempts: int, retry: int, delay: dt.timedelta
+    error: BaseException | None, attempts: int, retry: int, delay: Delay
 ) -> Status:
-    """Return the status that ends an attempt that raised `error` (or None)."""
+    """Return the status that ends an attempt that raised `error` (or None).
+
+    `delay` is run()'s: a timedelta, or a callable given `attempts` (a
+    RetryPolicy may also give up on `error` at once).
+    """
     current = now()
     if error is None:
         return Status.finished(current, min(attempts, MAX_ATTEMPTS))
     if isinstance(error, Retry):
-        wait = delay if error.delay is None else error.delay
+        wait = delay_after(delay, attempts) if error.delay is None else error.delay
         return Status.waiting(current + wait, min(attempts - 1, MAX_ATTEMPTS))
-    if isinstance(error, Cancel):
+    if isinstance(error, Cancel) or gives_up(delay, error):
         return Status.canceled(current, min(attempts, MAX_ATTEMPTS))
-    if isinstance(error, Abort) and error.delay is not None:
-        delay = error.delay
     if attempts <= retry:
-        return Status.waiting(current + delay, attempts)
+        wait = error.delay if isinstance(error, Abort) and error.delay is not None else delay_after(delay, attempts)
+        return Status.waiting(current + wait, attempts)
     return Status.canceled(current, min(attempts, MAX_ATTEMPTS))
 
 
@@ -345,7 +349,7 @@ def run(
     action: Callable[[_M], object],
     retry: int = 3,
     timeout: dt.timedelta = ONE_HOUR,
-    delay: dt.timedelta = ZERO_SECS,
+    delay: Delay = ZERO_SECS,
 ) -> _M | None:
     """Run `action` on results from `queryset` in queue defined by `field`.
 
@@ -390,6 +394,13 @@ def run(
     A row left working longer than `timeout` is given back (its attempt
     counts, and past `retry` it is canceled).
 
+    `delay` may also be a callable given the attempts made so far (1 after
+    the first failure) that returns the wait, such as
+    :class:`modelqueue.Backoff` for exponential backoff with a cap and
+    jitter, or a :class:`modelqueue.RetryPolicy`, which also names the
+    exceptions that retry and those that cancel the row at once (see
+    :mod:`modelqueue.retries`).
+
     If the database refuses a value the action set (a NUL on PostgreSQL, a
     lone surrogate, text too long for its column), the outcome is written
     without the action's values, as a failed attempt (waiting again, or
@@ -407,7 +418,8 @@ def run(
     :param function action: applied to models from `queryset`
     :param int retry: max retry count (limit 8)
     :param timedelta timeout: max runtime for `action`
-    :param timedelta delay: delay time after retry
+    :param timedelta delay: delay time after retry (or a callable given the
+        attempts that returns it, or a RetryPolicy)
     :return: model from queryset or None if no waiting model
     :raises ValueError: when an argument is not of the kind described above
 
@@ -423,7 +435,7 @@ def run_chained(
     action: Callable[[_M], object],
     retry: int,
     timeout: dt.timedelta,
-    delay: dt.timedelta,
+    delay: Delay,
     held: tuple[_M, Status] | None = None,
     claim_next: Callable[[], bool] | None = None,
     on_not_stored: Callable[[_M, OutcomeNotStored], object] | None = None,
@@ -533,7 +545,7 @@ def _complete_without_values(
     error: BaseException | None,
     attempts: int,
     retry: int,
-    delay: dt.timedelta,
+    delay: Delay,
     on_not_stored: Callable[[_M, OutcomeNotStored], object] | None,
 ) -> tuple[OutcomeNotStored, Status, bool]:
     """The completion failed on the values the action set (`refused`):
@@ -594,7 +606,7 @@ def _complete_and_claim(
     outcome: Status,
     retry: int,
     timeout: dt.timedelta,
-    delay: dt.timedelta,
+    delay: Delay,
 ) -> tuple[_M, Status] | None:
     """`_complete`, and the next claim in the same statement; return the row
     claimed, as (task, status), or None."""

@@ -199,6 +199,24 @@ MUTANTS = [
             'test_below_the_threshold_counts_are_exact_whatever_the_table_statistics_say',
         ],
         'databases': ['sqlite'],
+    },    {
+        'name': 'unique tasks without their index (partial, or the generated column on MariaDB)',
+        'file': 'modelqueue/migrations/0004_queuedtask_unique_key.py',
+        'old': 'def create_index(apps, schema_editor):\n    qn = schema_editor.quote_name',
+        'new': 'def create_index(apps, schema_editor):\n    return',
+        'tests': [
+            'tests/tasks/test_unique.py::test_processes_racing_to_enqueue_one_key_leave_one_task',
+            'tests/tasks/test_unique.py::test_the_database_refuses_a_second_active_row_with_the_key',
+        ],
+        'databases': ['sqlite', 'mariadb'],
+    },
+    {
+        'name': "a retry policy's give_up_on is ignored",
+        'file': 'modelqueue/retries.py',
+        'old': 'return isinstance(delay, RetryPolicy) and not delay.retries(error)',
+        'new': 'return False',
+        'tests': ['tests/core/test_retries.py::test_a_policy_gives_up_at_once_on_give_up_on_counting_the_attempt'],
+        'databases': ['sqlite'],
     },
 ]
 

@@ -148,6 +148,17 @@ TASKS = {
         'QUEUES': ['default'],
         'OPTIONS': {'ON_EXCEPTION': 'retry', 'RETRY': 2},
     },
+    # A declared retry policy: tests/tasks/test_retries.py.
+    'backoff': {
+        'BACKEND': 'modelqueue.tasks.ModelQueueBackend',
+        'QUEUES': ['default'],
+        'OPTIONS': {
+            'RETRY': 2,
+            'BACKOFF': '100,2,1000,0',
+            'RETRY_ON': ['builtins.OSError'],
+            'GIVE_UP_ON': ['builtins.FileNotFoundError'],
+        },
+    },
     # One attempt, whatever a task raises: the fuzz test's (tests/worker/test_fuzz.py).
     'once': {
         'BACKEND': 'modelqueue.tasks.ModelQueueBackend',

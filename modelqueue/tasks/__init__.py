@@ -15,11 +15,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .policies import retry_policy
+from .unique import DuplicateTask
+
 if TYPE_CHECKING:
-    from .backend import ModelQueueBackend
+    from .backend import ModelQueueBackend, enqueue_unique
     from .pauses import is_paused, pause, resume
 
-__all__ = ['ModelQueueBackend', 'is_paused', 'pause', 'resume']
+__all__ = [
+    'DuplicateTask', 'ModelQueueBackend', 'enqueue_unique', 'is_paused', 'pause', 'resume', 'retry_policy',
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -27,8 +32,8 @@ def __getattr__(name: str) -> Any:
         from . import pauses  # noqa: PLC0415 (models.py imports this package before the app registry is ready)
 
         return getattr(pauses, name)
-    if name == 'ModelQueueBackend':
-        from .backend import ModelQueueBackend  # noqa: PLC0415 (needs Django's Tasks framework)
+    if name in ('ModelQueueBackend', 'enqueue_unique'):
+        from . import backend  # noqa: PLC0415 (needs Django's Tasks framework)
 
-        return ModelQueueBackend
+        return getattr(backend, name)
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -25,20 +25,31 @@ OPTIONS (all optional):
 - ``TIMEOUT`` (seconds, default 3600): a task left RUNNING longer (its worker
   died) is given back to the queue, that attempt counted.
 - ``DELAY`` (seconds, default 0): the wait before a retried task is due again.
+- ``BACKOFF`` (in place of ``DELAY``): a wait that grows with the attempts,
+  a :class:`modelqueue.Backoff` or its text (``'exponential'``,
+  ``'1,2,300'``: base, factor, cap, jitter).
+- ``RETRY_ON``, ``GIVE_UP_ON`` (exception classes or their dotted paths):
+  an exception of ``RETRY_ON`` (by default none under ``ON_EXCEPTION``
+  'fail', ``Exception`` under 'retry') and of none of ``GIVE_UP_ON``
+  retries; any other fails the task at once.
+
+A task may declare its own policy with :func:`modelqueue.tasks.retry_policy`
+(see :mod:`modelqueue.tasks.policies`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from django.apps import apps
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
-from django.db import router
+from django.db import IntegrityError, connections, router, transaction
 
 from ..queue import MAX_RETRY
+from ..retries import RetryPolicy
 from ..status import Status, now, priority_to_datetime
 from .compat import (
     BaseTaskBackend,
@@ -51,6 +62,8 @@ from .compat import (
 )
 from .models import QueuedTask, ready_status
 from .paths import find_task
+from .policies import backend_policy
+from .unique import DuplicateTask, active, check_if_exists, check_key
 from .values import check_json, check_run_after
 
 if TYPE_CHECKING:
@@ -62,6 +75,8 @@ _R = TypeVar('_R')
 ON_EXCEPTION = ('fail', 'retry')
 ID = re.compile(r'[0-9]{1,19}')
 MAX_ID = 2**63 - 1
+#: enqueue_unique()'s tries when the key is freed between its INSERT and its read.
+UNIQUE_ATTEMPTS = 5
 
 
 class ModelQueueBackend(BaseTaskBackend):
@@ -84,14 +99,69 @@ class ModelQueueBackend(BaseTaskBackend):
         self.retry: int = _option(alias, options, 'RETRY', 3, maximum=MAX_RETRY)
         self.timeout = dt.timedelta(seconds=_option(alias, options, 'TIMEOUT', 3600, above_zero=True))
         self.delay = dt.timedelta(seconds=_option(alias, options, 'DELAY', 0))
+        try:
+            self.policy: RetryPolicy = backend_policy(
+                options, self.on_exception, self.delay, lambda name: f'TASKS[{alias!r}][{"OPTIONS"!r}][{name!r}]'
+            )
+        except ValueError as error:
+            raise ImproperlyConfigured(str(error)) from None
         if options:
             raise ImproperlyConfigured(
                 f'unknown TASKS[{alias!r}] OPTIONS {", ".join(sorted(options))}: expected'
-                ' ON_EXCEPTION, RETRY, TIMEOUT or DELAY'
+                ' ON_EXCEPTION, RETRY, TIMEOUT, DELAY, BACKOFF, RETRY_ON or GIVE_UP_ON'
             )
 
     def enqueue(self, task: Task[_P, _R], args: list[Any], kwargs: dict[str, Any]) -> TaskResult[_P, _R]:
         """Store the task; return its READY result (whose id is the row's id)."""
+        return self._enqueue(task, args, kwargs)
+
+    def enqueue_unique(
+        self,
+        task: Task[_P, _R],
+        key: str,
+        args: list[Any] | tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        if_exists: str = 'return',
+    ) -> TaskResult[_P, _R]:
+        """Store the task under `key`, unless a task of this backend with
+        that key is READY or RUNNING: then return its result
+        (`if_exists` 'return') or raise :class:`DuplicateTask` ('raise').
+        See :mod:`modelqueue.tasks.unique`."""
+        check_key(key)
+        check_if_exists(if_exists)
+        using = router.db_for_write(QueuedTask)
+        for _ in range(UNIQUE_ATTEMPTS):
+            existing = self._active_with(key, using)
+            if existing is None:
+                try:
+                    # A savepoint within the caller's transaction, which the
+                    # refused INSERT would otherwise break on PostgreSQL.
+                    with transaction.atomic(using=using):
+                        return self._enqueue(task, list(args), dict(kwargs or {}), key)
+                except IntegrityError:
+                    existing = self._active_with(key, using)
+            if existing is not None:
+                result = cast('TaskResult[_P, _R]', self.result_of(existing))
+                if if_exists == 'raise':
+                    raise DuplicateTask(key, result)
+                return result
+            # The task that held the key finished in between: try again.
+        raise IntegrityError(
+            f'enqueue_unique({key!r}): the key was taken and freed {UNIQUE_ATTEMPTS} times in a row'
+        )
+
+    def _active_with(self, key: str, using: str) -> QueuedTask | None:
+        """The READY or RUNNING row of this backend with `key`, if any. On
+        MariaDB inside a transaction, a locking read: it sees the row
+        another transaction committed after this one's snapshot."""
+        rows = QueuedTask.objects.using(using).filter(active(), backend_name=self.alias, unique_key=key)
+        if connections[using].vendor == 'mysql' and connections[using].in_atomic_block:
+            rows = rows.select_for_update()
+        return rows.first()
+
+    def _enqueue(
+        self, task: Task[_P, _R], args: list[Any], kwargs: dict[str, Any], key: str | None = None
+    ) -> TaskResult[_P, _R]:
         self.validate_task(task)
         run_after = task.run_after
         if run_after is not None:
@@ -131,6 +201,7 @@ class ModelQueueBackend(BaseTaskBackend):
             args=result.args,
             kwargs=result.kwargs,
             enqueued_at=enqueued_at,
+            unique_key=key,
         )
         object.__setattr__(result, 'id', str(row.pk))
         object.__setattr__(result, 'enqueued_at', enqueued_at)
@@ -256,3 +327,17 @@ def _next_millisecond(value: dt.datetime) -> dt.datetime:
     its ``run_after`` (statuses keep milliseconds)."""
     extra = value.microsecond % 1000
     return value + dt.timedelta(microseconds=1000 - extra) if extra else value
+
+
+def enqueue_unique(task: Task[_P, _R], key: str, /, *args: _P.args, **kwargs: _P.kwargs) -> TaskResult[_P, _R]:
+    """``task.enqueue(*args, **kwargs)`` under `key`: the result of the task
+    of the same backend and key that is READY or RUNNING, if there is one,
+    else of the task enqueued now (:mod:`modelqueue.tasks.unique`). To refuse
+    instead, call the backend's ``enqueue_unique(..., if_exists='raise')``."""
+    backend = task.get_backend()
+    if not isinstance(backend, ModelQueueBackend):
+        raise ValueError(
+            f'invalid task {task.module_path} for enqueue_unique(): expected a task of a'
+            f' ModelQueueBackend, found its backend {task.backend!r} a {type(backend).__name__}'
+        )
+    return backend.enqueue_unique(task, key, args, kwargs)

@@ -101,6 +101,11 @@ class QueuedTask(models.Model):
     worker_ids = models.JSONField(_('worker ids'), default=list, blank=True)
     return_value = models.JSONField(_('return value'), null=True, blank=True)
     errors = models.JSONField(_('errors'), default=list, blank=True)
+    #: enqueue_unique()'s key: one READY or RUNNING task per key and backend
+    #: (a partial unique index, or a generated column on MariaDB: migration 0004).
+    unique_key = models.CharField(  # noqa: DJ001 (NULL, unlike '', never collides in the unique index)
+        _('unique key'), max_length=255, null=True, blank=True
+    )
 
     class Meta:
         app_label = 'modelqueue'

@@ -18,19 +18,21 @@ being handled, so that receivers that log it (Django's own) find it.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
-from django.db import router
+from django.db import DatabaseError, router
 from django.utils import timezone
 
 from .. import conf
 from ..exceptions import Abort, Cancel, Retry, TimeLimitExceeded
 from ..failures import exception_name_of, traceback_of
 from ..names import worker_name
+from ..retries import RetryPolicy
 from ..status import State, Status
 from ..worker.housekeeping import Housekeeping
 from ..worker.loop import Worker
@@ -47,6 +49,7 @@ from .compat import (
 )
 from .models import QueuedTask, promote_due
 from .paths import import_task_modules
+from .policies import policy_of, task_policy
 from .retention import TaskPruner
 
 logger = logging.getLogger('modelqueue.worker')
@@ -65,13 +68,22 @@ class TaskRunner(threading.local):
         self.row: QueuedTask | None = None  # the last row run, and the TaskResult it was run as
         self.result: TaskResult[..., Any] | None = None
         self.error: BaseException | None = None  # the exception the task failed with, if it did
+        # The retry policy of the task that failed last in this thread, whose
+        # backoff run() asks for through wait(); None: the backend's.
+        self.policy: RetryPolicy | None = None
+
+    def wait(self, attempts: int) -> dt.timedelta:
+        """run()'s delay: the backoff of the policy of the task that failed
+        (its own, or the backend's), after `attempts` attempts."""
+        return (self.policy or self.backend.policy)(attempts)
 
     def __call__(self, row: QueuedTask) -> None:
-        self.row, self.result, self.error = row, None, None
+        self.row, self.result, self.error, self.policy = row, None, None, None
         at = timezone.now()
         row.started_at = row.started_at or at
         row.last_attempted_at = at
         row.worker_ids = [*row.worker_ids, worker_name()]
+        self._mark_running(row)
         attempt = Status(row.status).attempts + 1
         try:
             result = self.backend.result_of(row)
@@ -83,6 +95,7 @@ class TaskRunner(threading.local):
         self.result = result
         task_started.send(type(self.backend), task_result=result)
         task = result.task
+        policy = task_policy(self.backend.policy, policy_of(task.func))
         try:
             if task.takes_context:
                 value = task.call(TaskContext(task_result=result), *result.args, **result.kwargs)
@@ -90,24 +103,42 @@ class TaskRunner(threading.local):
                 value = task.call(*result.args, **result.kwargs)
             row.return_value = normalize_json(value)
         except Retry:
+            self.policy = policy
             raise
         except Cancel as error:
             self._record(row, error, final=True)
             raise
         except Abort as error:
+            self.policy = policy
             self._record(row, error, final=attempt > self.backend.retry)
             raise
         except (Exception, TimeLimitExceeded) as error:  # the time limit's is a BaseException
-            if self.backend.on_exception == 'fail':
+            if not self._retries(policy, error):  # ON_EXCEPTION 'fail', GIVE_UP_ON, or not RETRY_ON
                 self._record(row, error, final=True)
                 logger.error('Task %s pk=%s failed', row.task_path, row.pk, exc_info=error)
                 raise Cancel from error
+            self.policy = policy
             self._record(row, error, final=attempt > self.backend.retry)
             raise
         except BaseException as error:  # the worker is being stopped
             self._record(row, error, final=attempt > self.backend.retry)
             raise
         row.finished_at = timezone.now()
+
+    @staticmethod
+    def _mark_running(row: QueuedTask) -> None:
+        """Write this attempt's worker and times before the task runs, so
+        that a RUNNING task's ``worker_ids`` name its worker and a task the
+        timeout gives back counts the lost attempt in ``TaskContext.attempt``
+        (the length of ``worker_ids``). Fenced on the claimed status: a row
+        an operator changed meanwhile is left alone. A failed write only
+        defers them to the completion, which writes them too."""
+        try:
+            QueuedTask._base_manager.using(row._state.db).filter(pk=row.pk, status=row.status).update(
+                worker_ids=row.worker_ids, started_at=row.started_at, last_attempted_at=row.last_attempted_at
+            )
+        except DatabaseError as error:
+            logger.warning('Task %s pk=%s: its worker not written before it runs: %s', row.task_path, row.pk, error)
 
     def outcome_not_stored(self, row: QueuedTask, error: BaseException) -> None:
         """run() could not store this row's outcome (its return value, most
@@ -116,6 +147,15 @@ class TaskRunner(threading.local):
         row.return_value = None
         self._record(row, error, final=True)
         raise Cancel from error
+
+    def _retries(self, policy: RetryPolicy, error: BaseException) -> bool:
+        """Whether a task that raised `error` may be tried again: as its
+        `policy` says; a task stopped by the time limit (a BaseException, so
+        that the task's own ``except Exception`` cannot swallow it) as any
+        exception under ``ON_EXCEPTION`` 'retry', unless GIVE_UP_ON names it."""
+        if isinstance(error, TimeLimitExceeded) and not isinstance(error, policy.give_up_on):
+            return self.backend.on_exception == 'retry' or policy.retries(error)
+        return policy.retries(error)
 
     def _record(self, row: QueuedTask, error: BaseException, final: bool) -> None:
         """Add `error` to the row's errors, as text every database stores."""
@@ -167,7 +207,7 @@ class TaskWorker(Worker):
             self.runner,
             retry=self.backend.retry,
             timeout=self.backend.timeout,
-            delay=self.backend.delay,
+            delay=self.runner.wait,
             **options,
         )
         self.on_not_stored = self.runner.outcome_not_stored
@@ -205,7 +245,7 @@ class TaskWorker(Worker):
         if time.monotonic() >= self.next_promotion:
             self.next_promotion = time.monotonic() + PROMOTE_EVERY
             promote_due(self.queryset)
-        self.runner.row = self.runner.result = self.runner.error = None
+        self.runner.row = self.runner.result = self.runner.error = self.runner.policy = None
         found = super().run_one(on_claim, claim_next)
         if found:
             self._send_finished()

@@ -46,6 +46,7 @@ from .. import conf
 from ..databases import DatabaseNotWritable, check_writable, for_writes, read_only_cause
 from ..exceptions import Abort, Cancel, OutcomeNotStored, Retry, TimeLimitExceeded
 from ..queue import check_run_arguments, run_chained
+from ..retries import Delay
 from ..schema import missing_tables, queue_tables
 from ..status import ONE_HOUR, ZERO_SECS, Status
 from ..validation import check_count, check_seconds, check_timedelta
@@ -156,7 +157,7 @@ class Worker:
         action: Action,
         retry: int = 3,
         timeout: dt.timedelta = ONE_HOUR,
-        delay: dt.timedelta = ZERO_SECS,
+        delay: Delay = ZERO_SECS,
         sleep: float = 1.0,
         burst: bool = False,
         max_tasks: int | None = None,

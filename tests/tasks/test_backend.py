@@ -303,12 +303,14 @@ def test_the_claim_is_one_statement():
     with CaptureQueriesContext(connection) as queries:
         worker.run()
     # The task table's statements (the worker's heartbeat row has its own):
-    # the claim, then the fenced outcome, on PostgreSQL with the next claim
-    # (the burst's, which finds nothing) in the same statement; then the
-    # burst's look for stalled rows.
+    # the claim, the attempt's worker id written before the task runs, then
+    # the fenced outcome, on PostgreSQL with the next claim (the burst's,
+    # which finds nothing) in the same statement; then the burst's look for
+    # stalled rows.
     statements = [query['sql'] for query in queries.captured_queries if 'modelqueue_task"' in query['sql']]
-    claim, outcome, *_ = statements
+    claim, mark, outcome, *_ = statements
     assert claim.startswith('UPDATE') and 'RETURNING' in claim, statements
+    assert mark.startswith('UPDATE') and '"worker_ids"' in mark and 'RETURNING' not in mark, statements
     if connection.vendor == 'postgresql':
         assert 'SKIP LOCKED' in claim
         assert outcome.startswith('WITH done AS (UPDATE') and 'SKIP LOCKED' in outcome, statements

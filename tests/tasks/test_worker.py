@@ -1,11 +1,17 @@
 """``modelqueue_worker --tasks``: real worker processes on the test database."""
 
+import datetime as dt
+import pathlib
 import signal
 
 import pytest
 from django.core.management import CommandError, call_command
 
+from modelqueue import Status
+from modelqueue.names import host_name, worker_name
 from modelqueue.tasks.compat import TaskResultStatus
+from modelqueue.tasks.models import QueuedTask as TaskRow
+from modelqueue.tasks.worker import TaskWorker
 from tests.support.processes import finish
 from tests.support.waits import wait_until
 from tests.testapp import tasks
@@ -66,6 +72,44 @@ def test_a_signal_lets_the_task_in_hand_finish_then_exits_0(spawn):
     status, log = finish(child)
     assert status == 0, log
     assert refreshed([result])[0].status == TaskResultStatus.SUCCESSFUL
+
+
+def started(gate):
+    return lambda: pathlib.Path(f'{gate.path}.started').exists()
+
+
+@pytest.mark.processes
+def test_a_running_tasks_worker_ids_name_its_worker(spawn, gate):
+    result = tasks.first_attempt_waits_at_the_gate.enqueue()
+    child = spawn(*TASKS_WORKER, '--burst', env={**ENV, **gate.env})
+    wait_until(started(gate), 20, 'the task to start', child=child)
+    result.refresh()
+    assert result.status == TaskResultStatus.RUNNING
+    assert result.worker_ids == [worker_name(host_name(), child.pid)]
+    assert result.started_at is not None and result.last_attempted_at is not None
+    gate.open()
+    status, log = finish(child)
+    assert status == 0, log
+    result.refresh()
+    assert result.status == TaskResultStatus.SUCCESSFUL and result.return_value == 1
+    assert result.worker_ids == [worker_name(host_name(), child.pid)]
+
+
+@pytest.mark.processes
+def test_a_task_whose_worker_died_runs_again_as_its_second_attempt(spawn, gate):
+    result = tasks.first_attempt_waits_at_the_gate.enqueue()
+    child = spawn(*TASKS_WORKER, env={**ENV, **gate.env})
+    wait_until(started(gate), 20, 'the task to start', child=child)
+    child.kill()
+    child.wait(20)
+    # Its claim, an hour and more ago: past the backend's TIMEOUT.
+    long_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2)
+    TaskRow.objects.filter(pk=result.id).update(status=Status.working(long_ago, 0))
+    TaskWorker('default', burst=True, listen=False).run()
+    result.refresh()
+    assert result.status == TaskResultStatus.SUCCESSFUL
+    assert result.return_value == 2  # TaskContext.attempt: the lost attempt counted
+    assert result.attempts == 2 and result.worker_ids[0] == worker_name(host_name(), child.pid)
 
 
 @pytest.mark.processes

@@ -1,6 +1,10 @@
 """@task functions the Tasks backend tests enqueue (tests/tasks)."""
 
+import builtins
+import datetime as dt
+
 from modelqueue import Abort, Cancel, Retry
+from modelqueue.tasks import retry_policy
 from modelqueue.tasks.compat import task
 
 #: Labels of the tasks `remember` ran in this process, in order.
@@ -155,3 +159,44 @@ def return_hugely(size):
     """Note the run; return a text `size` characters long."""
     _note_execution(f'return_hugely {size}')
     return 'x' * size
+
+
+@task(backend='backoff')
+def raise_builtin(name):
+    """Raise the built-in exception `name` (the 'backoff' backend's policy decides)."""
+    raise getattr(builtins, name)(name)
+
+
+@task(backend='backoff')
+@retry_policy(retry_on=[KeyError], backoff=dt.timedelta(seconds=7))
+def raise_builtin_own_policy(name):
+    """raise_builtin, with a policy of its own: KeyError retries, after 7 s."""
+    raise getattr(builtins, name)(name)
+
+
+@retry_policy(give_up_on=ValueError)
+@task(backend='retrying', takes_context=True)
+def fail_until_attempt(context, succeed_at, error='RuntimeError'):
+    """Fail (with the built-in `error`) until the attempt `succeed_at`; return the attempts seen."""
+    if context.attempt < succeed_at:
+        raise getattr(builtins, error)(f'attempt {context.attempt}')
+    return context.attempt
+
+
+@task(takes_context=True)
+def first_attempt_waits_at_the_gate(context):
+    """On its first attempt, write MODELQUEUE_TEST_GATE + '.started' and wait
+    until the gate opens (tests.support.gates); return the attempt it ran as."""
+    import os  # noqa: PLC0415
+    import pathlib  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    if context.attempt == 1:
+        gate = pathlib.Path(os.environ['MODELQUEUE_TEST_GATE'])
+        pathlib.Path(f'{gate}.started').touch()
+        deadline = time.monotonic() + 120
+        while not gate.exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f'the gate {gate} was never opened')
+            time.sleep(0.02)
+    return context.attempt

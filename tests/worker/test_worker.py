@@ -1,5 +1,6 @@
 """The modelqueue_worker command, run as real processes against the test database."""
 
+import datetime as dt
 import os
 import signal
 import time
@@ -8,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 
-from modelqueue import State, Status
+from modelqueue import State, Status, now
 from modelqueue.worker import Worker
 from tests.support.connections import cut_sessions
 from tests.support.fleet import Fleet
@@ -29,6 +30,21 @@ def test_burst_processes_the_queue_and_exits_0(spawn):
     assert executions_per_task() == {task.pk: 1 for task in tasks}
     for task in tasks:
         assert f'testapp.Task.status pk={task.pk} finished in ' in log
+
+
+@pytest.mark.processes
+def test_backoff_gives_each_failed_row_the_wait_of_its_attempts(spawn):
+    first = Task.objects.create(data='fail', status=Status.waiting())
+    third = Task.objects.create(data='fail', status=Status.waiting(now(), 2))  # two attempts made
+    before = now()
+    child = start_worker(spawn, '--burst', '--retry=5', '--backoff=100,2,1000,0', action='fail_or_follow_data')
+    status, log = finish(child)
+    after = now()
+    assert status == 0, log
+    for task, attempts, seconds in ((first, 1, 100), (third, 3, 400)):
+        state, when, made = Status(Task.objects.get(pk=task.pk).status).parse()
+        assert (state, made) == (State.waiting, attempts)
+        assert before + dt.timedelta(seconds=seconds - 1) <= when <= after + dt.timedelta(seconds=seconds + 1)
 
 
 @pytest.mark.processes
@@ -286,6 +302,14 @@ BAD_ARGUMENTS = [
     (['testapp.Task', 'status', ACTIONS + 'record', '--retry=9'], 'invalid retry 9'),
     (['testapp.Task', 'status', ACTIONS + 'record', '--timeout=-1'], 'invalid timeout -1'),
     (['testapp.Task', 'status', ACTIONS + 'record', '--delay=-1'], 'invalid delay -1'),
+    (['testapp.Task', 'status', ACTIONS + 'record', '--backoff=fast'], "invalid backoff 'fast'"),
+    (['testapp.Task', 'status', ACTIONS + 'record', '--backoff=1,0.5,9'], 'invalid factor 0.5'),
+    (['testapp.Task', 'status', ACTIONS + 'record', '--backoff=1,2,3,4'], 'invalid jitter 4.0'),
+    (
+        ['testapp.Task', 'status', ACTIONS + 'record', '--delay=5', '--backoff=exponential'],
+        '--delay and --backoff exclude each other',
+    ),
+    (['--tasks', '--backoff=exponential'], '--backoff applies to a model'),
     (['testapp.Task', 'status', ACTIONS + 'record', '--sleep=-1'], 'invalid sleep -1'),
     (['testapp.Task', 'status', ACTIONS + 'record', '--sleep=0'], 'invalid sleep 0'),
     (['testapp.Task', 'status', ACTIONS + 'record', '--concurrency=0'], 'invalid concurrency 0'),

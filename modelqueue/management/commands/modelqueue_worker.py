@@ -23,6 +23,7 @@ from django.utils.module_loading import import_string
 
 from ...conf import check_database_alias
 from ...databases import DatabaseNotWritable
+from ...retries import Backoff, Delay
 from ...validation import check_count, check_seconds
 from ...worker.health import check_health
 from ...worker.limits import parse_memory
@@ -90,6 +91,13 @@ class Command(BaseCommand):
             default=0,
             metavar='SECONDS',
             help='seconds before a retried or aborted row is due again (default 0)',
+        )
+        parser.add_argument(
+            '--backoff',
+            metavar='BASE,FACTOR,CAP[,JITTER]',
+            help='in place of --delay, wait BASE seconds after the first failed attempt, FACTOR'
+            ' times more after each next one, at most CAP seconds, less up to a JITTER share'
+            " at random (default 0.5); 'exponential' is 1,2,300,0.5",
         )
         parser.add_argument(
             '--concurrency',
@@ -192,6 +200,11 @@ class Command(BaseCommand):
         queryset = manager.using(options['database']) if options['database'] else manager.all()
         action = _action(options['action'])
         try:
+            delay: Delay = dt.timedelta(seconds=check_seconds('delay', options['delay']))
+            if options['backoff'] is not None:
+                if delay:
+                    raise ValueError('--delay and --backoff exclude each other: give one')
+                delay = Backoff.parse(options['backoff'])
             worker = Worker(
                 queryset,
                 options['field'],
@@ -200,7 +213,7 @@ class Command(BaseCommand):
                 timeout=dt.timedelta(
                     seconds=check_seconds('timeout', options['timeout'], above_zero=True)
                 ),
-                delay=dt.timedelta(seconds=check_seconds('delay', options['delay'])),
+                delay=delay,
                 sleep=options['sleep'],
                 burst=options['burst'],
                 max_tasks=check_count('max-tasks', options['max_tasks'], allow_none=True),
@@ -285,6 +298,10 @@ def _task_worker(options: dict[str, Any]) -> TaskWorker:
     if options['model'] is not None:
         raise CommandError(
             f"unexpected argument {options['model']!r}: --tasks takes no model, field or action"
+        )
+    if options['backoff'] is not None:
+        raise CommandError(
+            "--backoff applies to a model's queue: with --tasks, give the backend's OPTIONS a BACKOFF"
         )
     from ...tasks.worker import task_worker  # noqa: PLC0415 (needs Django's Tasks framework)
 
