@@ -213,8 +213,8 @@ MUTANTS = [
     {
         'name': "a retry policy's give_up_on is ignored",
         'file': 'modelqueue/retries.py',
-        'old': 'return isinstance(delay, RetryPolicy) and not delay.retries(error)',
-        'new': 'return False',
+        'old': '        return isinstance(error, delay.give_up_on)\n    return not delay.retries(error)',
+        'new': '        return False\n    return False',
         'tests': ['tests/core/test_retries.py::test_a_policy_gives_up_at_once_on_give_up_on_counting_the_attempt'],
         'databases': ['sqlite'],
     },
