@@ -218,6 +218,30 @@ MUTANTS = [
         'tests': ['tests/core/test_retries.py::test_a_policy_gives_up_at_once_on_give_up_on_counting_the_attempt'],
         'databases': ['sqlite'],
     },
+    {
+        'name': 'under a retry policy, the time limit (a BaseException) gives up instead of counting an attempt',
+        'file': 'modelqueue/retries.py',
+        'old': '    if not isinstance(error, Exception):\n        return isinstance(error, delay.give_up_on)\n',
+        'new': '',
+        'tests': [
+            'tests/core/test_retries.py::'
+            'test_a_policy_whose_retry_on_leaves_a_base_exception_out_still_counts_it_as_an_attempt',
+            'tests/worker/test_timelimit.py::'
+            'test_under_a_retry_policy_a_task_stopped_by_the_time_limit_waits_for_another_attempt',
+        ],
+        'databases': ['sqlite'],
+    },
+    {
+        'name': "a Tasks task stopped by the time limit fails at once under ON_EXCEPTION 'retry'",
+        'file': 'modelqueue/tasks/worker.py',
+        'old': "return self.backend.on_exception == 'retry' or policy.retries(error)",
+        'new': 'return policy.retries(error)',
+        'tests': [
+            'tests/worker/test_timelimit.py::'
+            'test_under_on_exception_retry_a_task_stopped_by_the_time_limit_retries_within_retry_unless_given_up',
+        ],
+        'databases': ['sqlite'],
+    },
 ]
 
 COPIED = ['modelqueue', 'tests', 'pytest.ini', 'pyproject.toml', 'setup.py', 'README.md', 'docs']
