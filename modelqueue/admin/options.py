@@ -88,6 +88,7 @@ if TYPE_CHECKING:
     from django.urls import URLPattern
 
     from .actions import AdminAction
+    from .operations import Leave, Operation
 
     # The mixin is used with ModelAdmin (its methods call ModelAdmin's);
     # type checkers see it as one, at run time it adds no base.
@@ -124,6 +125,9 @@ class QueueAdminMixin(_ModelAdmin):
       *Show counts*, the changelist's total) are estimated from the
       planner's statistics and shown as ``≈ 9.0 M``; None counts every row
       (default 1,000,000; see :mod:`modelqueue.admin.counts`)
+    - ``queue_rows_to_leave(field, operation)``: rows an operation must
+      leave as they are, with why (the Tasks admin: a task whose unique key
+      another READY or RUNNING task holds); none by default
     - ``get_queue_changeable(request, queryset)``: define it, beside an
       overridden ``has_change_permission``, to give the rows of a
       selection the user may change as a queryset; the bulk actions then
@@ -183,6 +187,13 @@ class QueueAdminMixin(_ModelAdmin):
         return [*super().check(**kwargs), *checks.check_queue_admin(self)]
 
     # Actions.
+
+    def queue_rows_to_leave(self, field: str, operation: Operation) -> Leave | None:
+        """The rows `operation` on `field` must leave as they are although in
+        its states, as a callable (see :data:`modelqueue.admin.operations.Leave`),
+        or None (the default): every row in its states changes. The Tasks
+        admin leaves a task whose unique key another READY task holds."""
+        return None
 
     def get_queue_actions(self, request: HttpRequest) -> list[AdminAction]:
         """The queue actions of every queue field, before permissions."""
