@@ -287,6 +287,17 @@ RESET_ATTEMPTS = Operation(
     _('Reset the attempts of %(count)s %(items)s (%(field)s), previously %(states)s.'),
 )
 
+#: Retry all failed rows matching the changelist's filters
+#: (:mod:`modelqueue.admin.retry_failed`): canceled rows become waiting, due
+#: now, with their attempts reset, as requeue makes them.
+RETRY_FAILED = Operation(
+    'retry_failed',
+    (State.canceled,),
+    lambda field: Status.waiting(now(), 0),
+    _('retried'),
+    _('Retried %(count)s %(items)s (%(field)s), previously %(states)s.'),
+)
+
 #: Every operation by name.
 OPERATIONS = {
     operation.name: operation for operation in (REQUEUE, CANCEL, REPRIORITIZE, RESET_ATTEMPTS)

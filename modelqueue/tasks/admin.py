@@ -39,11 +39,11 @@ if TYPE_CHECKING:
 
 BACKEND = 'modelqueue.tasks.ModelQueueBackend'
 
-#: The operations that make a task READY again (requeue, the 2.2.1 changes to
+#: The operations that make a task READY again (requeue, retry all failed, the 2.2.1 changes to
 #: created, waiting or working): a task whose unique key another READY or
 #: RUNNING task holds must stay as it is (the database's unique index would
 #: refuse the whole operation).
-ACTIVATING = frozenset({'requeue', 'state_created', 'state_waiting', 'state_working'})
+ACTIVATING = frozenset({'requeue', 'retry_failed', 'state_created', 'state_waiting', 'state_working'})
 
 
 def uses_the_backend() -> bool:
