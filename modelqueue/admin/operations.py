@@ -218,7 +218,8 @@ class Operation:
             'states': states_text(changed_by_state) or '0',
             'field': label,
         }
-        model_admin.message_user(request, message, messages.SUCCESS)
+        if changed or not left:  # not 'Requeued 0' when every row was left, and said why
+            model_admin.message_user(request, message, messages.SUCCESS)
         if others:
             model_admin.message_user(
                 request,

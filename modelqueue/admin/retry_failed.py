@@ -195,7 +195,8 @@ def retry_failed_view(model_admin: QueueModelAdmin, request: HttpRequest, field:
             'field': label,
             'states': f'{changed} {FAILED.name}' if changed else '0',
         }
-        model_admin.message_user(request, summary, messages.SUCCESS)
+        if changed or not left_count:  # not 'Retried 0' when every row was left, and said why
+            model_admin.message_user(request, summary, messages.SUCCESS)
         if left_count:
             more = left_count - len(named)
             model_admin.message_user(

@@ -9,6 +9,7 @@ import pytest
 from django.contrib import admin
 from django.contrib.admin.models import LogEntry
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
@@ -204,3 +205,20 @@ def test_a_row_claimed_between_a_chunk_s_read_and_its_write_is_left_to_its_worke
     assert messages_of(response) == ['Retried 1 task (status), previously 1 canceled.']
     assert status_of(claimed).state == State.working
     assert status_of(rows['alpha 2']).state == State.waiting
+
+
+def test_the_retry_needs_a_login_the_csrf_token_and_the_model_s_own_permission(client, rows):
+    assert client.get(URL).url.startswith(reverse('admin:login'))
+    csrf_client = Client(enforce_csrf_checks=True)
+    csrf_client.force_login(create_user('operator', 'view_task', 'change_task'))
+    seen = csrf_client.get(URL, {'q': 'alpha'}).context['seen']
+    assert csrf_client.post(f'{URL}?q=alpha', {'seen': seen}).status_code == 403
+    assert status_of(rows['alpha 1']).state == State.canceled
+    # With the token the same request goes through, so the check above can fail.
+    token = csrf_client.cookies['csrftoken'].value
+    assert csrf_client.post(f'{URL}?q=alpha', {'seen': seen, 'csrfmiddlewaretoken': token}).status_code == 302
+    assert status_of(rows['alpha 1']).state == State.waiting
+    # Changing tasks gives nothing of uploads.
+    upload_url = reverse('admin:testapp_upload_queue_retry_failed', args=['scan_status'])
+    assert csrf_client.get(upload_url).status_code == 403
+    assert csrf_client.get(reverse('admin:testapp_task_queue_retry_failed', args=['data'])).status_code == 404
