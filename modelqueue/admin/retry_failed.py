@@ -132,7 +132,9 @@ def retry_failed(
     while True:
         after = ordered
         if last is not None:
-            after = ordered.filter(Q(**{f'{field}__gt': last[0]}) | Q(**{field: last[0], 'pk__gt': last[1]}))
+            # Past (status, pk) of the last row: the first condition alone starts
+            # the status index's range there (an OR alone would read the rest).
+            after = ordered.filter(Q(**{f'{field}__gte': last[0]}), Q(**{f'{field}__gt': last[0]}) | Q(pk__gt=last[1]))
         for attempt in range(ATTEMPTS):
             try:
                 with transaction.atomic(using=using):
