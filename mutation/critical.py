@@ -242,6 +242,28 @@ MUTANTS = [
         ],
         'databases': ['sqlite'],
     },
+    {
+        'name': 'retry all failed writes a chunk without the fence on the state',
+        'file': 'modelqueue/admin/retry_failed.py',
+        'old': 'written = base.filter(failed, pk__in=kept)',
+        'new': 'written = base.filter(pk__in=kept)',
+        'tests': [
+            'tests/admin/test_retry_failed.py::'
+            'test_a_row_claimed_between_a_chunk_s_read_and_its_write_is_left_to_its_worker',
+        ],
+        'databases': ['sqlite'],
+    },
+    {
+        'name': "the Tasks admin's requeue ignores a unique key another task holds",
+        'file': 'modelqueue/tasks/admin.py',
+        'old': '        return held_keys if operation.name in ACTIVATING else None',
+        'new': '        return None',
+        'tests': [
+            'tests/tasks/test_admin_unique.py::'
+            'test_requeue_leaves_a_task_whose_key_a_ready_task_holds_and_requeues_the_rest',
+        ],
+        'databases': ['sqlite', 'mariadb'],
+    },
 ]
 
 COPIED = ['modelqueue', 'tests', 'pytest.ini', 'pyproject.toml', 'setup.py', 'README.md', 'docs']
