@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, cast
 from django.contrib import messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import model_ngettext
+from django.contrib.admin.views.main import ERROR_FLAG, PAGE_VAR
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
@@ -68,7 +69,10 @@ def retry_failed_url(model_admin: QueueModelAdmin, request: HttpRequest, field: 
     changelist `request` shows; None when the user may not change rows."""
     if not model_admin.has_change_permission(request):
         return None
-    query = request.GET.urlencode()
+    filters = request.GET.copy()
+    for name in (PAGE_VAR, ERROR_FLAG):  # the whole filtered set, not a page of it
+        filters.pop(name, None)
+    query = filters.urlencode()
     url = model_admin.queue_url('queue_retry_failed', field)
     return f'{url}?{query}' if query else url
 

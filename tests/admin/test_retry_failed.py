@@ -64,6 +64,9 @@ def test_the_changelist_links_to_the_retry_with_its_filters(superuser_client, ro
     page = superuser_client.get(CHANGELIST, {'q': 'alpha', 'status_queue': 'canceled'}).content.decode()
     assert f'href="{URL}?q=alpha&amp;status_queue=canceled"' in page
     assert 'Retry all failed matching these filters</a>' in page
+    # The whole filtered set, not the page the operator was on.
+    page = superuser_client.get(CHANGELIST, {'q': 'alpha', 'p': '1'}).content.decode()
+    assert f'href="{URL}?q=alpha"' in page
 
 
 def test_a_model_with_two_queue_fields_gets_a_link_per_field_naming_it(superuser_client):
