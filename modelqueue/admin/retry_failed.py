@@ -25,11 +25,16 @@ same URL, which:
   Tasks admin: a task whose unique key another READY or RUNNING task holds)
   and names them;
 - reports how many rows were retried, writes one ``LogEntry`` saying so,
-  and returns to the changelist with its filters.
+  and returns to the changelist with its filters. After about `SECONDS` it
+  stops at the end of a chunk and says so: what it wrote stays written,
+  and confirming again goes on from there.
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib import messages
@@ -62,6 +67,9 @@ if TYPE_CHECKING:
 
 #: The state this retries: a failed row is a canceled one (a Tasks task: FAILED).
 FAILED = State.canceled
+#: How long one request retries, about: past it, the request stops after the
+#: chunk in hand and says so, well within a proxy's usual 60 s timeout.
+SECONDS = 20
 
 
 def retry_failed_url(model_admin: QueueModelAdmin, request: HttpRequest, field: str) -> str | None:
@@ -115,30 +123,41 @@ def _seen(value: str | None) -> int:
     return status
 
 
-def retry_failed(
-    rows: QuerySet[Any], field: str, seen: int, leave: Leave | None
-) -> tuple[int, int, dict[Any, Left], IntegrityError | None]:
-    """Rewrite the failed `rows` up to the status `seen` to waiting, chunk
-    by chunk (see the module's docstring).
+@dataclass
+class Retried:
+    """What :func:`retry_failed` did."""
 
-    :returns: (rows retried, rows left in all, the first `LEFT_NAMED` rows
-        left with why, the error that stopped it, if one did)
-    """
+    changed: int = 0  #: rows retried
+    left: int = 0  #: rows left as they were, in all
+    named: dict[Any, Left] = dataclass_field(default_factory=dict)  #: the first `LEFT_NAMED` of them, with why
+    refused: IntegrityError | None = None  #: the error that stopped it, if one did
+    unfinished: bool = False  #: stopped at the time budget, with rows still to read
+
+
+def retry_failed(
+    rows: QuerySet[Any], field: str, seen: int, leave: Leave | None, seconds: float | None = None
+) -> Retried:
+    """Rewrite the failed `rows` up to the status `seen` to waiting, chunk
+    by chunk (see the module's docstring), for at most about `seconds`
+    (then it stops after the chunk in hand: the chunks written stay written,
+    and a second run goes on from there, its fences unchanged)."""
     rows = for_writes(rows)
     using = rows.db
     failed = ranges.in_states(field, FAILED) & Q(**{f'{field}__lte': seen})
     base = rows.model._base_manager.using(using)
     ordered = rows.filter(failed).order_by(field, 'pk')
     value = RETRY_FAILED.new_status(field)
-    changed, left_count = 0, 0
-    named: dict[Any, Left] = {}
+    done = Retried()
+    deadline = None if seconds is None else time.monotonic() + seconds
     last: tuple[int, Any] | None = None
     while True:
         after = ordered
         if last is not None:
             # Past (status, pk) of the last row: the first condition alone starts
             # the status index's range there (an OR alone would read the rest).
-            after = ordered.filter(Q(**{f'{field}__gte': last[0]}), Q(**{f'{field}__gt': last[0]}) | Q(pk__gt=last[1]))
+            after = ordered.filter(
+                Q(**{f'{field}__gte': last[0]}), Q(**{f'{field}__gt': last[0]}) | Q(pk__gt=last[1])
+            )
         for attempt in range(ATTEMPTS):
             try:
                 with transaction.atomic(using=using):
@@ -149,15 +168,19 @@ def retry_failed(
                 break
             except IntegrityError as error:  # a key taken after the look: look again
                 if leave is None or attempt == ATTEMPTS - 1:
-                    return changed, left_count, named, error
+                    done.refused = error
+                    return done
         if not chunk:
-            return changed, left_count, named, None
-        changed += written
-        left_count += len(left)
+            return done
+        done.changed += written
+        done.left += len(left)
         for pk, why in left.items():
-            if len(named) < LEFT_NAMED:
-                named[pk] = why
+            if len(done.named) < LEFT_NAMED:
+                done.named[pk] = why
         last = chunk[-1]
+        if deadline is not None and time.monotonic() >= deadline and len(chunk) == CHUNK_ROWS:
+            done.unfinished = True
+            return done
 
 
 def retry_failed_view(model_admin: QueueModelAdmin, request: HttpRequest, field: str) -> HttpResponse:
@@ -194,7 +217,8 @@ def retry_failed_view(model_admin: QueueModelAdmin, request: HttpRequest, field:
             return HttpResponseRedirect(back)
         chooser = getattr(model_admin, 'queue_rows_to_leave', None)
         leave = chooser(field, RETRY_FAILED) if chooser is not None else None
-        changed, left_count, named, refused = retry_failed(rows, field, seen, leave)
+        done = retry_failed(rows, field, seen, leave, SECONDS)
+        changed, left_count, named, refused = done.changed, done.left, done.named, done.refused
         summary = RETRY_FAILED.done % {
             'count': changed,
             'items': model_ngettext(opts, changed),
@@ -222,6 +246,16 @@ def retry_failed_view(model_admin: QueueModelAdmin, request: HttpRequest, field:
                 request,
                 _('The rest was not retried: the database refused it (%(error)s). Try again.') % {'error': refused},
                 messages.ERROR,
+            )
+        if done.unfinished:
+            model_admin.message_user(
+                request,
+                _(
+                    'Stopped after %(seconds)s seconds, so that the page answers: the other failed'
+                    ' %(items)s are not retried yet. Retry all failed again to go on.'
+                )
+                % {'seconds': SECONDS, 'items': opts.verbose_name_plural},
+                messages.WARNING,
             )
         if changed:
             log_operation(request, model, field, RETRY_FAILED, None, summary)

@@ -173,6 +173,23 @@ def test_the_retry_writes_in_chunks_of_keys_each_read_past_the_last(superuser_cl
     assert lower[1:] == [lower[0] + 1] * 3, reads
 
 
+def test_past_its_time_the_retry_stops_after_a_chunk_says_so_and_a_second_one_goes_on(superuser_client, monkeypatch):
+    monkeypatch.setattr(retry_failed, 'CHUNK_ROWS', 3)
+    monkeypatch.setattr(retry_failed, 'SECONDS', 0)
+    failed = [make(f'alpha {n}', Status.canceled(ago(minutes=10 - n), 1)) for n in range(5)]
+    _page, response = confirm(superuser_client)
+    assert messages_of(response) == [
+        'Retried 3 tasks (status), previously 3 canceled.',
+        'Stopped after 0 seconds, so that the page answers: the other failed tasks are not retried yet.'
+        ' Retry all failed again to go on.',
+    ]
+    assert [status_of(row).state for row in failed] == [State.waiting] * 3 + [State.canceled] * 2
+    _page, response = confirm(superuser_client)
+    assert messages_of(response) == ['Retried 2 tasks (status), previously 2 canceled.']  # the last chunk is short
+    assert all(status_of(row).state == State.waiting for row in failed)
+    assert LogEntry.objects.count() == 2
+
+
 def test_on_the_tasks_changelist_a_task_whose_key_is_held_is_left_and_named_escaped(superuser_client):
     held = enqueue_unique(tasks.add, '<i>report</i>', 1, 2)
     QueuedTask.objects.filter(pk=held.id).update(status=Status.canceled(ago(minutes=2), 1))
