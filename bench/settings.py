@@ -31,6 +31,9 @@ elif IMPL == 'modelqueue-tasks':
     TASKS = {
         'default': {'BACKEND': 'modelqueue.tasks.ModelQueueBackend', 'QUEUES': ['default']}
     }
+    # The worker finds a row's task only in a module the application
+    # imports (modelqueue.tasks.paths): bench.benchapp is not an installed app.
+    MODELQUEUE_TASK_MODULES = ['bench.benchapp.tasks']
 else:
     INSTALLED_APPS.append('bench.queueapp')  # the Task model of both modelqueues
 if IMPL == 'modelqueue':
