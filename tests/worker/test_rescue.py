@@ -173,6 +173,32 @@ def test_a_row_of_a_sigkilled_worker_runs_again_at_another_workers_beat_long_bef
 
 
 @pytest.mark.processes
+def test_every_row_a_sigkilled_worker_held_in_its_threads_is_rescued(spawn):
+    env = {'MODELQUEUE_HEARTBEAT_SECONDS': str(BEAT), 'MODELQUEUE_TEST_ACTION_SECONDS': '120'}
+    lost = start_worker(spawn, '--sleep=0.5', '--threads=3', action='record_slowly', env=env)
+    tasks = [Task.objects.create(data=f'held {n}') for n in range(3)]
+    wait_until(
+        lambda: all(held_by(lost.pid, task) for task in tasks), WAIT_SECONDS, 'the heartbeat to list all three rows',
+        child=lost,
+    )
+    rescuer = start_worker(spawn, '--sleep=0.5', action='record', env={'MODELQUEUE_HEARTBEAT_SECONDS': str(BEAT)})
+    lost.kill()
+    lost.wait(timeout=WAIT_SECONDS)
+    wait_until(
+        lambda: all(status_of(task).state == State.finished for task in tasks),
+        RESCUED_WITHIN, 'the three rows to run again', child=rescuer,
+    )
+    assert [executions(task) for task in tasks] == [[lost.pid, rescuer.pid]] * 3
+    records = FailureRecord.objects.all()
+    assert sorted(record.object_id for record in records) == sorted(str(task.pk) for task in tasks)
+    assert {record.exception for record in records} == {FailureRecord.WORKER_LOST}
+    rescuer.terminate()
+    status, log = finish(rescuer)
+    assert status == 0, log
+    assert 'Rescued 3 rows of testapp.Task from the lost worker' in log
+
+
+@pytest.mark.processes
 def test_a_worker_frozen_past_three_beats_and_rescued_has_its_late_completion_fenced_off(spawn, gate):
     env = {'MODELQUEUE_HEARTBEAT_SECONDS': str(BEAT), **gate.env}
     frozen = start_worker(spawn, '--sleep=0.5', action=ACTION, env=env)
