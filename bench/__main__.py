@@ -11,6 +11,7 @@
     python -m bench topology                # direct beside through PgBouncer, 8 hosts (PostgreSQL)
     python -m bench metrics                 # a Prometheus scrape at 10,000,000 rows (PostgreSQL)
     python -m bench unique                  # 8 processes enqueueing one key 1,000 times each
+    python -m bench rescue postgresql       # a SIGKILLed worker's rows run again within 20 s
     python -m bench <subcommand> --help
 
 Run it from the checkout's root with a Python that imports this checkout
@@ -28,6 +29,7 @@ from . import (
     failures,
     metrics,
     pause,
+    rescue,
     scale,
     tasks,
     throughput,
@@ -46,6 +48,7 @@ SUBCOMMANDS = {
     'topology': topology,
     'metrics': metrics,
     'unique': unique,
+    'rescue': rescue,
 }
 
 
