@@ -72,6 +72,12 @@ class Command(BaseCommand):
             help='with --tasks: the TASKS backend alias (default "default")',
         )
         parser.add_argument(
+            '--no-schedules',
+            dest='schedules',
+            action='store_false',
+            help='with --tasks: fire none of the backend\'s MODELQUEUE_SCHEDULES (another worker does)',
+        )
+        parser.add_argument(
             '--retry',
             type=int,
             default=3,
@@ -315,6 +321,7 @@ def _task_worker(options: dict[str, Any]) -> TaskWorker:
             listen=options['listen'],
             threads=options['threads'],
             database=options['database'],
+            schedules=options['schedules'],
             **_process_options(options),
         )
     except ValueError as error:
