@@ -15,11 +15,12 @@ a fixed interval::
         'heartbeat-email': {'task': 'ops.tasks.ping', 'every': timedelta(minutes=5)},
     }
 
-Each slot is a moment: for a cron expression, the minutes it matches in its
-time zone (a slot that a daylight-saving change skips runs at the first
-minute after it; one the change repeats runs once); for an interval,
-the multiples of it since 1970-01-01 UTC, so that every process agrees on
-them. Cron expressions need ``croniter`` (``pip install modelqueue[cron]``).
+Each slot is a moment (:class:`modelqueue.slots.Slots`): for a cron
+expression, the minutes it matches in its time zone (a slot that a
+daylight-saving change skips runs at the first minute after it; one the
+change repeats runs once); for an interval, the multiples of it since
+1970-01-01 UTC, so that every process agrees on them. Cron expressions need
+``croniter`` (``pip install modelqueue[cron]``).
 
 Every ``modelqueue_worker --tasks`` of the schedule's backend runs a
 :class:`Scheduler` thread (``--no-schedules`` turns it off), which each
@@ -50,11 +51,9 @@ ValueError: invalid schedule 'tick': expected one of 'cron' and 'every', found n
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import threading
-import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +62,7 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connections, router, transaction
 from django.db.models import QuerySet
 
+from ..slots import Slots
 from ..status import now
 
 logger = logging.getLogger('modelqueue.worker')
@@ -75,7 +75,6 @@ MISSED = ('skip', 'once')
 GRACE = dt.timedelta(seconds=60)
 #: Seconds between two passes of a worker's scheduler.
 PASS_SECONDS = 1.0
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _KEYS = {'task', 'cron', 'every', 'timezone', 'args', 'kwargs', 'missed', 'grace', 'backend'}
 
 
@@ -94,6 +93,7 @@ class Schedule:
     missed: str = 'skip'
     grace: dt.timedelta = GRACE
     backend: str = 'default'
+    slots: Slots = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         what = f'schedule {self.name!r}'
@@ -101,19 +101,7 @@ class Schedule:
             raise ValueError(f'invalid schedule name {self.name!r}: expected a string of 1 to 100 characters')
         if not isinstance(self.task, str) or '.' not in self.task:
             raise ValueError(f'invalid {what} task {self.task!r}: expected the dotted path of a @task')
-        if (self.cron is None) == (self.every is None):
-            found = 'both' if self.cron is not None else 'neither'
-            raise ValueError(f"invalid {what}: expected one of 'cron' and 'every', found {found}")
-        if self.every is not None and (
-            not isinstance(self.every, dt.timedelta) or self.every < dt.timedelta(seconds=1)
-        ):
-            raise ValueError(f'invalid {what} every {self.every!r}: expected a timedelta of at least 1 second')
-        if self.cron is not None:
-            _cron_check(what, self.cron)
-        try:
-            zoneinfo.ZoneInfo(self.timezone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
-            raise ValueError(f'invalid {what} timezone {self.timezone!r}: expected an IANA time zone name') from None
+        object.__setattr__(self, 'slots', Slots(self.cron, self.every, self.timezone, what))
         if self.missed not in MISSED:
             raise ValueError(f"invalid {what} missed {self.missed!r}: expected 'skip' or 'once'")
         if not isinstance(self.grace, dt.timedelta) or self.grace <= dt.timedelta(0):
@@ -128,54 +116,21 @@ class Schedule:
     @property
     def when(self) -> str:
         """When it runs, for people: ``0 3 * * * (Europe/Paris)`` or ``every 0:05:00``."""
-        return f'{self.cron} ({self.timezone})' if self.cron is not None else f'every {self.every}'
+        return self.slots.when
 
     @property
     def definition(self) -> str:
         """A digest of what decides its slots, so that a changed declaration
         (another cron, interval or time zone) moves its next slot."""
-        text = json.dumps([self.cron, str(self.every), self.timezone])
-        return hashlib.sha256(text.encode()).hexdigest()[:32]
+        return self.slots.definition
 
     def next_slot(self, after: dt.datetime) -> dt.datetime:
         """The first slot strictly after `after`, in UTC."""
-        if self.every is not None:
-            periods = (after - EPOCH) // self.every + 1
-            return EPOCH + periods * self.every
-        zone = zoneinfo.ZoneInfo(self.timezone)
-        found: dt.datetime = _croniter(self.cron, after.astimezone(zone)).get_next(dt.datetime)
-        return found.astimezone(dt.timezone.utc)
+        return self.slots.next_slot(after)
 
     def latest_slot(self, at: dt.datetime) -> dt.datetime:
         """The last slot at or before `at`, in UTC."""
-        if self.every is not None:
-            return EPOCH + ((at - EPOCH) // self.every) * self.every
-        zone = zoneinfo.ZoneInfo(self.timezone)
-        # Cron slots are whole minutes: the last one before the next minute.
-        start = at.astimezone(zone).replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
-        found: dt.datetime = _croniter(self.cron, start).get_prev(dt.datetime)
-        return found.astimezone(dt.timezone.utc)
-
-
-def _croniter(expression: str | None, start: dt.datetime) -> Any:
-    try:
-        from croniter import croniter  # noqa: PLC0415 (an optional extra)
-    except ImportError:
-        raise ImportError('cron schedules need croniter: pip install modelqueue[cron]') from None
-    return croniter(expression, start)
-
-
-def _cron_check(what: str, expression: object) -> None:
-    if not isinstance(expression, str) or len(expression.split()) != 5:
-        raise ValueError(
-            f'invalid {what} cron {expression!r}: expected five fields (minute hour day month weekday)'
-        )
-    try:
-        from croniter import croniter  # noqa: PLC0415 (an optional extra)
-    except ImportError:
-        raise ValueError(f'invalid {what}: cron schedules need croniter (pip install modelqueue[cron])') from None
-    if not croniter.is_valid(expression):
-        raise ValueError(f'invalid {what} cron {expression!r}: expected a cron expression croniter reads')
+        return self.slots.latest_slot(at)
 
 
 def declared(backend: str | None = None) -> list[Schedule]:
