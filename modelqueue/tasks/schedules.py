@@ -297,6 +297,8 @@ class Scheduler:
                 except DatabaseError as error:
                     logger.warning('Schedules not fired: %s', error)
                     connections[self.using].close()
+                except Exception:  # the thread outlives any error: it is the schedules' only runner
+                    logger.exception('Schedules not fired')
                 self._stopped.wait(PASS_SECONDS - (now().timestamp() % PASS_SECONDS) + 0.005)
         finally:
             connections[self.using].close()
