@@ -218,6 +218,14 @@ MUTANTS = [
         'tests': ['tests/core/test_retries.py::test_a_policy_gives_up_at_once_on_give_up_on_counting_the_attempt'],
         'databases': ['sqlite'],
     },
+    {
+        'name': 'a schedule slot fired by every worker that read it',
+        'file': 'modelqueue/tasks/schedules.py',
+        'old': '.filter(name=schedule.name, next_slot=seen, enabled=True)',
+        'new': '.filter(name=schedule.name, enabled=True)',
+        'tests': ['tests/tasks/test_schedules.py::test_a_process_that_read_the_slot_before_another_took_it_enqueues_nothing'],
+        'databases': ['sqlite'],
+    },
 ]
 
 COPIED = ['modelqueue', 'tests', 'pytest.ini', 'pyproject.toml', 'setup.py', 'README.md', 'docs']
