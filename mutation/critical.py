@@ -223,7 +223,9 @@ MUTANTS = [
         'file': 'modelqueue/tasks/schedules.py',
         'old': '.filter(name=schedule.name, next_slot=seen, enabled=True)',
         'new': '.filter(name=schedule.name, enabled=True)',
-        'tests': ['tests/tasks/test_schedules.py::test_a_process_that_read_the_slot_before_another_took_it_enqueues_nothing'],
+        'tests': [
+            'tests/tasks/test_schedules.py::test_a_process_that_read_the_slot_before_another_took_it_enqueues_nothing',
+        ],
         'databases': ['sqlite'],
     },
 ]
