@@ -75,6 +75,8 @@ MISSED = ('skip', 'once')
 GRACE = dt.timedelta(seconds=60)
 #: Seconds between two passes of a worker's scheduler.
 PASS_SECONDS = 1.0
+#: Due schedules taken per transaction.
+CHUNK = 50
 _KEYS = {'task', 'cron', 'every', 'timezone', 'args', 'kwargs', 'missed', 'grace', 'backend'}
 
 
@@ -188,53 +190,67 @@ def fire_due(schedules: Iterable[Schedule], using: str, at: dt.datetime | None =
     """Enqueue each enabled schedule whose next slot has come, unless
     another process did; return the names this call enqueued.
 
-    For each, in one transaction: the UPDATE that moves the next slot on
-    from the value read (no row when another process moved it first), then
-    the task's enqueue. A task that cannot be enqueued (its path names no
-    task, its arguments are refused) still moves the slot on, with the
-    error kept on the schedule's row: a poison declaration never blocks a
-    worker's scheduler."""
+    The due schedules are taken in chunks of :data:`CHUNK`, one transaction
+    each, locked with ``FOR UPDATE SKIP LOCKED`` where the database has it
+    (PostgreSQL, MariaDB), so that several workers share the work instead of
+    waiting on each other. For each schedule, the task's enqueue and the
+    UPDATE that moves the next slot on *from the value read*: when another
+    process moved it first (on SQLite, or after a lock was not taken), the
+    UPDATE changes no row and the enqueue is rolled back. A task that cannot
+    be enqueued (its path names no task, its arguments are refused) still
+    moves the slot on, with the error kept on the schedule's row: a poison
+    declaration never blocks a worker's scheduler."""
     at = now() if at is None else at
     by_name = {s.name: s for s in schedules}
-    due = list(
-        _states(using)
-        .filter(name__in=by_name, enabled=True, next_slot__lte=at)
-        .values_list('name', 'next_slot', 'definition')
-    )
+    skip_locked = connections[using].features.has_select_for_update_skip_locked
+    waiting_for_sync: set[str] = set()  # a declaration changed: sync() moves its slot first
     fired = []
-    for name, next_slot, definition in due:
-        schedule = by_name[name]
-        if definition != schedule.definition:
-            continue  # sync() moves it first
-        slot = schedule.latest_slot(at)
-        if schedule.missed == 'skip' and at - slot > schedule.grace:
-            # Every slot since next_slot is missed: skip them all.
-            _states(using).filter(name=name, next_slot=next_slot).update(next_slot=schedule.next_slot(at))
-            continue
-        if _fire(schedule, using, next_slot, slot, at):
-            fired.append(name)
-    return fired
+    while True:
+        with transaction.atomic(using=using):
+            due = list(
+                _states(using)
+                .select_for_update(skip_locked=skip_locked)
+                .filter(name__in=sorted(by_name.keys() - waiting_for_sync), enabled=True, next_slot__lte=at)
+                .order_by('next_slot', 'name')
+                .values_list('name', 'next_slot', 'definition')[:CHUNK]
+            )
+            for name, next_slot, definition in due:
+                schedule = by_name[name]
+                if definition != schedule.definition:
+                    waiting_for_sync.add(name)
+                    continue
+                slot = schedule.latest_slot(at)
+                if schedule.missed == 'skip' and at - slot > schedule.grace:
+                    # Every slot since next_slot is missed: skip them all.
+                    _states(using).filter(name=name, next_slot=next_slot).update(next_slot=schedule.next_slot(at))
+                    continue
+                if _fire(schedule, using, next_slot, slot, at):
+                    fired.append(name)
+        if len(due) < CHUNK:
+            return fired
+
+
+class _Lost(Exception):
+    """Another process moved the slot first: roll this enqueue back."""
 
 
 def _fire(schedule: Schedule, using: str, seen: dt.datetime, slot: dt.datetime, at: dt.datetime) -> bool:
+    """Enqueue `schedule`'s `slot` if its next slot is still `seen`."""
+    moves = _states(using).filter(name=schedule.name, next_slot=seen, enabled=True)
+    changes = {'next_slot': schedule.next_slot(slot), 'last_slot': slot, 'last_enqueued_at': at}
     try:
         with transaction.atomic(using=using):
-            moved = (
-                _states(using)
-                .filter(name=schedule.name, next_slot=seen, enabled=True)
-                .update(next_slot=schedule.next_slot(slot), last_slot=slot, last_enqueued_at=at)
-            )
-            if not moved:
-                return False
             try:
                 with transaction.atomic(using=using):
                     task_id, error = _enqueue(schedule), ''
             except (DatabaseError, ValueError, TypeError, ImportError, LookupError) as problem:
                 task_id, error = '', f'{type(problem).__name__}: {problem}'
-                logger.error('Schedule %s: slot %s not enqueued: %s', schedule.name, slot.isoformat(), error)
-            _states(using).filter(name=schedule.name).update(last_task_id=task_id, last_error=error[:2000])
-    except IntegrityError:
+            if not moves.update(**changes, last_task_id=task_id, last_error=error[:2000]):
+                raise _Lost
+    except (_Lost, IntegrityError):
         return False
+    if error:
+        logger.error('Schedule %s: slot %s not enqueued: %s', schedule.name, slot.isoformat(), error)
     return True
 
 

@@ -111,6 +111,16 @@ def test_a_slot_is_enqueued_once_with_the_task_s_arguments():
 
 
 @pytest.mark.django_db
+def test_more_due_schedules_than_a_chunk_all_fire_in_one_pass():
+    count = 2 * schedules.CHUNK + 7
+    many = [Schedule(f's{n:03}', ADD, every=dt.timedelta(seconds=60), args=(n, 0)) for n in range(count)]
+    sync(many, 'default', at(2026, 12, 7, 10, 0, 30))
+    fired = fire_due(many, 'default', at(2026, 12, 7, 10, 1, 1))
+    assert sorted(fired) == [s.name for s in many]
+    assert sorted(args[0] for args in QueuedTask.objects.values_list('args', flat=True)) == list(range(len(many)))
+
+
+@pytest.mark.django_db
 def test_a_process_that_read_the_slot_before_another_took_it_enqueues_nothing():
     schedule = every(60)
     sync([schedule], 'default', at(2026, 12, 7, 10, 0, 30))
