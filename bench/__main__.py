@@ -11,6 +11,7 @@
     python -m bench topology                # direct beside through PgBouncer, 8 hosts (PostgreSQL)
     python -m bench metrics                 # a Prometheus scrape at 10,000,000 rows (PostgreSQL)
     python -m bench unique                  # 8 processes enqueueing one key 1,000 times each
+    python -m bench schedules               # 1,000 schedules every minute, 8 workers, 10 minutes
     python -m bench <subcommand> --help
 
 Run it from the checkout's root with a Python that imports this checkout
@@ -29,6 +30,7 @@ from . import (
     metrics,
     pause,
     scale,
+    schedules,
     tasks,
     throughput,
     topology,
@@ -46,6 +48,7 @@ SUBCOMMANDS = {
     'topology': topology,
     'metrics': metrics,
     'unique': unique,
+    'schedules': schedules,
 }
 
 

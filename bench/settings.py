@@ -31,6 +31,13 @@ elif IMPL == 'modelqueue-tasks':
     TASKS = {
         'default': {'BACKEND': 'modelqueue.tasks.ModelQueueBackend', 'QUEUES': ['default']}
     }
+    # bench/schedules.py: MQBENCH_SCHEDULES schedules of a no-op task, every minute.
+    if os.environ.get('MQBENCH_SCHEDULES'):
+        MODELQUEUE_SCHEDULES = {
+            f's{number:05}': {'task': 'bench.benchapp.tasks.scheduled', 'cron': '* * * * *', 'args': [number]}
+            for number in range(int(os.environ['MQBENCH_SCHEDULES']))
+        }
+        MODELQUEUE_TASK_MODULES = ['bench.benchapp.tasks']
 else:
     INSTALLED_APPS.append('bench.queueapp')  # the Task model of both modelqueues
 if IMPL == 'modelqueue':
