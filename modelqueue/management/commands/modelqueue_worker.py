@@ -194,7 +194,7 @@ class Command(BaseCommand):
         if options['check']:
             self._check(options)
             return
-        if options['tasks'] or options['queues'] or options['backend'] != 'default':
+        if options['tasks'] or options['queues'] or options['backend'] != 'default' or not options['schedules']:
             worker: Worker = _task_worker(options)
             _serve(worker, _concurrency(options))
             return
@@ -300,7 +300,7 @@ def _concurrency(options: dict[str, Any]) -> int:
 def _task_worker(options: dict[str, Any]) -> TaskWorker:
     """The worker of ``--tasks``, its arguments checked."""
     if not options['tasks']:
-        raise CommandError('--queue and --backend apply to --tasks only')
+        raise CommandError('--queue, --backend and --no-schedules apply to --tasks only')
     if options['model'] is not None:
         raise CommandError(
             f"unexpected argument {options['model']!r}: --tasks takes no model, field or action"
