@@ -24,6 +24,7 @@ ValueError: invalid slots: expected one of 'cron' and 'every', found neither
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import zoneinfo
@@ -75,21 +76,30 @@ class Slots:
         """The first slot strictly after `after`, in UTC."""
         if self.every is not None:
             return EPOCH + ((after - EPOCH) // self.every + 1) * self.every
-        found: dt.datetime = _croniter(self.cron, after.astimezone(self.zone)).get_next(dt.datetime)
-        return found.astimezone(dt.timezone.utc)
+        return _cron_next(self.cron, self.timezone, after)
 
     def latest_slot(self, at: dt.datetime) -> dt.datetime:
         """The last slot at or before `at`, in UTC."""
         if self.every is not None:
             return EPOCH + ((at - EPOCH) // self.every) * self.every
         # Cron slots are whole minutes: the last one before the next minute.
-        start = at.astimezone(self.zone).replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
-        found: dt.datetime = _croniter(self.cron, start).get_prev(dt.datetime)
-        return found.astimezone(dt.timezone.utc)
+        return _cron_previous(self.cron, self.timezone, at.replace(second=0, microsecond=0))
 
-    @property
-    def zone(self) -> zoneinfo.ZoneInfo:
-        return zoneinfo.ZoneInfo(self.timezone)
+
+# Schedules that share a cron expression share its slots: a worker firing a
+# thousand of them reads croniter once per slot, not once per schedule.
+@functools.lru_cache(maxsize=4096)
+def _cron_next(expression: str | None, timezone: str, after: dt.datetime) -> dt.datetime:
+    found: dt.datetime = _croniter(expression, after.astimezone(zoneinfo.ZoneInfo(timezone))).get_next(dt.datetime)
+    return found.astimezone(dt.timezone.utc)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cron_previous(expression: str | None, timezone: str, minute: dt.datetime) -> dt.datetime:
+    """The last slot before the minute after `minute` (a whole minute)."""
+    start = minute.astimezone(zoneinfo.ZoneInfo(timezone)) + dt.timedelta(minutes=1)
+    found: dt.datetime = _croniter(expression, start).get_prev(dt.datetime)
+    return found.astimezone(dt.timezone.utc)
 
 
 def _croniter(expression: str | None, start: dt.datetime) -> Any:

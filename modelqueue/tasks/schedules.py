@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, connections, router, transaction
+from django.db import DatabaseError, connections, router, transaction
 from django.db.models import QuerySet
 
 from ..slots import Slots
@@ -194,12 +194,14 @@ def fire_due(schedules: Iterable[Schedule], using: str, at: dt.datetime | None =
     each, locked with ``FOR UPDATE SKIP LOCKED`` where the database has it
     (PostgreSQL, MariaDB), so that several workers share the work instead of
     waiting on each other. For each schedule, the task's enqueue and the
-    UPDATE that moves the next slot on *from the value read*: when another
-    process moved it first (on SQLite, or after a lock was not taken), the
-    UPDATE changes no row and the enqueue is rolled back. A task that cannot
-    be enqueued (its path names no task, its arguments are refused) still
-    moves the slot on, with the error kept on the schedule's row: a poison
-    declaration never blocks a worker's scheduler."""
+    UPDATE that moves the next slot on *from the value read* (:func:`_fire`):
+    when another process moved it first, the UPDATE changes no row and the
+    task is deleted before anyone sees it. A task that cannot be enqueued
+    (its path names no task, its arguments are refused) still moves the
+    slot on, with the error kept on the schedule's row: a poison
+    declaration never blocks a worker's scheduler. The schedules' table and
+    the task table must be on one database, so that both writes commit
+    together."""
     at = now() if at is None else at
     by_name = {s.name: s for s in schedules}
     skip_locked = connections[using].features.has_select_for_update_skip_locked
@@ -230,24 +232,31 @@ def fire_due(schedules: Iterable[Schedule], using: str, at: dt.datetime | None =
             return fired
 
 
-class _Lost(Exception):
-    """Another process moved the slot first: roll this enqueue back."""
-
-
 def _fire(schedule: Schedule, using: str, seen: dt.datetime, slot: dt.datetime, at: dt.datetime) -> bool:
-    """Enqueue `schedule`'s `slot` if its next slot is still `seen`."""
-    moves = _states(using).filter(name=schedule.name, next_slot=seen, enabled=True)
-    changes = {'next_slot': schedule.next_slot(slot), 'last_slot': slot, 'last_enqueued_at': at}
+    """Enqueue `schedule`'s `slot` if its next slot is still `seen`: the
+    task's INSERT, then the UPDATE that moves the slot on and names the
+    task (two statements). When the UPDATE finds the slot moved by another
+    process, the task is deleted again, unseen: it is in this transaction.
+    A task that cannot be enqueued (ValueError and the like, raised before
+    its INSERT) moves the slot on with the error kept; a database error
+    rolls the caller's transaction back, and the next pass tries again."""
     try:
-        with transaction.atomic(using=using):
-            try:
-                with transaction.atomic(using=using):
-                    task_id, error = _enqueue(schedule), ''
-            except (DatabaseError, ValueError, TypeError, ImportError, LookupError) as problem:
-                task_id, error = '', f'{type(problem).__name__}: {problem}'
-            if not moves.update(**changes, last_task_id=task_id, last_error=error[:2000]):
-                raise _Lost
-    except (_Lost, IntegrityError):
+        task_id, error = _enqueue(schedule), ''
+    except (ValueError, TypeError, ImportError, LookupError) as problem:
+        task_id, error = '', f'{type(problem).__name__}: {problem}'
+    moved = (
+        _states(using)
+        .filter(name=schedule.name, next_slot=seen, enabled=True)
+        .update(
+            next_slot=schedule.next_slot(slot), last_slot=slot, last_enqueued_at=at,
+            last_task_id=task_id, last_error=error[:2000],
+        )
+    )
+    if not moved:
+        if task_id:
+            from .models import QueuedTask  # noqa: PLC0415 (needs the app registry)
+
+            QueuedTask.objects.using(router.db_for_write(QueuedTask)).filter(pk=task_id).delete()
         return False
     if error:
         logger.error('Schedule %s: slot %s not enqueued: %s', schedule.name, slot.isoformat(), error)
