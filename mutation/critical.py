@@ -228,6 +228,52 @@ MUTANTS = [
         ],
         'databases': ['sqlite'],
     },
+    {
+        'name': 'under a retry policy, the time limit (a BaseException) gives up instead of counting an attempt',
+        'file': 'modelqueue/retries.py',
+        'old': '    if not isinstance(error, Exception):\n        return isinstance(error, delay.give_up_on)\n',
+        'new': '',
+        'tests': [
+            'tests/core/test_retries.py::'
+            'test_a_policy_whose_retry_on_leaves_a_base_exception_out_still_counts_it_as_an_attempt',
+            'tests/worker/test_timelimit.py::'
+            'test_under_a_retry_policy_a_task_stopped_by_the_time_limit_waits_for_another_attempt',
+        ],
+        'databases': ['sqlite'],
+    },
+    {
+        'name': "a Tasks task stopped by the time limit fails at once under ON_EXCEPTION 'retry'",
+        'file': 'modelqueue/tasks/worker.py',
+        'old': "return self.backend.on_exception == 'retry' or policy.retries(error)",
+        'new': 'return policy.retries(error)',
+        'tests': [
+            'tests/worker/test_timelimit.py::'
+            'test_under_on_exception_retry_a_task_stopped_by_the_time_limit_retries_within_retry_unless_given_up',
+        ],
+        'databases': ['sqlite'],
+    },
+    {
+        'name': 'retry all failed writes a chunk without the fence on the state',
+        'file': 'modelqueue/admin/retry_failed.py',
+        'old': 'written = base.filter(failed, pk__in=kept)',
+        'new': 'written = base.filter(pk__in=kept)',
+        'tests': [
+            'tests/admin/test_retry_failed.py::'
+            'test_a_row_claimed_between_a_chunk_s_read_and_its_write_is_left_to_its_worker',
+        ],
+        'databases': ['sqlite'],
+    },
+    {
+        'name': "the Tasks admin's requeue ignores a unique key another task holds",
+        'file': 'modelqueue/tasks/admin.py',
+        'old': '        return held_keys if operation.name in ACTIVATING else None',
+        'new': '        return None',
+        'tests': [
+            'tests/tasks/test_admin_unique.py::'
+            'test_requeue_leaves_a_task_whose_key_a_ready_task_holds_and_requeues_the_rest',
+        ],
+        'databases': ['sqlite', 'mariadb'],
+    },
 ]
 
 COPIED = ['modelqueue', 'tests', 'pytest.ini', 'pyproject.toml', 'setup.py', 'README.md', 'docs']

@@ -20,12 +20,13 @@ are operations too (`LEGACY_OPERATIONS`), under the same rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import messages
 from django.contrib.admin.utils import model_ngettext
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils.translation import gettext_lazy as _
 
 from .. import ranges
@@ -41,6 +42,37 @@ if TYPE_CHECKING:
     from django.db.models import Model, QuerySet
     from django.http import HttpRequest
     from django.utils.functional import _StrOrPromise
+
+#: A row an operation left as it was although in its states: its status, and
+#: a text that names it and says why (escaped where shown).
+Left = tuple[Status, str]
+
+#: Rows to leave, as a model admin's ``queue_rows_to_leave(field, operation)``
+#: gives them: called with the database and primary keys about to change,
+#: returns those to leave as they are, with their :data:`Left`.
+Leave = Callable[[str, list[Any]], dict[Any, Left]]
+
+#: Primary keys read, and rows written, at a time by an operation over many rows.
+CHUNK_ROWS = 1000
+#: How many times an operation is tried when the database refuses a row that
+#: came to conflict after it looked (see :meth:`Operation.run`).
+ATTEMPTS = 3
+#: How many left rows the message names, one by one.
+LEFT_NAMED = 10
+
+
+def pk_chunks(queryset: QuerySet[Any], size: int = CHUNK_ROWS) -> Iterator[list[Any]]:
+    """The primary keys of `queryset` in ascending order, `size` at a time,
+    each chunk read by a query of its own from past the last key: a table
+    of millions of rows is never read into memory at once."""
+    last = None
+    while True:
+        rows = queryset.order_by('pk') if last is None else queryset.filter(pk__gt=last).order_by('pk')
+        pks = list(rows.values_list('pk', flat=True)[:size])
+        if not pks:
+            return
+        yield pks
+        last = pks[-1]
 
 
 class Operation:
@@ -81,28 +113,43 @@ class Operation:
         :returns: (tally of the selection before, number of rows changed,
             list of (row, previous status) or None when too many changed)
         """
+        before, changed, rows, _left = self.apply_leaving(queryset, field, None, **options)
+        return before, changed, rows
+
+    def apply_leaving(
+        self, queryset: QuerySet[Any], field: str, leave: Leave | None, **options: Any
+    ) -> tuple[dict[str, int], int, list[tuple[Model, Status]] | None, dict[Any, Left]]:
+        """:meth:`apply`, leaving as they are the rows `leave` names among
+        those about to change (see :data:`Leave`): asked with each chunk of
+        at most `CHUNK_ROWS` primary keys, in the transaction of the
+        rewrite, after the rows it wrote before. Returns also what it left,
+        by primary key."""
         # Counted, locked and written on the primary, in one transaction,
         # whatever database the page read the selection from.
         queryset = for_writes(queryset)
         in_states = ranges.in_states(field, *self.states)
         value = self.new_status(field, **options)
+        base = queryset.model._base_manager.using(queryset.db)
+        left: dict[Any, Left] = {}
         with transaction.atomic(using=queryset.db):
             before = Status.tally(queryset, field)
             if sum(before[state.name] for state in self.states) > ROWS_LOGGED_ONE_BY_ONE:
-                return before, queryset.filter(in_states).update(**{field: value}), None
+                if leave is None:
+                    return before, queryset.filter(in_states).update(**{field: value}), None, left
+                changed = 0
+                for pks in pk_chunks(queryset.filter(in_states)):
+                    left.update(leave(queryset.db, pks))
+                    kept = [pk for pk in pks if pk not in left]
+                    changed += base.filter(in_states, pk__in=kept).update(**{field: value})
+                return before, changed, None, left
             pks = list(queryset.filter(in_states).values_list('pk', flat=True))
-            rows = (
-                queryset.model._base_manager.using(queryset.db)
-                .filter(in_states, pk__in=pks)
-                .select_for_update()
-            )
+            rows = base.filter(in_states, pk__in=pks).select_for_update()
             locked = [(row, Status(getattr(row, field))) for row in rows]
-            changed = (
-                queryset.model._base_manager.using(queryset.db)
-                .filter(pk__in=[row.pk for row, _ in locked])
-                .update(**{field: value})
-            )
-        return before, changed, locked
+            if leave is not None and locked:
+                left = leave(queryset.db, [row.pk for row, _ in locked])
+                locked = [(row, status) for row, status in locked if row.pk not in left]
+            changed = base.filter(pk__in=[row.pk for row, _ in locked]).update(**{field: value})
+        return before, changed, locked, left
 
     def run(
         self,
@@ -112,9 +159,34 @@ class Operation:
         field: str,
         **options: Any,
     ) -> int:
-        """Apply the operation, tell the user what changed, and log it."""
-        before, changed, rows = self.apply(queryset, field, **options)
-        summary = self.report(model_admin, request, queryset.model, field, before, changed)
+        """Apply the operation, tell the user what changed, and log it.
+
+        A model admin's ``queue_rows_to_leave(field, operation)`` may name
+        rows to leave (the Tasks admin: a task whose unique key another
+        READY or RUNNING task holds); they are reported by name. A row that
+        came to conflict between that look and the rewrite (the database
+        refused it) makes the operation try again, up to `ATTEMPTS` times;
+        then nothing changes, and the operator is told.
+        """
+        chooser = getattr(model_admin, 'queue_rows_to_leave', None)
+        leave = chooser(field, self) if chooser is not None else None
+        for _attempt in range(ATTEMPTS):
+            try:
+                before, changed, rows, left = self.apply_leaving(queryset, field, leave, **options)
+                break
+            except IntegrityError as error:
+                if leave is None:
+                    raise
+                refused = error
+        else:
+            model_admin.message_user(
+                request,
+                _('Nothing was changed: the database refused it (%(error)s). Try again.')
+                % {'error': refused},
+                messages.ERROR,
+            )
+            return 0
+        summary = self.report(model_admin, request, queryset.model, field, before, changed, left)
         if changed:
             log_operation(request, queryset.model, field, self, rows, summary)
         return changed
@@ -127,27 +199,47 @@ class Operation:
         field: str,
         before: Mapping[str, int],
         changed: int,
+        left: Mapping[Any, Left] | None = None,
     ) -> str:
         """Tell the user how many rows changed, by their previous state; return it.
 
-        Rows in other states were left as they were, which is reported too.
+        Rows in other states were left as they were, which is reported too,
+        and so are the rows `left` names, each with why.
         """
         names = {state.name for state in self.states}
         label = field_label(model, field)
-        changed_by_state = {name: n for name, n in before.items() if name in names}
-        left = {name: n for name, n in before.items() if name not in names and n}
+        left = left or {}
+        kept_by_state = Counter(status.state.name for status, _why in left.values())
+        changed_by_state = {name: n - kept_by_state[name] for name, n in before.items() if name in names}
+        others = {name: n for name, n in before.items() if name not in names and n}
         message = self.done % {
             'count': changed,
             'items': model_ngettext(model._meta, changed),
             'states': states_text(changed_by_state) or '0',
             'field': label,
         }
-        model_admin.message_user(request, message, messages.SUCCESS)
-        if left:
+        if changed or not left:  # not 'Requeued 0' when every row was left, and said why
+            model_admin.message_user(request, message, messages.SUCCESS)
+        if others:
             model_admin.message_user(
                 request,
                 _('Left as they were (%(field)s): %(states)s.')
-                % {'field': label, 'states': states_text(left)},
+                % {'field': label, 'states': states_text(others)},
+                messages.WARNING,
+            )
+        if left:
+            reasons = [why for _status, why in list(left.values())[:LEFT_NAMED]]
+            more = len(left) - len(reasons)
+            model_admin.message_user(
+                request,
+                _('Left %(count)s %(items)s as they were (%(field)s): %(reasons)s%(more)s.')
+                % {
+                    'count': len(left),
+                    'items': model_ngettext(model._meta, len(left)),
+                    'field': label,
+                    'reasons': '; '.join(reasons),
+                    'more': _(' and %(count)s more') % {'count': more} if more else '',
+                },
                 messages.WARNING,
             )
         return message
@@ -194,6 +286,17 @@ RESET_ATTEMPTS = Operation(
     lambda field: with_attempts(field, 0),
     _('reset the attempts of'),
     _('Reset the attempts of %(count)s %(items)s (%(field)s), previously %(states)s.'),
+)
+
+#: Retry all failed rows matching the changelist's filters
+#: (:mod:`modelqueue.admin.retry_failed`): canceled rows become waiting, due
+#: now, with their attempts reset, as requeue makes them.
+RETRY_FAILED = Operation(
+    'retry_failed',
+    (State.canceled,),
+    lambda field: Status.waiting(now(), 0),
+    _('retried'),
+    _('Retried %(count)s %(items)s (%(field)s), previously %(states)s.'),
 )
 
 #: Every operation by name.

@@ -8,8 +8,9 @@ One line in a project's admin.py::
 
 adds, for each queue field: a state filter (with due, scheduled and
 stalled), decoded columns (state, when, attempts), bulk actions (requeue,
-cancel, reprioritize, reset attempts), requeue and cancel buttons on the
-change form, and a dashboard page with its JSON endpoint. Everything the
+cancel, reprioritize, reset attempts), retrying every failed row matching
+the changelist's filters, requeue and cancel buttons on the change form,
+and a dashboard page with its JSON endpoint. Everything the
 subclass declares (list_display, list_filter, actions, templates) is kept,
 and ``actions = None`` turns every action off, the queue's included.
 
@@ -76,6 +77,7 @@ from .filters import queue_list_filter
 from .operations import ROW_OPERATIONS, field_label
 from .pauses import pause_view, queue_pauses
 from .replica import Reads, reads_for
+from .retry_failed import retry_failed_url, retry_failed_view
 from .templates import template_names
 
 if TYPE_CHECKING:
@@ -88,6 +90,7 @@ if TYPE_CHECKING:
     from django.urls import URLPattern
 
     from .actions import AdminAction
+    from .operations import Leave, Operation
 
     # The mixin is used with ModelAdmin (its methods call ModelAdmin's);
     # type checkers see it as one, at run time it adds no base.
@@ -124,12 +127,16 @@ class QueueAdminMixin(_ModelAdmin):
       *Show counts*, the changelist's total) are estimated from the
       planner's statistics and shown as ``≈ 9.0 M``; None counts every row
       (default 1,000,000; see :mod:`modelqueue.admin.counts`)
+    - ``queue_rows_to_leave(field, operation)``: rows an operation must
+      leave as they are, with why (the Tasks admin: a task whose unique key
+      another READY or RUNNING task holds); none by default
     - ``get_queue_changeable(request, queryset)``: define it, beside an
       overridden ``has_change_permission``, to give the rows of a
       selection the user may change as a queryset; the bulk actions then
       check a selection with one query instead of asking about each row
     - ``queue_dashboard_template``, ``queue_cancel_confirmation_template``,
-      ``queue_reprioritize_template``: a template name (or list) for a page;
+      ``queue_reprioritize_template``, ``queue_retry_failed_template``: a
+      template name (or list) for a page;
       by default ``modelqueue/<app>/<model>/<page>.html``, then
       ``modelqueue/<app>/<page>.html``, then ``modelqueue/<page>.html``
 
@@ -149,6 +156,7 @@ class QueueAdminMixin(_ModelAdmin):
     queue_dashboard_template: str | Sequence[str] | None = None
     queue_cancel_confirmation_template: str | Sequence[str] | None = None
     queue_reprioritize_template: str | Sequence[str] | None = None
+    queue_retry_failed_template: str | Sequence[str] | None = None
 
     def __init__(self, model: type[Model], admin_site: AdminSite) -> None:
         super().__init__(model, admin_site)
@@ -183,6 +191,13 @@ class QueueAdminMixin(_ModelAdmin):
         return [*super().check(**kwargs), *checks.check_queue_admin(self)]
 
     # Actions.
+
+    def queue_rows_to_leave(self, field: str, operation: Operation) -> Leave | None:
+        """The rows `operation` on `field` must leave as they are although in
+        its states, as a callable (see :data:`modelqueue.admin.operations.Leave`),
+        or None (the default): every row in its states changes. The Tasks
+        admin leaves a task whose unique key another READY task holds."""
+        return None
 
     def get_queue_actions(self, request: HttpRequest) -> list[AdminAction]:
         """The queue actions of every queue field, before permissions."""
@@ -445,6 +460,12 @@ class QueueAdminMixin(_ModelAdmin):
             'modelqueue_dashboard_url': self.queue_url('dashboard'),
             'modelqueue_reads': self.queue_reads(request),
             'modelqueue_pauses': queue_pauses(self, request),
+            'modelqueue_retry_failed': [
+                {'label': field_label(self.model, field), 'url': url}
+                for field in self.valid_queue_fields
+                if (url := retry_failed_url(self, request, field)) is not None
+            ],
+            'modelqueue_several_fields': len(self.valid_queue_fields) > 1,
             **(extra_context or {}),
         }
         return super().changelist_view(request, extra_context=context)
@@ -550,6 +571,11 @@ class QueueAdminMixin(_ModelAdmin):
             ),
             path('pause/<str:field>/', wrap(self.queue_pause_view), name=f'{name}_queue_pause'),
             path('resume/<str:field>/', wrap(self.queue_resume_view), name=f'{name}_queue_resume'),
+            path(
+                'retry-failed/<str:field>/',
+                wrap(self.queue_retry_failed_view),
+                name=f'{name}_queue_retry_failed',
+            ),
             path(
                 '<path:object_id>/queue/<str:field>/<str:operation>/',
                 wrap(self.queue_row_view),
@@ -695,6 +721,12 @@ class QueueAdminMixin(_ModelAdmin):
     def queue_resume_view(self, request: HttpRequest, field: str) -> HttpResponse:
         """Resume the queue `field`, as :meth:`queue_pause_view` pauses it."""
         return pause_view(self, request, field, 'resume')
+
+    def queue_retry_failed_view(self, request: HttpRequest, field: str) -> HttpResponse:
+        """Retry every failed row of the queue `field` that matches the
+        changelist's filters: its confirmation (GET) and the retry (POST);
+        see :mod:`modelqueue.admin.retry_failed`."""
+        return retry_failed_view(self, request, field)
 
     def queue_row_view(
         self, request: HttpRequest, object_id: str, field: str, operation: str

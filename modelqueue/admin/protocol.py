@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from django.contrib.admin import AdminSite
+    from django.contrib.admin.views.main import ChangeList
     from django.db.models import Model, QuerySet
+    from django.forms import Media
     from django.http import HttpRequest
 
 __all__ = ['QueueModelAdmin']
@@ -54,6 +56,13 @@ class QueueModelAdmin(Protocol):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]: ...
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool: ...
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool: ...
+
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList: ...
+
+    @property
+    def media(self) -> Media: ...
 
     def message_user(
         self, request: HttpRequest, message: str, level: int = ..., extra_tags: str = ..., fail_silently: bool = ...

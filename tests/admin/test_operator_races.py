@@ -182,3 +182,32 @@ def test_requeueing_mid_action_runs_the_row_again(spawn, gate, superuser_client,
     status, data, note, runs = final(task)
     assert (status.state, runs) == (State.finished, 2), (final(task), log)
     assert note.startswith('done by ') and 'changed while its action ran' in log
+
+
+def test_retrying_all_failed_leaves_the_row_a_worker_took_since_the_page_and_retries_the_rest(
+    spawn, gate, superuser_client
+):
+    # Three failed rows, all on the confirmation page the operator reads.
+    taken, *others = [Task.objects.create(data='job', status=Status.canceled(now(), 1)) for _ in range(3)]
+    url = reverse('admin:testapp_task_queue_retry_failed', args=['status'])
+    page = superuser_client.get(url, {'q': 'job'})
+    assert page.context['count'] == 3
+    # Meanwhile another operator requeues one, and a worker takes it: mid-action at the gate.
+    post_action(superuser_client, 'requeue_status', [taken])
+    worker = start_worker(spawn, '--burst', '--sleep=0.1', action=WAITS_AT_THE_GATE, env=gate.env)
+    wait_until(
+        lambda: Execution.objects.filter(task=taken).exists(), 30, 'the worker to start the action', child=worker
+    )
+    response = superuser_client.post(f'{url}?q=job', {'seen': page.context['seen']}, follow=True)
+    assert [str(message) for message in response.context['messages']] == [
+        'Retried 2 tasks (status), previously 2 canceled.'
+    ]
+    assert Status(Task.objects.get(pk=taken.pk).status).state == State.working  # still the worker's
+    log = done(worker, gate)
+    # The worker's result kept, not run again; the retried rows ran, once each.
+    assert_worker_result_kept(taken)
+    assert 'changed while its action ran' not in log
+    for row in others:
+        status, _data, note, runs = final(row)
+        assert (status.state, runs) == (State.finished, 1), (final(row), log)
+        assert note.startswith('done by ')

@@ -6,6 +6,8 @@ import datetime as dt
 import pytest
 
 from modelqueue import Abort, Backoff, Retry, RetryPolicy, State, Status, now, run
+from modelqueue.exceptions import TimeLimitExceeded
+from modelqueue.retries import gives_up
 from tests.testapp.models import Task
 
 pytestmark = pytest.mark.django_db
@@ -206,6 +208,50 @@ def test_a_policy_retries_retry_on_with_its_backoff_until_retry_runs_out():
     with pytest.raises(ConnectionError):
         run(Task.objects.all(), 'status', fail_with(ConnectionError()), retry=1, delay=policy)
     assert status_of(task).state == State.canceled and status_of(task).attempts == 2
+
+
+# A BaseException that is not an Exception (the time limit's TimeLimitExceeded,
+# a KeyboardInterrupt stopping the worker) says nothing about the row: under a
+# policy it is an attempt like any failure, unless give_up_on names it. The
+# worker's time limit itself: tests/worker/test_timelimit.py.
+
+
+@pytest.mark.parametrize('error', [KeyboardInterrupt(), TimeLimitExceeded(1.0)], ids=type)
+def test_a_policy_counts_a_base_exception_as_an_attempt_with_its_backoff_not_a_give_up(error):
+    task = make()
+    # retry_on is every Exception, which neither is: still not a give-up.
+    policy = RetryPolicy(backoff=Backoff(60, jitter=0))
+    assert not gives_up(policy, error)
+    before = now()
+    with pytest.raises(type(error)):
+        run(Task.objects.all(), 'status', fail_with(error), retry=1, delay=policy)
+    least, most = wait_of(task, before, now())
+    assert status_of(task).state == State.waiting and status_of(task).attempts == 1
+    assert least - SECOND <= 60 * SECOND <= most + SECOND
+    # Within run()'s retry like any failure: the next one past it cancels.
+    Task.objects.filter(pk=task.pk).update(status=Status.waiting(now(), 1))
+    with pytest.raises(type(error)):
+        run(Task.objects.all(), 'status', fail_with(error), retry=1, delay=policy)
+    assert status_of(task).state == State.canceled and status_of(task).attempts == 2
+
+
+@pytest.mark.parametrize('error', [KeyboardInterrupt(), TimeLimitExceeded(1.0)], ids=type)
+def test_a_policy_whose_retry_on_leaves_a_base_exception_out_still_counts_it_as_an_attempt(error):
+    task = make()
+    with pytest.raises(type(error)):
+        run(Task.objects.all(), 'status', fail_with(error), retry=5, delay=RetryPolicy(retry_on=OSError))
+    assert status_of(task).state == State.waiting and status_of(task).attempts == 1
+
+
+@pytest.mark.parametrize('error', [KeyboardInterrupt(), TimeLimitExceeded(1.0)], ids=type)
+def test_a_policy_gives_up_at_once_on_a_base_exception_its_give_up_on_names(error):
+    task = make()
+    policy = RetryPolicy(give_up_on=[type(error)])
+    assert gives_up(policy, error)
+    assert not gives_up(RetryPolicy(give_up_on=[ValueError]), error)
+    with pytest.raises(type(error)):
+        run(Task.objects.all(), 'status', fail_with(error), retry=5, delay=policy)
+    assert status_of(task).state == State.canceled and status_of(task).attempts == 1
 
 
 def test_a_policy_never_gives_up_on_abort_or_retry():

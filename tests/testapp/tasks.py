@@ -4,6 +4,7 @@ import builtins
 import datetime as dt
 
 from modelqueue import Abort, Cancel, Retry
+from modelqueue.exceptions import TimeLimitExceeded
 from modelqueue.tasks import retry_policy
 from modelqueue.tasks.compat import task
 
@@ -180,6 +181,28 @@ def fail_until_attempt(context, succeed_at, error='RuntimeError'):
     """Fail (with the built-in `error`) until the attempt `succeed_at`; return the attempts seen."""
     if context.attempt < succeed_at:
         raise getattr(builtins, error)(f'attempt {context.attempt}')
+    return context.attempt
+
+
+@task(backend='retrying', takes_context=True)
+def sleep_until_attempt(context, succeed_at):
+    """Sleep a minute (for the time limit to stop) at every attempt before
+    `succeed_at`; return the attempt it got through at."""
+    import time  # noqa: PLC0415
+
+    if context.attempt < succeed_at:
+        time.sleep(60)
+    return context.attempt
+
+
+@retry_policy(give_up_on=TimeLimitExceeded)
+@task(backend='retrying', takes_context=True)
+def sleep_until_attempt_giving_up_on_the_time_limit(context, succeed_at):
+    """sleep_until_attempt, with a policy that gives up on the time limit."""
+    import time  # noqa: PLC0415
+
+    if context.attempt < succeed_at:
+        time.sleep(60)
     return context.attempt
 
 

@@ -2,6 +2,7 @@
 action that runs past it, in the worker's own process (SIGALRM) or, for code
 that never returns to Python, by the supervising parent (SIGKILL)."""
 
+import datetime as dt
 import signal
 import time
 
@@ -9,8 +10,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
-from modelqueue import Status
+from modelqueue import RetryPolicy, State, Status, now
 from modelqueue.conf import check_settings
+from modelqueue.exceptions import TimeLimitExceeded
 from modelqueue.models import FailureRecord
 from modelqueue.tasks.compat import TaskResultStatus
 from modelqueue.worker import Worker
@@ -41,6 +43,33 @@ def test_in_the_worker_s_process_the_action_is_stopped_and_the_record_names_the_
     assert record_.exception == FailureRecord.TIME_LIMIT
     assert record_.message == 'stopped by the time limit of 0.3s'
     assert record_.outcome == FailureRecord.CANCELED
+
+
+@pytest.mark.django_db(transaction=True)  # the worker closes its connection after a failure
+def test_under_a_retry_policy_a_task_stopped_by_the_time_limit_waits_for_another_attempt():
+    # The policy retries OSError only; the time limit's exception (a
+    # BaseException) is an attempt all the same, not a give-up.
+    task = Task.objects.create(data='slow', status=Status.waiting())
+    policy = RetryPolicy(retry_on=[OSError], backoff=dt.timedelta(seconds=60))
+    worker = Worker(Task.objects.all(), 'status', sleep_a_minute, retry=3, delay=policy, time_limit=0.3)
+    assert worker.run_one() is True
+    task.refresh_from_db()
+    state, when, attempts = Status(task.status).parse()
+    assert (state.name, attempts) == ('waiting', 1)
+    assert when > now() + dt.timedelta(seconds=30)  # the policy's backoff
+    record_ = FailureRecord.objects.get()
+    assert (record_.exception, record_.outcome) == (FailureRecord.TIME_LIMIT, FailureRecord.WAITING)
+
+
+@pytest.mark.django_db(transaction=True)  # the worker closes its connection after a failure
+def test_a_retry_policy_that_names_the_time_limit_in_give_up_on_cancels_at_once():
+    task = Task.objects.create(data='slow', status=Status.waiting())
+    policy = RetryPolicy(give_up_on=[TimeLimitExceeded])
+    worker = Worker(Task.objects.all(), 'status', sleep_a_minute, retry=3, delay=policy, time_limit=0.3)
+    assert worker.run_one() is True
+    task.refresh_from_db()
+    assert Status(task.status).parse()[0::2] == (State.canceled, 1)
+    assert FailureRecord.objects.get().outcome == FailureRecord.CANCELED
 
 
 def test_a_timer_set_before_the_action_is_set_again_after_it():
@@ -175,3 +204,34 @@ def test_the_tasks_worker_stops_a_task_past_the_time_limit_and_runs_the_next(spa
     assert [error.exception_class_path for error in slow.errors] == ['modelqueue.exceptions.TimeLimitExceeded']
     assert 'stopped by the time limit of 2s' in slow.errors[0].traceback
     assert quick.status == TaskResultStatus.SUCCESSFUL
+
+
+@pytest.mark.processes
+def test_under_on_exception_retry_a_task_stopped_by_the_time_limit_retries_within_retry_unless_given_up(spawn):
+    # The 'retrying' backend: ON_EXCEPTION 'retry', RETRY 2, RETRY_ON every
+    # Exception (which the time limit's is not: it retries all the same).
+    retried = tasks.sleep_until_attempt.enqueue(2)  # stopped once, then through
+    exhausted = tasks.sleep_until_attempt.enqueue(99)  # stopped at every attempt
+    given_up = tasks.sleep_until_attempt_giving_up_on_the_time_limit.enqueue(2)
+    status, log = finish(
+        spawn(
+            '-m', 'django', 'modelqueue_worker', '--tasks', '--backend=retrying', '--verbosity=2', '--burst',
+            '--time-limit=1',
+            env={'DJANGO_SETTINGS_MODULE': 'tests.settings'},
+        )
+    )
+    assert status == 0, log
+    for result in (retried, exhausted, given_up):
+        result.refresh()
+    stopped = 'modelqueue.exceptions.TimeLimitExceeded'
+    assert retried.status == TaskResultStatus.SUCCESSFUL, log
+    assert (retried.return_value, retried.attempts) == (2, 2)
+    assert [error.exception_class_path for error in retried.errors] == [stopped]
+    # An attempt within RETRY like any failure: FAILED after the first and RETRY more.
+    assert exhausted.status == TaskResultStatus.FAILED, log
+    assert exhausted.attempts == 3
+    assert [error.exception_class_path for error in exhausted.errors] == [stopped] * 3
+    # GIVE_UP_ON naming it (here the task's own policy): FAILED at once.
+    assert given_up.status == TaskResultStatus.FAILED, log
+    assert given_up.attempts == 1
+    assert [error.exception_class_path for error in given_up.errors] == [stopped]
