@@ -216,6 +216,7 @@ def fire_due(schedules: Iterable[Schedule], using: str, at: dt.datetime | None =
                 .order_by('next_slot', 'name')
                 .values_list('name', 'next_slot', 'definition')[:CHUNK]
             )
+            chosen: list[tuple[Schedule, dt.datetime, dt.datetime]] = []
             for name, next_slot, definition in due:
                 schedule = by_name[name]
                 if definition != schedule.definition:
@@ -226,45 +227,68 @@ def fire_due(schedules: Iterable[Schedule], using: str, at: dt.datetime | None =
                     # Every slot since next_slot is missed: skip them all.
                     _states(using).filter(name=name, next_slot=next_slot).update(next_slot=schedule.next_slot(at))
                     continue
-                if _fire(schedule, using, next_slot, slot, at):
-                    fired.append(name)
+                chosen.append((schedule, next_slot, slot))
+            fired.extend(_fire(chosen, using, at))
         if len(due) < CHUNK:
             return fired
 
 
-def _fire(schedule: Schedule, using: str, seen: dt.datetime, slot: dt.datetime, at: dt.datetime) -> bool:
-    """Enqueue `schedule`'s `slot` if its next slot is still `seen`: the
-    task's INSERT, then the UPDATE that moves the slot on and names the
-    task (two statements). When the UPDATE finds the slot moved by another
-    process, the task is deleted again, unseen: it is in this transaction.
-    A task that cannot be enqueued (ValueError and the like, raised before
-    its INSERT) moves the slot on with the error kept; a database error
-    rolls the caller's transaction back, and the next pass tries again."""
-    try:
-        task_id, error = _enqueue(schedule), ''
-    except (ValueError, TypeError, ImportError, LookupError) as problem:
-        task_id, error = '', f'{type(problem).__name__}: {problem}'
-    moved = (
-        _states(using)
-        .filter(name=schedule.name, next_slot=seen, enabled=True)
-        .update(
-            next_slot=schedule.next_slot(slot), last_slot=slot, last_enqueued_at=at,
-            last_task_id=task_id, last_error=error[:2000],
+def _fire(
+    chosen: list[tuple[Schedule, dt.datetime, dt.datetime]], using: str, at: dt.datetime
+) -> list[str]:
+    """Enqueue each (schedule, seen, slot) of `chosen` whose next slot is
+    still `seen`; return their names. The tasks' rows are inserted in one
+    statement, then each schedule's UPDATE moves its slot on and names its
+    task: when the UPDATE finds the slot moved by another process, that
+    task is deleted again, unseen (it is in this transaction). A task that
+    cannot be enqueued (ValueError and the like, raised before any INSERT)
+    moves the slot on with the error kept; a database error rolls the
+    caller's transaction back, and the next pass tries again."""
+    from .models import QueuedTask  # noqa: PLC0415 (needs the app registry)
+
+    prepared = []
+    for schedule, seen, slot in chosen:
+        try:
+            backend, row, result = _new_row(schedule)
+            prepared.append((schedule, seen, slot, backend, row, result, ''))
+        except (ValueError, TypeError, ImportError, LookupError) as problem:
+            prepared.append((schedule, seen, slot, None, None, None, f'{type(problem).__name__}: {problem}'))
+    rows = [row for *_, row, _result, _error in prepared if row is not None]
+    tasks_database = router.db_for_write(QueuedTask)
+    if connections[tasks_database].features.can_return_rows_from_bulk_insert:
+        QueuedTask.objects.using(tasks_database).bulk_create(rows)
+    else:
+        for row in rows:
+            row.save(force_insert=True, using=tasks_database)
+    fired, lost, enqueued = [], [], []
+    for schedule, seen, slot, backend, row, result, error in prepared:
+        task_id = '' if row is None else str(row.pk)
+        moved = (
+            _states(using)
+            .filter(name=schedule.name, next_slot=seen, enabled=True)
+            .update(
+                next_slot=schedule.next_slot(slot), last_slot=slot, last_enqueued_at=at,
+                last_task_id=task_id, last_error=error[:2000],
+            )
         )
-    )
-    if not moved:
-        if task_id:
-            from .models import QueuedTask  # noqa: PLC0415 (needs the app registry)
+        if not moved:
+            if row is not None:
+                lost.append(row.pk)
+            continue
+        fired.append(schedule.name)
+        if error:
+            logger.error('Schedule %s: slot %s not enqueued: %s', schedule.name, slot.isoformat(), error)
+        else:
+            enqueued.append((backend, row, result))
+    if lost:
+        QueuedTask.objects.using(tasks_database).filter(pk__in=lost).delete()
+    for backend, row, result in enqueued:
+        backend.enqueued(row, result)
+    return fired
 
-            QueuedTask.objects.using(router.db_for_write(QueuedTask)).filter(pk=task_id).delete()
-        return False
-    if error:
-        logger.error('Schedule %s: slot %s not enqueued: %s', schedule.name, slot.isoformat(), error)
-    return True
 
-
-def _enqueue(schedule: Schedule) -> str:
-    """Enqueue `schedule`'s task now; return its result's id."""
+def _task(schedule: Schedule) -> Any:
+    """`schedule`'s task, on its backend; ValueError when it names none."""
     from ..validation import invalid  # noqa: PLC0415
     from .compat import InvalidTask  # noqa: PLC0415 (needs Django's Tasks framework)
     from .paths import find_task  # noqa: PLC0415 (needs Django's Tasks framework)
@@ -277,7 +301,27 @@ def _enqueue(schedule: Schedule) -> str:
         task = task.using(backend=schedule.backend)
     if task.takes_context:
         raise invalid(f'schedule {schedule.name!r} task', schedule.task, 'a task that takes no context')
-    return str(task.enqueue(*schedule.args, **schedule.kwargs).id)
+    return task
+
+
+def _new_row(schedule: Schedule) -> tuple[Any, Any, Any]:
+    """The backend, the unsaved task row and the result of `schedule`'s task."""
+    from .backend import ModelQueueBackend  # noqa: PLC0415 (needs Django's Tasks framework)
+
+    task = _task(schedule)
+    backend = task.get_backend()
+    if not isinstance(backend, ModelQueueBackend):
+        raise ValueError(
+            f'invalid schedule {schedule.name!r} backend {schedule.backend!r}: expected a TASKS alias'
+            f' whose BACKEND is ModelQueueBackend, found a {type(backend).__name__}'
+        )
+    row_and_result: tuple[Any, Any] = backend.new_row(task, list(schedule.args), dict(schedule.kwargs))
+    return backend, *row_and_result
+
+
+def _enqueue(schedule: Schedule) -> str:
+    """Enqueue `schedule`'s task now; return its result's id."""
+    return str(_task(schedule).enqueue(*schedule.args, **schedule.kwargs).id)
 
 
 def run_now(schedule: Schedule, using: str) -> str:

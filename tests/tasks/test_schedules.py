@@ -10,6 +10,7 @@ import pytest
 from django.test import override_settings
 
 from modelqueue.tasks import schedules
+from modelqueue.tasks.compat import task_enqueued
 from modelqueue.tasks.models import QueuedTask, ScheduleState
 from modelqueue.tasks.schedules import Schedule, declared, fire_due, run_now, sync
 from tests.support.processes import finish
@@ -98,10 +99,16 @@ def test_a_slot_is_enqueued_once_with_the_task_s_arguments():
     schedule = every(60)
     sync([schedule], 'default', at(2026, 12, 7, 10, 0, 30))
     assert ScheduleState.objects.get().next_slot == at(2026, 12, 7, 10, 1)
-    assert fire_due([schedule], 'default', at(2026, 12, 7, 10, 0, 59)) == []
-    assert fire_due([schedule], 'default', at(2026, 12, 7, 10, 1, 0, 500)) == ['every']
-    assert fire_due([schedule], 'default', at(2026, 12, 7, 10, 1, 1)) == []  # the same slot: taken
+    sent = []
+    task_enqueued.connect(lambda task_result, **kwargs: sent.append(task_result.id), weak=False, dispatch_uid='t')
+    try:
+        assert fire_due([schedule], 'default', at(2026, 12, 7, 10, 0, 59)) == []
+        assert fire_due([schedule], 'default', at(2026, 12, 7, 10, 1, 0, 500)) == ['every']
+        assert fire_due([schedule], 'default', at(2026, 12, 7, 10, 1, 1)) == []  # the same slot: taken
+    finally:
+        task_enqueued.disconnect(dispatch_uid='t')
     task = QueuedTask.objects.get()
+    assert sent == [str(task.pk)]  # task_enqueued, as for any enqueue
     assert (task.task_path, task.args) == (ADD, [1, 2])
     state = ScheduleState.objects.get()
     assert state.last_slot == at(2026, 12, 7, 10, 1)
@@ -126,9 +133,9 @@ def test_a_process_that_read_the_slot_before_another_took_it_enqueues_nothing():
     sync([schedule], 'default', at(2026, 12, 7, 10, 0, 30))
     # Both read next_slot 10:01; the first moves it on, the second's UPDATE finds no row.
     seen = ScheduleState.objects.get().next_slot
-    assert schedules._fire(schedule, 'default', seen, seen, at(2026, 12, 7, 10, 1))
-    assert not schedules._fire(schedule, 'default', seen, seen, at(2026, 12, 7, 10, 1))
-    assert QueuedTask.objects.count() == 1
+    assert schedules._fire([(schedule, seen, seen)], 'default', at(2026, 12, 7, 10, 1)) == ['every']
+    assert schedules._fire([(schedule, seen, seen)], 'default', at(2026, 12, 7, 10, 1)) == []
+    assert QueuedTask.objects.count() == 1  # the loser's task was deleted in its transaction
 
 
 @pytest.mark.django_db
