@@ -172,6 +172,15 @@ def test_a_disabled_schedule_fires_nothing():
 
 
 @pytest.mark.django_db
+def test_a_schedule_no_longer_declared_fires_nothing_and_keeps_its_row():
+    kept, dropped = every(60), Schedule('dropped', ADD, every=dt.timedelta(seconds=60))
+    sync([kept, dropped], 'default', at(2026, 12, 7, 10, 0, 30))
+    assert fire_due([kept], 'default', at(2026, 12, 7, 10, 1, 1)) == ['every']
+    assert QueuedTask.objects.count() == 1
+    assert ScheduleState.objects.get(name='dropped').next_slot == at(2026, 12, 7, 10, 1)
+
+
+@pytest.mark.django_db
 def test_a_changed_declaration_moves_the_next_slot():
     sync([every(3600)], 'default', at(2026, 12, 7, 10, 0, 30))
     assert ScheduleState.objects.get().next_slot == at(2026, 12, 7, 11, 0)
