@@ -12,6 +12,7 @@
     python -m bench metrics                 # a Prometheus scrape at 10,000,000 rows (PostgreSQL)
     python -m bench unique                  # 8 processes enqueueing one key 1,000 times each
     python -m bench schedules               # 1,000 schedules every minute, 8 workers, 10 minutes
+    python -m bench rescue postgresql       # a SIGKILLed worker's rows run again within 20 s
     python -m bench <subcommand> --help
 
 Run it from the checkout's root with a Python that imports this checkout
@@ -29,6 +30,7 @@ from . import (
     failures,
     metrics,
     pause,
+    rescue,
     scale,
     schedules,
     tasks,
@@ -49,6 +51,7 @@ SUBCOMMANDS = {
     'metrics': metrics,
     'unique': unique,
     'schedules': schedules,
+    'rescue': rescue,
 }
 
 

@@ -2,7 +2,8 @@
 
 run() calls :func:`record_attempt` when an action raises ``Abort``,
 ``Cancel`` or another exception, and :func:`record_reclaim` when it gives
-back a row left working past the timeout. Each is one INSERT into
+back a row left working past the timeout (:func:`record_rescue` when a
+row of a lost worker is given back: :mod:`modelqueue.rescue`). Each is one INSERT into
 :class:`modelqueue.models.FailureRecord`, on the queue's database; a
 finished task writes nothing here.
 
@@ -202,7 +203,7 @@ def record_reclaim(
         claimed = priority_to_datetime(held.priority) or current
         holder = (  # the annotation `name` shadows the model's property, as Django allows
             WorkerHeartbeat.objects.using(queryset.db)  # type: ignore[misc, no-redef]
-            .filter(content_type=_content_type(queryset.model), field=attname, object_id=str(pk))
+            .filter(content_type=content_type_of(queryset.model), field=attname, object_id=str(pk))
             .order_by('-last_seen')
             .annotate(name=worker_name_expression())
             .values('name')[:1]
@@ -224,7 +225,41 @@ def record_reclaim(
         _not_written(queryset, pk, problem)
 
 
-def _content_type(model: type[Model]) -> Subquery:
+def record_rescue(
+    queryset: QuerySet[Any],
+    pk: Any,
+    attname: str,
+    held: int,
+    outcome: int,
+    current: dt.datetime,
+    worker: str,
+    message: str,
+) -> None:
+    """Record the rescue of row `pk`, which the lost `worker` (``host:pid``)
+    held with the working status `held`, and which was given `outcome`
+    (see :mod:`modelqueue.rescue`)."""
+    from .models import FailureRecord  # noqa: PLC0415 (models.py files import modelqueue before the app registry is ready)
+
+    try:
+        held = Status(held)
+        _record(
+            queryset,
+            object_id=pk,
+            field=attname,
+            attempt=held.attempts + 1,
+            outcome=outcome_name(outcome),
+            exception=FailureRecord.WORKER_LOST,
+            message=storable(message, MESSAGE_CHARS),
+            traceback='',
+            worker=worker,
+            started=priority_to_datetime(held.priority) or current,
+            ended=current,
+        )
+    except Exception as problem:  # noqa: BLE001 (what a rescue writes about a failure never fails it)
+        _not_written(queryset, pk, problem)
+
+
+def content_type_of(model: type[Model]) -> Subquery:
     """The ContentType id of `model` as a subquery: no query of its own."""
     from django.contrib.contenttypes.models import ContentType  # noqa: PLC0415 (models.py files import modelqueue before the app registry is ready)
 
@@ -338,7 +373,7 @@ def _insert(connection: BaseDatabaseWrapper, model: type[Model], values: dict[st
     from .models import FailureRecord  # noqa: PLC0415 (models.py files import modelqueue before the app registry is ready)
 
     if not isinstance(values['worker'], str):
-        record = FailureRecord(content_type_id=_content_type(model), **values)
+        record = FailureRecord(content_type_id=content_type_of(model), **values)
         record.save(using=connection.alias, force_insert=True)
         return
     opts = model._meta.concrete_model._meta  # type: ignore[union-attr]  # None only while the class is built

@@ -102,6 +102,11 @@ class WorkerHeartbeat(models.Model):
     interval = models.FloatField(_('heartbeat interval (seconds)'))
     object_id = models.CharField(_('row in hand'), max_length=255, blank=True, default='')
     held_since = models.DateTimeField(_('held since'), null=True, blank=True)
+    #: Every row the worker holds, as ``[[pk, working status], ...]`` (both
+    #: as text): the exact status each claim wrote, so that a rescue gives
+    #: back only a row still held by that claim (:mod:`modelqueue.rescue`).
+    #: Written at each beat, with `object_id`.
+    held = models.JSONField(_('rows in hand'), default=list, blank=True)
     tasks_done = models.BigIntegerField(_('tasks done'), default=0)
     failures = models.BigIntegerField(_('failures'), default=0)
     #: How the worker is woken when idle (its waiter's state): ``listening``

@@ -6,7 +6,7 @@ Each mutant below is one source edit that breaks a promise: the completion
 fence, fencing by the exact status, SKIP LOCKED, waking idle threads,
 counting while the counters are installed and in one snapshot, the
 supervisor's crash window, the heartbeat's pruning, the reclaim's worker,
-the claim's pause check and resume's wake-up. For each, a copy of the
+the claim's pause check and resume's wake-up, the rescue's fences. For each, a copy of the
 checkout is made in a temporary folder (the working tree is never edited),
 the edit is applied there, and the tests named with it run in the copy on
 the databases named with it. They must fail: a mutant they let pass is
@@ -188,6 +188,33 @@ MUTANTS = [
         'new': 'pass',
         'tests': ['tests/worker/test_pause.py::test_a_worker_started_on_a_paused_queue_claims_nothing_until_resumed'],
         'databases': ['postgresql'],
+    },
+    {
+        'name': 'a rescue not fenced on the lost claim\'s status',
+        'file': 'modelqueue/rescue.py',
+        'old': 'rows.filter(pk=pk, **{attname: held})',
+        'new': 'rows.filter(pk=pk)',
+        'tests': [
+            'tests/worker/test_rescue.py::'
+            'test_a_rescue_gives_back_each_row_still_held_by_the_lost_workers_claim_and_records_it',
+        ],
+        'databases': ['sqlite'],
+    },
+    {
+        'name': 'a rescue of a worker that beat again',
+        'file': 'modelqueue/rescue.py',
+        'old': 'heartbeats.filter(pk=heartbeat.pk, last_seen__lt=lost_cutoff(heartbeat, current))',
+        'new': 'heartbeats.filter(pk=heartbeat.pk)',
+        'tests': ['tests/worker/test_rescue.py::test_a_worker_that_beat_within_three_intervals_is_not_rescued'],
+        'databases': ['sqlite'],
+    },
+    {
+        'name': 'a worker rescues while its own heartbeat is stale',
+        'file': 'modelqueue/worker/rescuer.py',
+        'old': 'if heartbeat.pk is None or not heartbeat.fresh():',
+        'new': 'if heartbeat.pk is None:',
+        'tests': ['tests/worker/test_rescue.py::test_a_worker_rescues_nothing_while_its_own_heartbeat_is_stale'],
+        'databases': ['sqlite'],
     },
     {
         'name': 'finished or canceled estimated below queue_estimate_above',

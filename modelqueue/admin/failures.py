@@ -30,10 +30,12 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
 from .. import ranges
+from ..rescue import held_rows
 from ..status import ONE_HOUR, State, Status, now, priority_to_datetime
 from .counts import whole_table
 from .display import natural_time
 from .figures import THROUGHPUT_MINUTES
+from .workers import control_urls
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
@@ -370,6 +372,7 @@ def worker_figures(
     current: dt.datetime,
     timeout: dt.timedelta,
     lag: float | None = None,
+    controls: bool = False,
 ) -> dict[str, Any]:
     """The live (and lost) workers of one queue, and its stalled rows with
     the worker that held each, read where `queryset` is read. Two queries,
@@ -377,7 +380,10 @@ def worker_figures(
     ``get_queryset``) is not the whole table: a worker's row in hand is
     shown only when it is one of its rows. A worker is lost when it missed
     three beats by `current`, less the `lag` (seconds) of a replica read: a
-    replica behind the primary shows every heartbeat that much older."""
+    replica behind the primary shows every heartbeat that much older.
+    With `controls` (the user may control workers: see
+    :mod:`modelqueue.admin.workers`), each worker has the URLs of its
+    buttons: Quiet and Stop when live, Rescue now when lost."""
     ContentType, _record, WorkerHeartbeat = _models()
     model = model_admin.model
     if not records_available(model, queryset.db):
@@ -401,6 +407,10 @@ def worker_figures(
             'started_ago': natural_time(beat.started, current),
             'held_for': beat.held_since and natural_time(beat.held_since, current),
             'lost': beat.is_lost(as_of),
+            'quiet': beat.quiet,
+            'command': beat.command,
+            'rows_held': len(held_rows(beat.held)),
+            'controls': control_urls(model_admin, field, beat.pk, beat.is_lost(as_of)) if controls else {},
             'wakeup': beat.wakeup,
             'wakeup_text': WAKEUP_TEXTS.get(beat.wakeup, beat.wakeup),
             'polls': beat.wakeup in POLLING_STATES,

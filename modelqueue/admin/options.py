@@ -79,6 +79,7 @@ from .pauses import pause_view, queue_pauses
 from .replica import Reads, reads_for
 from .retry_failed import retry_failed_url, retry_failed_view
 from .templates import template_names
+from .workers import may_control, worker_view
 
 if TYPE_CHECKING:
     from django.contrib.admin import AdminSite, ModelAdmin
@@ -577,6 +578,11 @@ class QueueAdminMixin(_ModelAdmin):
                 name=f'{name}_queue_retry_failed',
             ),
             path(
+                'workers/<str:field>/<int:pk>/<str:operation>/',
+                wrap(self.queue_worker_view),
+                name=f'{name}_queue_worker',
+            ),
+            path(
                 '<path:object_id>/queue/<str:field>/<str:operation>/',
                 wrap(self.queue_row_view),
                 name=f'{name}_queue_row',
@@ -609,7 +615,9 @@ class QueueAdminMixin(_ModelAdmin):
             failures = failure_figures(queryset, field, current, changelist)
             figures['throughput']['failed'] = failures.pop('failed')
             figures.update(failures)
-            figures.update(worker_figures(self, queryset, field, current, self.queue_timeout, lag))
+            figures.update(
+                worker_figures(self, queryset, field, current, self.queue_timeout, lag, may_control(self, request))
+            )
             figures['label'] = field_label(self.model, field)
             figures['filter_urls'] = {
                 value: f'{changelist}?{field}_queue={value}' for value in FILTER_VALUES
@@ -706,7 +714,9 @@ class QueueAdminMixin(_ModelAdmin):
             queue = {
                 'field': field,
                 **failure_figures(queryset, field, current, changelist),
-                **worker_figures(self, queryset, field, current, self.queue_timeout, lag),
+                **worker_figures(
+                    self, queryset, field, current, self.queue_timeout, lag, may_control(self, request)
+                ),
             }
             fragments.append(
                 render_to_string('modelqueue/includes/queue_activity.html', {'queue': queue}, request)
@@ -727,6 +737,12 @@ class QueueAdminMixin(_ModelAdmin):
         changelist's filters: its confirmation (GET) and the retry (POST);
         see :mod:`modelqueue.admin.retry_failed`."""
         return retry_failed_view(self, request, field)
+
+    def queue_worker_view(self, request: HttpRequest, field: str, pk: int, operation: str) -> HttpResponse:
+        """Quiet or stop a live worker of the queue `field`, or rescue a lost
+        one's rows: its confirmation (GET) and the operation (POST); see
+        :mod:`modelqueue.admin.workers`."""
+        return worker_view(self, request, field, pk, operation)
 
     def queue_row_view(
         self, request: HttpRequest, object_id: str, field: str, operation: str

@@ -152,7 +152,7 @@ def pause_view(
             unchanged = _('The queue %(field)s of %(name)s was not paused.')
         names = {'field': f'{label} ({queue_name})' if queue_name else label, 'name': opts.verbose_name_plural}
         if changed:
-            _log(request, model_admin, message % names)
+            log_action(request, model_admin, message % names)
             model_admin.message_user(request, message % names)
         else:
             model_admin.message_user(request, unchanged % names)
@@ -177,7 +177,7 @@ def pause_view(
     return TemplateResponse(request, template_names(opts, None, 'pause_confirmation'), context)
 
 
-def _log(request: HttpRequest, model_admin: QueueModelAdmin, message: str) -> None:
+def log_action(request: HttpRequest, model_admin: QueueModelAdmin, message: str) -> None:
     """A LogEntry on the queue's model, naming the user (and, as every
     entry, the time): the history of the site's recent actions."""
     from django.contrib.admin.models import CHANGE, LogEntry  # noqa: PLC0415 (needs the app registry)

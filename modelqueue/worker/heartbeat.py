@@ -19,6 +19,20 @@ The row also says how the worker is woken (``wakeup``: the waiter's state,
 :data:`modelqueue.worker.waiters.WAKEUP_STATES`), and the thread writes
 through a session of its own, named ``modelqueue worker host:pid
 heartbeat`` on PostgreSQL (:mod:`modelqueue.worker.sessions`).
+
+Operator controls ride on the beat too:
+
+- the row lists every row the worker holds with the working status of its
+  claim (``held``), so the rows of a lost worker can be rescued
+  (:mod:`modelqueue.rescue`); after a beat that succeeded, the thread
+  calls its `rescue` (:class:`modelqueue.worker.rescuer.Rescuer`), so only
+  a worker whose own heartbeat is fresh rescues another's rows;
+- each beat reads the row's ``command`` (set in the admin's Workers panel)
+  and hands a new one to `on_command`; once it is ``quiet`` or ``stop`` the
+  row reports ``quiet``;
+- a beat that finds its row gone (rescued as lost while the worker was
+  frozen) inserts a new one, and says so: the rows the worker held were
+  given back, and its late completions are fenced off.
 """
 
 from __future__ import annotations
@@ -26,6 +40,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -60,6 +75,8 @@ class Heartbeat:
         interval: float | None = None,
         chores: Callable[[], object] | None = None,
         wakeup: Callable[[], str] | None = None,
+        on_command: Callable[[str], object] | None = None,
+        rescue: Callable[[Heartbeat], object] | None = None,
     ) -> None:
         self.model = queryset.model
         self.using = queryset.db
@@ -67,10 +84,17 @@ class Heartbeat:
         self.interval: float = conf.get('MODELQUEUE_HEARTBEAT_SECONDS') if interval is None else interval
         self.chores = chores
         self.wakeup = wakeup or (lambda: '')  # how the worker is woken, as its waiter says now
+        self.on_command = on_command
+        self.rescue = rescue
         self.pk: int | None = None
         self.tasks_done = 0
         self.failures = 0
-        self._held: dict[int, tuple[str, Any]] = {}  # thread id -> (row pk, since): one per thread
+        #: The operator's last command seen ('' for none), and whether the
+        #: worker reports quiet (once told to quiet or to stop).
+        self.command = ''
+        self.quiet = False
+        self.last_beat: float | None = None  # time.monotonic() of the last beat written
+        self._held: dict[int, tuple[str, Any, int]] = {}  # thread id -> (row pk, since, status): one per thread
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -82,23 +106,8 @@ class Heartbeat:
         :raises modelqueue.databases.DatabaseNotWritable: when the database
             refuses the row as a write it does not take
         """
-        from django.contrib.contenttypes.models import ContentType  # noqa: PLC0415 (needs the app registry)
-
-        from ..models import WorkerHeartbeat  # noqa: PLC0415 (needs the app registry)
-
-        current = now()
         try:
-            content_type = ContentType.objects.db_manager(self.using).get_for_model(self.model)
-            row = WorkerHeartbeat.objects.using(self.using).create(
-                host=host_name(),
-                pid=os.getpid(),
-                content_type=content_type,
-                field=self.field,
-                started=current,
-                last_seen=current,
-                interval=self.interval,
-                wakeup=self.wakeup(),
-            )
+            self._insert()
         except DatabaseError as error:
             refused = read_only_cause(error, self.using)
             if refused is not None:
@@ -111,12 +120,34 @@ class Heartbeat:
                 str(error).strip(),
             )
             return self
-        self.pk = row.pk
         self._thread = threading.Thread(
             target=self._beat_until_stopped, name='modelqueue-heartbeat', daemon=True
         )
         self._thread.start()
         return self
+
+    def _insert(self) -> None:
+        """Insert the heartbeat row; remember its pk."""
+        from django.contrib.contenttypes.models import ContentType  # noqa: PLC0415 (needs the app registry)
+
+        from ..models import WorkerHeartbeat  # noqa: PLC0415 (needs the app registry)
+
+        current = now()
+        content_type = ContentType.objects.db_manager(self.using).get_for_model(self.model)
+        row = WorkerHeartbeat.objects.using(self.using).create(
+            host=host_name(),
+            pid=os.getpid(),
+            content_type=content_type,
+            field=self.field,
+            started=current,
+            last_seen=current,
+            interval=self.interval,
+            wakeup=self.wakeup(),
+            held=self.held(),
+            quiet=self.quiet,
+        )
+        self.pk = row.pk
+        self.last_beat = time.monotonic()
 
     def _table_missing(self) -> bool:
         from ..models import WorkerHeartbeat  # noqa: PLC0415 (needs the app registry)
@@ -127,8 +158,9 @@ class Heartbeat:
             return False
 
     def took(self, task: Any) -> None:
+        """This thread holds `task`, claimed with the working status it has now."""
         with self._lock:
-            self._held[threading.get_ident()] = (str(task.pk), now())
+            self._held[threading.get_ident()] = (str(task.pk), now(), int(getattr(task, self.field)))
 
     def done(self, failed: bool) -> None:
         with self._lock:
@@ -140,7 +172,18 @@ class Heartbeat:
         """The row held longest by any of the worker's threads, and since
         when: ``('', None)`` when none holds a row."""
         with self._lock:
-            return min(self._held.values(), key=lambda held: held[1], default=('', None))
+            pk, since, _ = min(self._held.values(), key=lambda held: held[1], default=('', None, 0))
+            return pk, since
+
+    def held(self) -> list[list[str]]:
+        """Every row the worker's threads hold, as ``[pk, working status]``
+        (text, as the heartbeat row stores them)."""
+        with self._lock:
+            return [[pk, str(status)] for pk, _, status in self._held.values()]
+
+    def fresh(self) -> bool:
+        """Whether the last beat was written less than one interval ago."""
+        return self.last_beat is not None and time.monotonic() - self.last_beat < self.interval
 
     def stop(self) -> None:
         """Stop the thread, then delete the row (a graceful exit), on the
@@ -158,6 +201,8 @@ class Heartbeat:
             with named_sessions('heartbeat', [self.using]):
                 while not self._stopped.wait(self.interval):
                     self._guarded(self.beat)
+                    if self.rescue is not None and self.fresh():
+                        self._guarded(self.rescue_lost)
                     if self.chores is not None:
                         self._guarded(self.chores)
         finally:
@@ -179,20 +224,45 @@ class Heartbeat:
         except Exception:  # a chore's bug must not stop the heartbeat
             logger.exception('Worker %s: heartbeat: %s failed', os.getpid(), getattr(write, '__name__', write))
 
+    def rescue_lost(self) -> None:
+        """Rescue the rows of the queue's lost workers (`rescue`)."""
+        if self.rescue is not None:
+            self.rescue(self)
+
     def beat(self) -> None:
-        """Write the row once: last seen, the row in hand, the counts."""
+        """Write the row once: last seen, the rows in hand, the counts; then
+        read the operator's command. A row found gone is inserted again."""
         from ..models import WorkerHeartbeat  # noqa: PLC0415 (needs the app registry)
 
         object_id, held_since = self.in_hand()
-        # self.pk is set: start() inserted the row before the thread that beats.
-        WorkerHeartbeat.objects.using(self.using).filter(pk=self.pk).update(  # type: ignore[misc]
+        row = WorkerHeartbeat.objects.using(self.using).filter(pk=self.pk)  # type: ignore[misc]  # set: started
+        written = row.update(
             last_seen=now(),
             object_id=object_id,
             held_since=held_since,
+            held=self.held(),
             tasks_done=self.tasks_done,
             failures=self.failures,
             wakeup=self.wakeup(),
+            quiet=self.quiet,
         )
+        if not written:
+            logger.warning(
+                'Worker %s: its heartbeat row was gone (it was taken for lost, and the rows'
+                ' it held were given back); writing a new one',
+                os.getpid(),
+            )
+            self._insert()
+            return
+        self.last_beat = time.monotonic()
+        command = row.values_list('command', flat=True).first() or ''
+        if command != self.command:
+            self.command = command
+            if self.on_command is not None:
+                self.on_command(command)
+            if command in (WorkerHeartbeat.QUIET, WorkerHeartbeat.STOP) and not self.quiet:
+                self.quiet = True
+                row.update(quiet=True)
 
     def _delete(self) -> None:
         from ..models import WorkerHeartbeat  # noqa: PLC0415 (needs the app registry)

@@ -9,7 +9,12 @@ process, or several in child processes that a parent supervises
 
 Signals: the first SIGTERM or SIGINT lets the task in hand finish, claims no
 new one, and exits 0; a second one stops at once (rows then held stay
-working until run() reclaims them after the timeout). Database errors are
+working until another worker rescues them, or run() reclaims them after
+the timeout). An operator's commands arrive with the heartbeat
+(:mod:`modelqueue.worker.heartbeat`): *quiet* lets the tasks in hand finish
+and claims nothing more; *stop* is a quiet, then the exit of a SIGTERM.
+After each beat the worker rescues the rows of its queue's lost workers
+(:mod:`modelqueue.worker.rescuer`). Database errors are
 logged, the connection closed, and the worker backs off and continues; a
 database that takes no writes stops it (:class:`DatabaseNotWritable`). A
 queue whose table does not exist is named as such: a ``burst`` worker then
@@ -56,6 +61,7 @@ from .heartbeat import Heartbeat
 from .housekeeping import Housekeeping
 from .limits import ChildLimits
 from .protocol import Budget
+from .rescuer import Rescuer
 from .sessions import name_sessions, named_sessions
 from .signals import SIGNALS, WakeupPipe
 from .supervisor import supervise
@@ -195,6 +201,8 @@ class Worker:
         self._limits_lock = threading.Lock()
         self.processed = 0
         self.stopping = False
+        #: Set by an operator's quiet (or stop): claim nothing more.
+        self.quieted = False
         #: The status the process should exit with: 1 once it gave up (a
         #: burst worker whose queue's table does not exist).
         self.exit_status = 0
@@ -275,7 +283,12 @@ class Worker:
                 + (f', time limit {self.time_limit.seconds:g}s' if self.time_limit.seconds else ''),
             )
             self._heartbeat = Heartbeat(
-                self.queryset, self.attname, chores=self.housekeeping(), wakeup=lambda: waiter.wakeup
+                self.queryset,
+                self.attname,
+                chores=self.housekeeping(),
+                wakeup=lambda: waiter.wakeup,
+                on_command=self.on_command,
+                rescue=self.rescuer(),
             ).start()
             if self.threads > 1:
                 self.processed = ThreadPool(self, waiter, self.threads, wakeup).run()
@@ -300,10 +313,15 @@ class Worker:
 
     def _loop(self, waiter: Waiter, wakeup: WakeupPipe) -> None:
         while self.holds_claim() or not self.should_stop():
+            if not self.holds_claim() and self.quieted:
+                if self.burst:
+                    break
+                self._wait(waiter, wakeup)  # claims nothing; reads (and drops) its wake-ups
+                continue
             if not self.holds_claim() and not self.budget.take():
                 break
             try:
-                found = self.run_one(claim_next=lambda: not self.should_stop())
+                found = self.run_one(claim_next=lambda: not self.should_stop() and not self.quieted)
             except DatabaseError as error:
                 self.budget.give_back()
                 self._failures += 1
@@ -319,12 +337,45 @@ class Worker:
             self.budget.give_back()
             if self.burst:
                 break
-            try:
-                waiter.wait(self.sleep)
-            except DatabaseError as error:
-                self._failures += 1
-                wakeup.pause(database_error_pause(error, self._failures))
-            wakeup.drain()
+            self._wait(waiter, wakeup)
+
+    def _wait(self, waiter: Waiter, wakeup: WakeupPipe) -> None:
+        """Wait for work (or a signal, or a command) at most `sleep` seconds."""
+        try:
+            waiter.wait(self.sleep)
+        except DatabaseError as error:
+            self._failures += 1
+            wakeup.pause(database_error_pause(error, self._failures))
+        wakeup.drain()
+
+    def rescuer(self) -> Rescuer:
+        """What the heartbeat thread calls after each beat: rescue the rows
+        of the queue's lost workers, with this worker's `retry` and `delay`."""
+        return Rescuer(
+            self.queryset.model, self.attname, self.queryset.db, self.retry, self.delay, on_given=self._nudge
+        )
+
+    def _nudge(self) -> None:
+        """End the main thread's wait, so that it looks for work (or stops) now."""
+        if self.wakeup is not None:
+            self.wakeup.nudge()
+
+    def on_command(self, command: str) -> None:
+        """An operator's command, read by the heartbeat thread: ``quiet``
+        claims nothing more; ``stop`` also stops, as a SIGTERM does."""
+        if command not in ('quiet', 'stop'):
+            return
+        if not self.quieted:
+            logger.info(
+                'Worker %s: told to %s from the admin; finishing the tasks in hand, claiming no more%s',
+                os.getpid(),
+                command,
+                ', then stopping' if command == 'stop' else '',
+            )
+        self.quieted = True
+        if command == 'stop':
+            self.stopping = True
+        self._nudge()
 
     def housekeeping(self) -> Housekeeping:
         """The chores the heartbeat thread runs after each beat; a subclass
@@ -434,6 +485,8 @@ class Worker:
             if took_next and following is None:
                 self.budget.give_back()
             self._chain.held = following
+            if following is not None and self._heartbeat is not None:
+                self._heartbeat.took(following[0])  # held from now: a rescue may give it back
         if call.task is None:
             return False
         call.log(self.attname)

@@ -33,6 +33,8 @@ class PooledWorker(Protocol):
     budget: Budget
     burst: bool
     sleep: float
+    #: Set when an operator quieted the worker: no thread claims a row.
+    quieted: bool
 
     @property
     def stopping(self) -> bool:

@@ -28,6 +28,8 @@ sleeps only once a claim finds nothing.
 :class:`ThreadPool` counts these wake-ups (`wakeups`) and logs them when it
 stops. A first SIGTERM or SIGINT lets every thread finish the task it
 holds; `max_tasks` counts the tasks of every thread (and process) together.
+A worker an operator quieted (:attr:`~modelqueue.worker.protocol.PooledWorker.quieted`)
+wakes no idle thread, and a busy thread claims no next row.
 """
 
 from __future__ import annotations
@@ -136,6 +138,8 @@ class ThreadPool:
                 self.wakeup.drain()
             if worker.stopping:
                 break
+            if worker.quieted:  # claims nothing: its threads stay asleep
+                continue
             if self.waiter.notifications:
                 self.wake(self.waiter.notifications, NOTIFICATION)
             else:  # the poll is due, or a new LISTEN may have missed some
@@ -180,6 +184,11 @@ class ThreadPool:
         failures = 0
         try:
             while worker.holds_claim() or not self._stopping():
+                if not worker.holds_claim() and worker.quieted:
+                    if worker.burst:
+                        break
+                    woken_by = self._sleep()  # claims nothing until the pool stops
+                    continue
                 # A row claimed with the last completion has its task budgeted.
                 if not worker.holds_claim() and not worker.budget.take():
                     with self._lock:  # the others may be waiting for nothing now
@@ -242,7 +251,7 @@ class ThreadPool:
 
     def _goes_on(self) -> bool:
         """Whether a thread may claim another row (with its completion)."""
-        return not self._stopping()
+        return not self._stopping() and not self.worker.quieted
 
     def _sleep(self) -> str | None:
         """Sleep until woken; return why (None: to look at the stop conditions)."""

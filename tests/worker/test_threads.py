@@ -201,7 +201,7 @@ def test_polling_wakes_an_idle_thread():
     """Without LISTEN (SQLite, MariaDB, --no-listen) a poll is the only wake-up:
     an idle thread must look, or the pool never runs new rows."""
     waiter = PollingOnce()
-    worker = types.SimpleNamespace(sleep=0.01, stopping=False, should_stop=lambda: False)
+    worker = types.SimpleNamespace(sleep=0.01, stopping=False, quieted=False, should_stop=lambda: False)
     pool = waiter.pool = ThreadPool(worker=worker, waiter=waiter, threads=2)
     pool._running = 2
     sleepers = [Sleeper(), Sleeper()]

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('modelqueue', '0004_queuedtask_unique_key'),
+        ('modelqueue', '0005_workerheartbeat_held'),
     ]
 
     operations = [
