@@ -11,6 +11,7 @@
     python -m bench topology                # direct beside through PgBouncer, 8 hosts (PostgreSQL)
     python -m bench metrics                 # a Prometheus scrape at 10,000,000 rows (PostgreSQL)
     python -m bench unique                  # 8 processes enqueueing one key 1,000 times each
+    python -m bench schedules               # 1,000 schedules every minute, 8 workers, 10 minutes
     python -m bench rescue postgresql       # a SIGKILLed worker's rows run again within 20 s
     python -m bench <subcommand> --help
 
@@ -31,6 +32,7 @@ from . import (
     pause,
     rescue,
     scale,
+    schedules,
     tasks,
     throughput,
     topology,
@@ -48,6 +50,7 @@ SUBCOMMANDS = {
     'topology': topology,
     'metrics': metrics,
     'unique': unique,
+    'schedules': schedules,
     'rescue': rescue,
 }
 

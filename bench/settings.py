@@ -34,6 +34,12 @@ elif IMPL == 'modelqueue-tasks':
     # The worker finds a row's task only in a module the application
     # imports (modelqueue.tasks.paths): bench.benchapp is not an installed app.
     MODELQUEUE_TASK_MODULES = ['bench.benchapp.tasks']
+    # bench/schedules.py: MQBENCH_SCHEDULES schedules of a no-op task, every minute.
+    if os.environ.get('MQBENCH_SCHEDULES'):
+        MODELQUEUE_SCHEDULES = {
+            f's{number:05}': {'task': 'bench.benchapp.tasks.scheduled', 'cron': '* * * * *', 'args': [number]}
+            for number in range(int(os.environ['MQBENCH_SCHEDULES']))
+        }
 else:
     INSTALLED_APPS.append('bench.queueapp')  # the Task model of both modelqueues
 if IMPL == 'modelqueue':

@@ -5,6 +5,7 @@ SQLite in demo/db.sqlite3 by default, with the settings the guide
 mysql://...) moves the site, its workers and their queues to a server.
 """
 
+import datetime
 import os
 from pathlib import Path
 
@@ -45,6 +46,23 @@ TASKS = {
         'BACKEND': 'modelqueue.tasks.ModelQueueBackend',
         'QUEUES': ['default', 'reports'],
     }
+}
+
+# Schedules the tasks worker fires (Model queue > Schedules in the admin;
+# docs/schedules.rst): a report every 30 seconds, and one each night.
+MODELQUEUE_SCHEDULES = {
+    'sales-report': {
+        'task': 'demo.jobs.tasks.build_report',
+        'every': datetime.timedelta(seconds=30),
+        'kwargs': {'name': 'sales (scheduled)', 'rows': 200},
+    },
+    'nightly-audit': {
+        'task': 'demo.jobs.tasks.build_report',
+        'cron': '0 3 * * *',
+        'timezone': 'Europe/Paris',
+        'kwargs': {'name': 'nightly audit', 'rows': 5000},
+        'missed': 'once',
+    },
 }
 
 MIDDLEWARE = [

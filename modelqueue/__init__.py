@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import BigIntegerField as StatusField
 
-from .exceptions import Abort, Cancel, OutcomeNotStored, Retry
+from .exceptions import Abort, Cancel, OutcomeNotStored, Repeat, Retry
 from .pauses import is_paused, pause, resume
 from .queue import run
+from .repeating import repeating
 from .retries import Backoff, RetryPolicy
 from .status import ONE_HOUR, ZERO_SECS, State, Status, now
 
@@ -41,6 +42,7 @@ __all__ = [
     'Backoff',
     'Cancel',
     'OutcomeNotStored',
+    'Repeat',
     'Retry',
     'RetryPolicy',
     'State',
@@ -51,6 +53,7 @@ __all__ = [
     'is_paused',
     'now',
     'pause',
+    'repeating',
     'resume',
     'run',
 ]

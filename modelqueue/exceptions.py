@@ -7,6 +7,7 @@ re-raised by ``run()`` once the row is written.
 exception    attempt counts  the row becomes
 ===========  ==============  =====================================================
 ``Retry``    no              waiting again, after the delay
+``Repeat``   reset to 0      waiting again, due at its moment (a repeating row)
 ``Abort``    yes             waiting again after the delay, or canceled past ``retry``
 ``Cancel``   yes             canceled
 ===========  ==============  =====================================================
@@ -22,7 +23,7 @@ import datetime as dt
 
 from .validation import check_timedelta
 
-__all__ = ['Abort', 'Cancel', 'OutcomeNotStored', 'Retry', 'TimeLimitExceeded']
+__all__ = ['Abort', 'Cancel', 'OutcomeNotStored', 'Repeat', 'Retry', 'TimeLimitExceeded']
 
 
 class Retry(Exception):
@@ -43,6 +44,25 @@ class Retry(Exception):
     def __init__(self, delay: dt.timedelta | None = None) -> None:
         super().__init__(delay)
         self.delay: dt.timedelta | None = check_timedelta('delay', delay, allow_none=True)
+
+
+class Repeat(Retry):
+    """Run the task again at `at`, its attempts back to 0: the action
+    succeeded, and its row repeats (:func:`modelqueue.repeating` raises it).
+
+    Like ``Retry``, it is no failure: no failure record, and the values the
+    action set are written with the row's status.
+
+    >>> import datetime as dt
+    >>> Repeat(dt.datetime(2026, 12, 8, 3, tzinfo=dt.timezone.utc)).at.hour
+    3
+    """
+
+    def __init__(self, at: dt.datetime) -> None:
+        super().__init__(None)
+        if not isinstance(at, dt.datetime) or at.tzinfo is None:
+            raise ValueError(f'invalid at {at!r}: expected an aware datetime')
+        self.at = at
 
 
 class Abort(Exception):

@@ -30,7 +30,7 @@ from django.db.models.sql.subqueries import UpdateQuery
 from . import failures, ranges
 from .claim import claim_statement, claims_in_one_statement, claims_with_completion, due_rows
 from .databases import for_writes
-from .exceptions import Abort, Cancel, OutcomeNotStored, Retry
+from .exceptions import Abort, Cancel, OutcomeNotStored, Repeat, Retry
 from .retries import Delay, check_delay, delay_after, gives_up
 from .status import MAX_ATTEMPTS, ONE_HOUR, ZERO_SECS, Status, now
 from .text import name_of, storable, text_of
@@ -332,6 +332,8 @@ def _outcome(
     current = now()
     if error is None:
         return Status.finished(current, min(attempts, MAX_ATTEMPTS))
+    if isinstance(error, Repeat):  # the action succeeded, and its row repeats
+        return Status.waiting(error.at, 0)
     if isinstance(error, Retry):
         wait = delay_after(delay, attempts) if error.delay is None else error.delay
         return Status.waiting(current + wait, min(attempts - 1, MAX_ATTEMPTS))

@@ -246,6 +246,16 @@ MUTANTS = [
         'databases': ['sqlite'],
     },
     {
+        'name': 'a schedule slot fired by every worker that read it',
+        'file': 'modelqueue/tasks/schedules.py',
+        'old': '.filter(name=schedule.name, next_slot=seen, enabled=True)',
+        'new': '.filter(name=schedule.name, enabled=True)',
+        'tests': [
+            'tests/tasks/test_schedules.py::test_a_process_that_read_the_slot_before_another_took_it_enqueues_nothing',
+        ],
+        'databases': ['sqlite'],
+    },
+    {
         'name': 'under a retry policy, the time limit (a BaseException) gives up instead of counting an attempt',
         'file': 'modelqueue/retries.py',
         'old': '    if not isinstance(error, Exception):\n        return isinstance(error, delay.give_up_on)\n',

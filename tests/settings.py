@@ -167,6 +167,16 @@ TASKS = {
     },
 }
 
+# A worker process of the schedules' tests is given its schedules so, as JSON
+# with 'every' in seconds (tests/tasks/test_schedules.py).
+if os.environ.get('MODELQUEUE_TEST_SCHEDULES'):
+    import datetime as _dt
+
+    MODELQUEUE_SCHEDULES = {
+        _name: {**_options, 'every': _dt.timedelta(seconds=_options['every'])}
+        for _name, _options in json.loads(os.environ['MODELQUEUE_TEST_SCHEDULES']).items()
+    }
+
 # A worker process of the topology tests may be told its LISTEN alias so.
 if os.environ.get('MODELQUEUE_LISTEN_DATABASE'):
     MODELQUEUE_LISTEN_DATABASE = os.environ['MODELQUEUE_LISTEN_DATABASE']

@@ -162,6 +162,17 @@ class ModelQueueBackend(BaseTaskBackend):
     def _enqueue(
         self, task: Task[_P, _R], args: list[Any], kwargs: dict[str, Any], key: str | None = None
     ) -> TaskResult[_P, _R]:
+        row, result = self.new_row(task, args, kwargs, key)
+        row.save(force_insert=True, using=router.db_for_write(QueuedTask))
+        return self.enqueued(row, result)
+
+    def new_row(
+        self, task: Task[_P, _R], args: list[Any], kwargs: dict[str, Any], key: str | None = None
+    ) -> tuple[QueuedTask, TaskResult[_P, _R]]:
+        """The unsaved row of `task` called with `args` and `kwargs`, and its
+        result, everything checked: after the row's INSERT (one by one, or
+        several in one statement, as the schedules do), :meth:`enqueued`
+        gives the result its id and sends ``task_enqueued``."""
         self.validate_task(task)
         run_after = task.run_after
         if run_after is not None:
@@ -190,7 +201,7 @@ class ModelQueueBackend(BaseTaskBackend):
             status = ready_status(task.priority)
         else:
             status = Status.waiting(_next_millisecond(run_after), 0)
-        row = QueuedTask.objects.using(router.db_for_write(QueuedTask)).create(
+        row = QueuedTask(
             status=status,
             task_path=task.module_path,
             queue_name=task.queue_name,
@@ -203,8 +214,12 @@ class ModelQueueBackend(BaseTaskBackend):
             enqueued_at=enqueued_at,
             unique_key=key,
         )
+        return row, result
+
+    def enqueued(self, row: QueuedTask, result: TaskResult[_P, _R]) -> TaskResult[_P, _R]:
+        """`result` of the inserted `row`, with its id, after ``task_enqueued``."""
         object.__setattr__(result, 'id', str(row.pk))
-        object.__setattr__(result, 'enqueued_at', enqueued_at)
+        object.__setattr__(result, 'enqueued_at', row.enqueued_at)
         task_enqueued.send(type(self), task_result=result)
         return result
 

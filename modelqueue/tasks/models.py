@@ -131,3 +131,37 @@ class QueuedTask(models.Model):
         """The Django ``TaskResultStatus`` value this row's status reads as."""
         status = Status(self.status)
         return STATE_OF.get(status.state, TaskState.READY)
+
+
+class ScheduleState(models.Model):
+    """The state of one declared schedule (:mod:`modelqueue.tasks.schedules`):
+    its next slot, whether it is enabled, and its last run.
+
+    Written by the workers' schedulers, which enqueue a slot only if their
+    UPDATE moves `next_slot` on from the value they read; the declaration
+    itself (task, cron or interval, arguments) lives in the settings.
+    """
+
+    name = models.CharField(_('name'), max_length=100, unique=True)
+    #: A digest of the declaration's cron, interval and time zone, so that a
+    #: changed declaration moves the next slot (Schedule.definition).
+    definition = models.CharField(_('definition'), max_length=64)
+    next_slot = models.DateTimeField(_('next run'), db_index=True)
+    enabled = models.BooleanField(_('enabled'), default=True)
+    last_slot = models.DateTimeField(_('last slot'), null=True, blank=True)
+    last_enqueued_at = models.DateTimeField(_('last enqueued at'), null=True, blank=True)
+    #: The id of the task enqueued last (empty: none, or its enqueue failed).
+    last_task_id = models.CharField(_('last task'), max_length=40, blank=True, default='')
+    #: Why the last slot's enqueue failed (empty when it did not).
+    last_error = models.TextField(_('last error'), blank=True, default='')
+
+    class Meta:
+        app_label = 'modelqueue'
+        db_table = 'modelqueue_schedule'
+        verbose_name = _('schedule')
+        verbose_name_plural = _('schedules')
+        default_permissions = ('view', 'change')
+        permissions = [('run_schedule', _('Can run a schedule now'))]
+
+    def __str__(self) -> str:
+        return self.name

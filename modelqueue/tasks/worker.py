@@ -51,6 +51,7 @@ from .models import QueuedTask, promote_due
 from .paths import import_task_modules
 from .policies import policy_of, task_policy
 from .retention import TaskPruner
+from .schedules import Scheduler, declared
 
 logger = logging.getLogger('modelqueue.worker')
 
@@ -178,7 +179,12 @@ class TaskWorker(Worker):
     """
 
     def __init__(
-        self, alias: str = 'default', queues: Iterable[str] = (), database: str | None = None, **options: Any
+        self,
+        alias: str = 'default',
+        queues: Iterable[str] = (),
+        database: str | None = None,
+        schedules: bool = True,
+        **options: Any,
     ) -> None:
         # A ModelQueueBackend: task_worker() checks it.
         self.backend = cast(ModelQueueBackend, task_backends[alias])
@@ -189,6 +195,9 @@ class TaskWorker(Worker):
         # Checked here, not first in the heartbeat thread, where an error would
         # stop the heartbeat.
         conf.get('MODELQUEUE_TASK_RETENTION')
+        # The backend's schedules (MODELQUEUE_SCHEDULES), checked at start;
+        # the scheduler thread fires them while the worker runs.
+        self.schedules = declared(alias) if schedules else []
         # Among tasks of one priority, enqueue order (the claim's tie-break; the
         # table's index on (status, id) serves it).
         queryset = (
@@ -212,6 +221,15 @@ class TaskWorker(Worker):
         )
         self.on_not_stored = self.runner.outcome_not_stored
         self.next_promotion = 0.0
+
+    def run(self) -> int:
+        """Run tasks until stopped, and fire the backend's schedules from a
+        thread beside them (:class:`~modelqueue.tasks.schedules.Scheduler`)."""
+        scheduler = Scheduler(self.schedules, self.queryset.db).start()
+        try:
+            return super().run()
+        finally:
+            scheduler.stop()
 
     def time_limit_keys(self) -> list[str]:
         """The keys of ``MODELQUEUE_TIME_LIMITS`` of the queues this worker

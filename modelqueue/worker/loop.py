@@ -49,7 +49,7 @@ from django.db.models import Model, QuerySet
 
 from .. import conf
 from ..databases import DatabaseNotWritable, check_writable, for_writes, read_only_cause
-from ..exceptions import Abort, Cancel, OutcomeNotStored, Retry, TimeLimitExceeded
+from ..exceptions import Abort, Cancel, OutcomeNotStored, Repeat, Retry, TimeLimitExceeded
 from ..queue import check_run_arguments, run_chained
 from ..retries import Delay
 from ..schema import missing_tables, queue_tables
@@ -596,16 +596,17 @@ class ActionCall:
         finally:
             self.seconds = time.monotonic() - started
             if self.heartbeat is not None:
-                self.heartbeat.done(failed=self.outcome() not in ('finished', 'retry'))
+                self.heartbeat.done(failed=self.outcome() not in ('finished', 'repeats', 'retry'))
 
     def outcome(self) -> str:
-        """Name what the action did: finished, retry, aborted, canceled or
-        failed (its values refused count as failed, whatever it raised)."""
+        """Name what the action did: finished, repeats, retry, aborted,
+        canceled or failed (its values refused count as failed, whatever it
+        raised)."""
         if self.not_stored is not None:
             return 'failed'
         if self.error is None:
             return 'finished'
-        for kind, name in ((Retry, 'retry'), (Abort, 'aborted'), (Cancel, 'canceled')):
+        for kind, name in ((Repeat, 'repeats'), (Retry, 'retry'), (Abort, 'aborted'), (Cancel, 'canceled')):
             if isinstance(self.error, kind):
                 return name
         return 'failed'

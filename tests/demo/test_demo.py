@@ -305,6 +305,8 @@ def test_run_serves_the_admin_and_the_dashboards_move(demo):
         status, _, body = client.get('/admin/queues/metrics/')  # demo/run installs prometheus_client
         assert status == 200, body
         assert 'modelqueue_rows{queue="jobs.Email.status",state="finished"}' in body
+        status, _, page = client.get('/admin/modelqueue/schedulestate/')
+        assert status == 200 and 'sales-report' in page and '0 3 * * * (Europe/Paris)' in page
     finally:
         process.send_signal(signal.SIGTERM)
         try:

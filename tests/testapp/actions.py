@@ -1,5 +1,6 @@
 """Actions that tests hand to run() and to worker processes."""
 
+import datetime as dt
 import os
 import signal
 import threading
@@ -225,3 +226,12 @@ def record_and_hang_in_c(task):
     if task.data != 'quick':
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
         time.sleep(60)
+
+
+def _record_and_note_run(task):
+    record(task)
+    task.note = f'run {Execution.objects.filter(task=task).count()}'
+
+
+#: A row that repeats every second: tests/core/test_repeating.py.
+repeat_every_second = modelqueue.repeating(_record_and_note_run, every=dt.timedelta(seconds=1))

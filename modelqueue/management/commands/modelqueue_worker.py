@@ -72,6 +72,12 @@ class Command(BaseCommand):
             help='with --tasks: the TASKS backend alias (default "default")',
         )
         parser.add_argument(
+            '--no-schedules',
+            dest='schedules',
+            action='store_false',
+            help='with --tasks: fire none of the backend\'s MODELQUEUE_SCHEDULES (another worker does)',
+        )
+        parser.add_argument(
             '--retry',
             type=int,
             default=3,
@@ -188,7 +194,7 @@ class Command(BaseCommand):
         if options['check']:
             self._check(options)
             return
-        if options['tasks'] or options['queues'] or options['backend'] != 'default':
+        if options['tasks'] or options['queues'] or options['backend'] != 'default' or not options['schedules']:
             worker: Worker = _task_worker(options)
             _serve(worker, _concurrency(options))
             return
@@ -294,7 +300,7 @@ def _concurrency(options: dict[str, Any]) -> int:
 def _task_worker(options: dict[str, Any]) -> TaskWorker:
     """The worker of ``--tasks``, its arguments checked."""
     if not options['tasks']:
-        raise CommandError('--queue and --backend apply to --tasks only')
+        raise CommandError('--queue, --backend and --no-schedules apply to --tasks only')
     if options['model'] is not None:
         raise CommandError(
             f"unexpected argument {options['model']!r}: --tasks takes no model, field or action"
@@ -315,6 +321,7 @@ def _task_worker(options: dict[str, Any]) -> TaskWorker:
             listen=options['listen'],
             threads=options['threads'],
             database=options['database'],
+            schedules=options['schedules'],
             **_process_options(options),
         )
     except ValueError as error:
