@@ -14,7 +14,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 import modelqueue
 from modelqueue import State, Status
-from tests.support.browser import WAIT_SECONDS, chart_data, log_in
+from tests.support.browser import WAIT_SECONDS, chart_data, gone, log_in
 from tests.support.processes import json_report
 from tests.testapp.models import Task, Upload
 
@@ -39,7 +39,7 @@ def submit(browser, button):
     """Click `button` and wait until the next page has replaced this one."""
     page = browser.find_element(By.TAG_NAME, 'html')
     button.click()
-    WebDriverWait(browser, WAIT_SECONDS).until(EC.staleness_of(page))
+    WebDriverWait(browser, WAIT_SECONDS).until(gone(page))
     WebDriverWait(browser, WAIT_SECONDS).until(
         lambda driver: driver.execute_script('return document.readyState') == 'complete'
     )

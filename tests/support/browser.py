@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
@@ -91,7 +92,7 @@ def for_live_server(driver, live_server):
         submit = driver.find_element(By.CSS_SELECTOR, 'input[type=submit]')
         submit.click()
         # Return only once the login page has been replaced by the next one.
-        WebDriverWait(driver, 30).until(expected_conditions.staleness_of(submit))
+        WebDriverWait(driver, 30).until(gone(submit))
 
     def screenshot(name, element=None):
         png = driver.get_screenshot_as_png() if element is None else element.screenshot_as_png
@@ -104,6 +105,28 @@ def for_live_server(driver, live_server):
     driver.login = login
     driver.screenshot = screenshot
     return driver
+
+
+def gone(element):
+    """A wait condition: `element` no longer belongs to the page (the page
+    was replaced). Selenium's ``staleness_of`` knows only the
+    StaleElementReferenceException; a Chromium asked about a node in the
+    middle of the navigation that removes it can answer instead with an
+    "unhandled inspector error" saying that the node does not belong to the
+    document, which means the same."""
+
+    def replaced(_driver):
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as error:
+            if 'does not belong to the document' in str(error) or 'No node with given id' in str(error):
+                return True
+            raise
+        return False
+
+    return replaced
 
 
 def log_in(browser):
