@@ -224,11 +224,18 @@ class ScheduleAdmin(admin.ModelAdmin):
         return request.user.has_perm('modelqueue.run_schedule')
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, object] | None = None) -> HttpResponse:
-        schedules.sync(schedules.declared(), router.db_for_write(ScheduleState))
+        schedules.sync(self._declared().values(), router.db_for_write(ScheduleState))
         return super().changelist_view(request, extra_context)
 
     def _declared(self) -> dict[str, schedules.Schedule]:
-        return {schedule.name: schedule for schedule in schedules.declared()}
+        """The declared schedules by name, read from the settings once per
+        value of ``MODELQUEUE_SCHEDULES``, not once per cell of the page (each
+        read checks every declaration, cron expressions included)."""
+        value = getattr(settings, 'MODELQUEUE_SCHEDULES', {})
+        cached = getattr(self, '_declared_for', None)
+        if cached is None or cached[0] is not value:  # holding `value` keeps its identity unique
+            cached = self._declared_for = (value, {schedule.name: schedule for schedule in schedules.declared()})
+        return cached[1]
 
     @admin.display(description=_('task'))
     def task(self, state: ScheduleState) -> str:
