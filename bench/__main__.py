@@ -2,6 +2,7 @@
 
     python -m bench throughput              # this checkout beside 2.2.1 and django-tasks-db
     python -m bench throughput --quick      # a smoke run; CI runs it after the tests
+    python -m bench batches                 # --batch 100 beside one task at a time (PostgreSQL)
     python -m bench dashboard sqlite        # the admin dashboard at 1,000,000 rows
     python -m bench failures sqlite         # failure records: recording on beside off
     python -m bench pause sqlite            # the claim's pause check on beside off
@@ -25,6 +26,7 @@ import argparse
 import sys
 
 from . import (
+    batches,
     counters,
     dashboard,
     failures,
@@ -41,6 +43,7 @@ from . import (
 
 SUBCOMMANDS = {
     'throughput': throughput,
+    'batches': batches,
     'dashboard': dashboard,
     'failures': failures,
     'pause': pause,

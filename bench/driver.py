@@ -11,10 +11,12 @@ through its own ``db_worker`` code.
 """
 
 import argparse
+import datetime as dt
 import json
 import os
 import random
 import re
+import resource
 import signal
 import statistics
 import subprocess
@@ -30,6 +32,8 @@ os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'bench.settings')
 IMPL = os.environ.get('MQBENCH_IMPL', 'modelqueue')
 VENDOR = os.environ.get('MQBENCH_DB', 'sqlite')
 DB_NAME = os.environ.get('MQBENCH_DB_NAME', 'mqbench')
+#: More options of this checkout's idle worker command (pickup): '--batch 100'.
+WORKER_OPTIONS = os.environ.get('MQBENCH_WORKER_OPTIONS', '').split()
 
 
 def emit(value):
@@ -175,7 +179,7 @@ class ModelQueueImpl:
 
             call_command(
                 'modelqueue_worker', 'queueapp.Task', 'status',
-                'bench.benchapp.actions.perform_task', verbosity=0,
+                'bench.benchapp.actions.perform_task', *WORKER_OPTIONS, verbosity=0,
             )
             return
         action = self.action()
@@ -350,7 +354,7 @@ class ModelQueueTasksImpl(TasksDbImpl):
         """``modelqueue_worker --tasks`` as deployed (on PostgreSQL it wakes on commit)."""
         from django.core.management import call_command
 
-        call_command('modelqueue_worker', tasks=True, verbosity=0)
+        call_command('modelqueue_worker', *WORKER_OPTIONS, tasks=True, verbosity=0)
 
 
 def implementation():
@@ -946,6 +950,7 @@ def cmd_command_worker(args):
     from bench.benchapp import actions
 
     actions.DELAY = args.delay_ms / 1000
+    actions.LONG = args.long_seconds
     files = {}
 
     def on_start(key, wall):
@@ -956,8 +961,146 @@ def cmd_command_worker(args):
 
     actions.ON_START = on_start
     options = [option for option in args.options if option != '--']
+    if IMPL == 'modelqueue-tasks':
+        call_command('modelqueue_worker', '--tasks', *options)
+        return
     call_command(
         'modelqueue_worker', 'queueapp.Task', 'status', 'bench.benchapp.actions.perform_task', *options
+    )
+
+
+def cmd_burst(args):
+    """Fill `n` due rows, then drain them with the worker command (this
+    checkout's, of the model queue or of --tasks) given `options` and
+    --burst, as a process of its own; the same on an empty queue first, for
+    its start-up. Reports the seconds and the CPU seconds (user + system of
+    the command's processes, reaped) of both, and the rows run twice or
+    never."""
+    setup_django()
+    from django.db import connection
+
+    impl = implementation()
+    options = [option for option in args.options if option != '--']
+    figures = {}
+    for label, rows in (('empty', 0), ('full', args.n)):
+        if rows:
+            fill(impl, rows, 0)
+        else:
+            impl.model.objects.all().delete()
+        connection.close()
+        with tempfile.TemporaryDirectory() as starts:
+            command = [
+                sys.executable, '-m', 'bench.driver', 'command-worker', '--starts', starts, '--',
+                '--burst', '--verbosity=0', *options,
+            ]
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            started = time.monotonic()
+            subprocess.run(command, check=True, timeout=args.timeout)
+            seconds = time.monotonic() - started
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            keys = [line.split()[0] for path in Path(starts).iterdir() for line in path.read_text().splitlines()]
+        figures[label] = {
+            'seconds': seconds,
+            'cpu_seconds': (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+            'ran': len(keys),
+            'duplicates': len(keys) - len(set(keys)),
+        }
+    full, empty = figures['full'], figures['empty']
+    working = full['seconds'] - empty['seconds']
+    emit(
+        {
+            'tasks': args.n,
+            'options': options,
+            'seconds': full['seconds'],
+            'startup_seconds': empty['seconds'],
+            'tasks_per_second': args.n / working,
+            'cpu_ms_per_task': 1000 * (full['cpu_seconds'] - empty['cpu_seconds']) / args.n,
+            'duplicates': full['duplicates'],
+            'never_finished': impl.unfinished(),
+            'ran': full['ran'],
+        }
+    )
+
+
+def cmd_profile(args):
+    """Fill `n` due rows and drain them in this process with the worker
+    loop (``--batch`` `batch`, one process, one thread) under pyinstrument;
+    write its text profile to `out` and report tasks per second and CPU per
+    task (the profiler's own cost included)."""
+    setup_django()
+    from django.db import connection
+    from pyinstrument import Profiler
+
+    from bench.benchapp import actions
+
+    impl = implementation()
+    fill(impl, args.n, 0)
+    connection.close()
+    if IMPL == 'modelqueue-tasks':
+        from modelqueue.tasks.worker import TaskWorker
+
+        worker = TaskWorker(burst=True, listen=False, batch=args.batch, schedules=False)
+    else:
+        from modelqueue.worker import Worker
+
+        worker = Worker(impl.model.objects.all(), 'status', actions.perform_task, burst=True, listen=False,
+                        batch=args.batch)
+    profiler = Profiler(interval=0.0005)
+    cpu, wall = time.process_time(), time.monotonic()
+    profiler.start()
+    ran = worker.run()
+    profiler.stop()
+    cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+    Path(args.out).write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+    emit({'tasks': ran, 'batch': args.batch, 'tasks_per_second': ran / wall, 'cpu_ms_per_task': 1000 * cpu / ran,
+          'profile': args.out})
+
+
+def cmd_hostage(args):
+    """One long task first, then `n` quick ones, due in one commit; the
+    worker command with `options` (--concurrency 2 --batch 100 --batch-wait
+    B) drains them. Reports each quick row's wait, from the commit to the
+    start of its action."""
+    setup_django()
+    from django.db import transaction
+
+    impl = implementation()
+    impl.model.objects.all().delete()
+    Status = impl.mq.Status
+    options = [option for option in args.options if option != '--']
+    with tempfile.TemporaryDirectory() as starts:
+        command = [
+            sys.executable, '-m', 'bench.driver', 'command-worker', '--starts', starts,
+            '--long-seconds', str(args.long_seconds), '--', '--verbosity=0', '--sleep=0.1', *options,
+        ]
+        child = subprocess.Popen(command)
+        try:
+            time.sleep(args.settle)
+            at = impl.mq.now() - dt.timedelta(seconds=1)
+            with transaction.atomic():
+                long_task = impl.model.objects.create(data='long', status=Status.waiting(at, 0))
+                impl.model.objects.bulk_create(
+                    impl.model(data=f'quick {n}', status=Status.waiting(at + dt.timedelta(milliseconds=1), 0))
+                    for n in range(args.n)
+                )
+            committed = time.time()
+            wait_for(lambda: impl.unfinished() == 0, args.long_seconds + 120, 'the rows to finish')
+        finally:
+            child.send_signal(signal.SIGTERM)
+            child.wait(timeout=60)
+        started = [line.split() for path in Path(starts).iterdir() for line in path.read_text().splitlines()]
+    waits = [float(wall) - committed for key, wall in started if key != str(long_task.pk)]
+    keys = [key for key, _ in started]
+    emit(
+        {
+            'quick_tasks': args.n,
+            'long_seconds': args.long_seconds,
+            'options': options,
+            'max_wait_seconds': max(waits),
+            'p50_wait_seconds': percentile(waits, 0.5),
+            'duplicates': len(keys) - len(set(keys)),
+            'never_finished': impl.unfinished(),
+        }
     )
 
 
@@ -1067,7 +1210,21 @@ def main():
     command_worker = commands.add_parser('command-worker')
     command_worker.add_argument('--delay-ms', type=float, default=0)
     command_worker.add_argument('--starts', required=True)
+    command_worker.add_argument('--long-seconds', type=float, default=0)
     command_worker.add_argument('options', nargs=argparse.REMAINDER)
+    burst = commands.add_parser('burst')
+    burst.add_argument('--n', type=int, required=True)
+    burst.add_argument('--timeout', type=float, default=900)
+    burst.add_argument('options', nargs=argparse.REMAINDER)
+    profile = commands.add_parser('profile')
+    profile.add_argument('--n', type=int, default=5000)
+    profile.add_argument('--batch', type=int, default=100)
+    profile.add_argument('--out', required=True)
+    hostage = commands.add_parser('hostage')
+    hostage.add_argument('--n', type=int, default=99)
+    hostage.add_argument('--long-seconds', type=float, default=30)
+    hostage.add_argument('--settle', type=float, default=2.0)
+    hostage.add_argument('options', nargs=argparse.REMAINDER)
     dblimit = commands.add_parser('dblimit')
     dblimit.add_argument('--connections', type=int, required=True)
     dblimit.add_argument('--seconds', type=float, default=3.0)

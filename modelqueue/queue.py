@@ -22,7 +22,9 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
+from uuid import UUID
 
 from django.db import InterfaceError, OperationalError, connections, router, transaction
 from django.db.models.sql.subqueries import UpdateQuery
@@ -83,7 +85,7 @@ def _is_locked(error: BaseException) -> bool:
     return 'locked' in str(error) or 'busy' in str(error)
 
 
-def _write(using: str, attempt_write: Callable[[], _T]) -> _T:
+def write_retrying(using: str, attempt_write: Callable[[], _T]) -> _T:
     """Call `attempt_write()`, retrying SQLite's "database is locked".
 
     Other databases wait on row locks themselves; SQLite raises instead, so a
@@ -174,7 +176,7 @@ def save_fields_fenced(obj: Model, attnames: Iterable[str], expected: dict[str, 
     return bool(model._base_manager.using(using).filter(pk=obj.pk, **expected).update(**values))
 
 
-def _reclaim_stalled(
+def reclaim_stalled(
     queryset: QuerySet[Any],
     attname: str,
     retry: int,
@@ -200,7 +202,7 @@ def _reclaim_stalled(
             new_status = Status.waiting(current + delay_after(delay, attempts), attempts)
         else:
             new_status = Status.canceled(current, attempts)
-        changed = _write(
+        changed = write_retrying(
             queryset.db,
             lambda: _fenced_update(queryset, pk, attname, value, {attname: new_status}),
         )
@@ -251,7 +253,7 @@ def _claim_compare_and_swap(
         for task in candidates:
             expected = getattr(task, attname)
             claimed = Status.working(now(), Status(expected).attempts)
-            won = _write(
+            won = write_retrying(
                 queryset.db,
                 lambda: _fenced_update(
                     queryset, task.pk, attname, expected, {attname: claimed}
@@ -285,7 +287,7 @@ def _claim_returning(
             cursor.execute(statement.sql, params)
             return cursor.fetchone()
 
-    row = _write(using, execute)
+    row = write_retrying(using, execute)
     if row is None:
         return None, None, False
     task = statement.model_from_row(queryset, row)
@@ -299,16 +301,51 @@ def _claim(queryset: QuerySet[_M], attname: str) -> tuple[_M, Status] | tuple[No
     return _claim_compare_and_swap(queryset, attname)
 
 
-def _snapshot(task: Model) -> dict[str, Any]:
-    """Copy the loaded field values of `task`, to see later what changed."""
+def claim_one(
+    queryset: QuerySet[_M], attname: str, retry: int, timeout: dt.timedelta, delay: Delay
+) -> tuple[_M, Status] | tuple[None, None]:
+    """Claim run()'s next row of the queue `attname`, and give back a row
+    left working past `timeout` (one statement where the database can:
+    :func:`modelqueue.claim.claims_in_one_statement`); return the row and
+    its claimed status, or (None, None) when none is due."""
+    task: _M | None
+    claimed: Status | None
+    if claims_in_one_statement(queryset):
+        task, claimed, stalled = _claim_returning(queryset, attname, timeout)
+        if task is None:
+            if reclaim_stalled(queryset, attname, retry, timeout, delay):
+                task, claimed, _ = _claim_returning(queryset, attname, timeout)
+        elif stalled:
+            reclaim_stalled(queryset, attname, retry, timeout, delay, task.pk)
+    else:
+        reclaim_stalled(queryset, attname, retry, timeout, delay)
+        task, claimed = _claim(queryset, attname)
+    if task is None or claimed is None:
+        return None, None
+    return task, claimed
+
+
+#: Values that cannot change in place: a snapshot keeps them, uncopied.
+IMMUTABLE = (
+    str, int, float, bool, bytes, Decimal, UUID, dt.datetime, dt.date, dt.time, dt.timedelta, type(None)
+)
+
+
+def snapshot(task: Model) -> dict[str, Any]:
+    """Copy the loaded field values of `task`, to see later what changed
+    (a list or a dict the action may change in place is copied deeply)."""
+    values = task.__dict__
     return {
-        field.attname: copy.deepcopy(task.__dict__[field.attname])
+        field.attname: value if type(value) in IMMUTABLE else copy.deepcopy(value)
         for field in task._meta.concrete_fields
-        if field.attname in task.__dict__
+        if (value := values.get(field.attname, _ABSENT)) is not _ABSENT
     }
 
 
-def _changed_values(task: Model, before: dict[str, Any], attname: str) -> dict[str, Any]:
+_ABSENT = object()
+
+
+def changed_values(task: Model, before: dict[str, Any], attname: str) -> dict[str, Any]:
     values = {}
     for field in task._meta.concrete_fields:
         name = field.attname
@@ -321,7 +358,7 @@ def _changed_values(task: Model, before: dict[str, Any], attname: str) -> dict[s
     return values
 
 
-def _outcome(
+def outcome_of(
     error: BaseException | None, attempts: int, retry: int, delay: Delay
 ) -> Status:
     """Return the status that ends an attempt that raised `error` (or None).
@@ -465,30 +502,24 @@ def run_chained(
     claimed: Status | None
     if held is not None:
         task, claimed = held
-    elif claims_in_one_statement(queryset):
-        task, claimed, stalled = _claim_returning(queryset, attname, timeout)
-        if task is None:
-            if _reclaim_stalled(queryset, attname, retry, timeout, delay):
-                task, claimed, _ = _claim_returning(queryset, attname, timeout)
-        elif stalled:
-            _reclaim_stalled(queryset, attname, retry, timeout, delay, task.pk)
     else:
-        _reclaim_stalled(queryset, attname, retry, timeout, delay)
-        task, claimed = _claim(queryset, attname)
+        task, claimed = claim_one(queryset, attname, retry, timeout, delay)
     if task is None or claimed is None:  # claimed is None exactly when task is
         return None, None
 
     attempts = claimed.attempts + 1
     setattr(task, attname, claimed)
-    before = _snapshot(task)
+    before = snapshot(task)
     error = None
     try:
         action(task)
     except BaseException as exc:  # noqa: BLE001 (the row must not stay working)
         error = exc
-    outcome = _outcome(error, attempts, retry, delay)
-    recorded = error  # what the failure record names
-    try:
+    outcome = outcome_of(error, attempts, retry, delay)
+    following: tuple[_M, Status] | None = None
+
+    def write(outcome: Status) -> bool:
+        nonlocal following
         if (
             error is None
             and claim_next is not None
@@ -498,8 +529,40 @@ def run_chained(
             following = _complete_and_claim(
                 queryset, task, attname, claimed, before, outcome, retry, timeout, delay
             )
-            return task, following
-        written = _complete(queryset, task, attname, claimed, before, outcome)
+            return True  # the completion's own warning said if it was fenced off
+        return complete(queryset, task, attname, claimed, before, outcome)
+
+    raised = finish_attempt(
+        queryset, task, attname, claimed, before, error, outcome, retry, delay, on_not_stored, write
+    )
+    if raised is not None:
+        raise raised
+    return task, following
+
+
+def finish_attempt(
+    queryset: QuerySet[_M],
+    task: _M,
+    attname: str,
+    claimed: Status,
+    before: dict[str, Any],
+    error: BaseException | None,
+    outcome: Status,
+    retry: int,
+    delay: Delay,
+    on_not_stored: Callable[[_M, OutcomeNotStored], object] | None,
+    write: Callable[[Status], bool],
+) -> BaseException | None:
+    """Write the `outcome` of the attempt at `task` (claimed with the
+    working status `claimed`; `error` is what the action raised, or None)
+    with ``write(outcome)``, which returns whether it was written; if the
+    database refused the values the action set, write the outcome without
+    them, as a failed attempt. Record a failure. Return the exception
+    run() raises after that, if any."""
+    attempts = claimed.attempts + 1
+    recorded = error  # what the failure record names
+    try:
+        written = write(outcome)
     except Exception as refused:
         if not _values_refused(queryset, refused, task, before, attname):
             raise
@@ -511,10 +574,10 @@ def run_chained(
             queryset, task, attname, attempts, recorded, outcome if written else None, claimed
         )
     if error is not None and not isinstance(error, (Retry, Abort, Cancel)):
-        raise error
+        return error
     if recorded is not None and recorded is not error:
-        raise recorded
-    return task, None
+        return recorded
+    return None
 
 
 def _values_refused(
@@ -524,7 +587,7 @@ def _values_refused(
     action set: it set some, and the error is not the connection's."""
     if isinstance(error, CONNECTION_ERRORS) and not _packet_too_large(queryset, error):
         return False
-    return any(name != attname for name in _changed_values(task, before, attname))
+    return any(name != attname for name in changed_values(task, before, attname))
 
 
 def _packet_too_large(queryset: QuerySet[Any], error: BaseException) -> bool:
@@ -553,7 +616,7 @@ def _complete_without_values(
     """The completion failed on the values the action set (`refused`):
     write the outcome as a failed attempt without them. Return the
     OutcomeNotStored, the outcome, and whether it was written."""
-    fields = sorted(name for name in _changed_values(task, before, attname) if name != attname)
+    fields = sorted(name for name in changed_values(task, before, attname) if name != attname)
     message = f'the values the action set could not be stored ({", ".join(fields)})'
     if error is not None and not isinstance(error, (Retry, Abort, Cancel)):
         text, notes = text_of(error)
@@ -581,14 +644,14 @@ def _complete_without_values(
         except Exception:
             logger.exception('%s pk=%s: on_not_stored failed', queryset.model._meta.label, task.pk)
             _restore(task, before, attname)
-    outcome = _outcome(chosen, attempts, retry, delay)
+    outcome = outcome_of(chosen, attempts, retry, delay)
     try:
-        written = _complete(queryset, task, attname, claimed, before, outcome)
+        written = complete(queryset, task, attname, claimed, before, outcome)
     except Exception as again:
         if not _values_refused(queryset, again, task, before, attname):
             raise
         _restore(task, before, attname)
-        written = _complete(queryset, task, attname, claimed, before, outcome, with_values=False)
+        written = complete(queryset, task, attname, claimed, before, outcome, with_values=False)
     return not_stored, outcome, written
 
 
@@ -610,9 +673,9 @@ def _complete_and_claim(
     timeout: dt.timedelta,
     delay: Delay,
 ) -> tuple[_M, Status] | None:
-    """`_complete`, and the next claim in the same statement; return the row
+    """`complete`, and the next claim in the same statement; return the row
     claimed, as (task, status), or None."""
-    values = _changed_values(task, before, attname)
+    values = changed_values(task, before, attname)
     values[attname] = outcome
     completion_sql, completion_params = _fenced_update_sql(
         queryset, task.pk, attname, claimed, values
@@ -627,16 +690,16 @@ def _complete_and_claim(
             return cursor.fetchone()
 
     row = _in_savepoint_if_needed(queryset, values, execute)
-    _completed(queryset, task, attname, outcome, bool(row[0]))
+    completed(queryset, task, attname, outcome, bool(row[0]))
     if row[1] is None:  # the claim's columns are NULL: no row was due
         return None
     following = statement.model_from_row(queryset, row[1:])
     if row[-1] is not None:
-        _reclaim_stalled(queryset, attname, retry, timeout, delay, following.pk)
+        reclaim_stalled(queryset, attname, retry, timeout, delay, following.pk)
     return following, Status(getattr(following, attname))
 
 
-def _complete(
+def complete(
     queryset: QuerySet[Any],
     task: Model,
     attname: str,
@@ -647,9 +710,9 @@ def _complete(
 ) -> bool:
     """Write `outcome` and (`with_values`) the changed fields, fenced on the
     `claimed` status; return whether it was written."""
-    values = _changed_values(task, before, attname) if with_values else {}
+    values = changed_values(task, before, attname) if with_values else {}
     values[attname] = outcome
-    written = _write(
+    written = write_retrying(
         queryset.db,
         lambda: _in_savepoint_if_needed(
             queryset,
@@ -657,7 +720,7 @@ def _complete(
             lambda: _fenced_update(queryset, task.pk, attname, claimed, values),
         ),
     )
-    _completed(queryset, task, attname, outcome, written)
+    completed(queryset, task, attname, outcome, written)
     return bool(written)
 
 
@@ -671,7 +734,7 @@ def _in_savepoint_if_needed(queryset: QuerySet[Any], values: dict[str, Any], wri
     return write()
 
 
-def _completed(
+def completed(
     queryset: QuerySet[Any], task: Model, attname: str, outcome: Status, written: bool | int
 ) -> None:
     """Set the outcome `written` on `task`, or warn that it was not."""

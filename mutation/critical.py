@@ -39,6 +39,35 @@ COMPLETION = 'lambda: _fenced_update(queryset, task.pk, attname, claimed, values
 
 MUTANTS = [
     {
+        'name': 'a batch writes statuses without fencing each row',
+        'file': 'modelqueue/batches.py',
+        'old': "fences = ' OR '.join([f'({pk_column} = %s AND {column} = %s)'] * len(changes))",
+        'new': "fences = ' OR '.join([f'({pk_column} = %s AND {column} = {column} + 0 * %s)'] * len(changes))",
+        'tests': [
+            'tests/worker/test_batch.py::test_statuses_are_written_only_where_each_row_still_holds_what_it_must',
+            'tests/worker/test_batch.py::test_a_row_an_operator_cancels_while_its_batch_runs_keeps_the_cancel',
+        ],
+        'databases': ['sqlite'],
+    },
+    {
+        'name': 'rows of a batch wait behind a long task for ever',
+        'file': 'modelqueue/worker/batch.py',
+        'old': 'overdue = unstarted and current - self._claimed_at >= self.wait',
+        'new': 'overdue = False',
+        'tests': [
+            'tests/worker/test_batch.py::test_rows_behind_a_long_task_go_back_after_the_batch_wait_while_it_runs',
+        ],
+        'databases': ['sqlite'],
+    },
+    {
+        'name': 'the rows of a batch are not on the heartbeat (a kill leaves them to the timeout)',
+        'file': 'modelqueue/worker/batch.py',
+        'old': 'worker.heartbeat.reserve(claim.task for claim in claims[1:])',
+        'new': 'worker.heartbeat.reserve([])',
+        'tests': ['tests/worker/test_batch.py::test_every_row_of_a_batch_whose_worker_is_killed_runs_exactly_once'],
+        'databases': ['sqlite'],
+    },
+    {
         'name': 'completion fenced on the working state, not the claimed status',
         'file': 'modelqueue/queue.py',
         'old': COMPLETION,

@@ -9,6 +9,7 @@ import time
 DELAY = 0.0
 RECORD = []  # (key, time.time() at start, time.perf_counter() at start)
 ON_START = None  # optional callback(key, wall_time)
+LONG = 0.0  # seconds a task whose data is 'long' takes (bench hostage)
 
 
 def perform(key):
@@ -23,3 +24,5 @@ def perform(key):
 def perform_task(task):
     """The action the worker command of this checkout is given."""
     perform(task.pk)
+    if LONG and task.data == 'long':
+        time.sleep(LONG)

@@ -72,6 +72,8 @@ class TaskRunner(threading.local):
         # The retry policy of the task that failed last in this thread, whose
         # backoff run() asks for through wait(); None: the backend's.
         self.policy: RetryPolicy | None = None
+        #: Write the attempt's worker and times before the task runs.
+        self.mark_running = True
 
     def wait(self, attempts: int) -> dt.timedelta:
         """run()'s delay: the backoff of the policy of the task that failed
@@ -84,7 +86,8 @@ class TaskRunner(threading.local):
         row.started_at = row.started_at or at
         row.last_attempted_at = at
         row.worker_ids = [*row.worker_ids, worker_name()]
-        self._mark_running(row)
+        if self.mark_running:
+            self._mark_running(row)
         attempt = Status(row.status).attempts + 1
         try:
             result = self.backend.result_of(row)
@@ -220,6 +223,9 @@ class TaskWorker(Worker):
             **options,
         )
         self.on_not_stored = self.runner.outcome_not_stored
+        # In a batch the completion writes the attempt's worker and times:
+        # one write per task less (a lost attempt then counts no worker).
+        self.runner.mark_running = self.batch == 1
         self.next_promotion = 0.0
 
     def run(self) -> int:
@@ -265,14 +271,26 @@ class TaskWorker(Worker):
             promote_due(self.queryset)
         self.runner.row = self.runner.result = self.runner.error = self.runner.policy = None
         found = super().run_one(on_claim, claim_next)
-        if found:
+        if found and self.batch == 1:  # a batch's are sent once its outcomes are written
             self._send_finished()
         return found
 
-    def _send_finished(self) -> None:
-        """task_finished, once the outcome is written (not when run() was
-        fenced off, nor when the task waits for another attempt)."""
+    def after_action(self, task: Any) -> Callable[[], object] | None:
+        """In a batch: send ``task_finished`` once the outcome is written."""
         row, result, error = self.runner.row, self.runner.result, self.runner.error
+        return lambda: self._send_finished(row, result, error)
+
+    def _send_finished(
+        self,
+        row: QueuedTask | None = None,
+        result: TaskResult[..., Any] | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """task_finished, once the outcome is written (not when run() was
+        fenced off, nor when the task waits for another attempt), for the
+        row this thread ran last, or the one given."""
+        if row is None:
+            row, result, error = self.runner.row, self.runner.result, self.runner.error
         if result is None or row is None or Status(row.status).state not in FINAL:
             return
         self.backend.update_result(result, row)

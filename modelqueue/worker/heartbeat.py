@@ -41,7 +41,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import DatabaseError, connections
@@ -95,6 +95,7 @@ class Heartbeat:
         self.quiet = False
         self.last_beat: float | None = None  # time.monotonic() of the last beat written
         self._held: dict[int, tuple[str, Any, int]] = {}  # thread id -> (row pk, since, status): one per thread
+        self._reserved: dict[str, tuple[str, Any, int]] = {}  # row pk -> the same: claimed in a batch, not started
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -160,7 +161,23 @@ class Heartbeat:
     def took(self, task: Any) -> None:
         """This thread holds `task`, claimed with the working status it has now."""
         with self._lock:
-            self._held[threading.get_ident()] = (str(task.pk), now(), int(getattr(task, self.field)))
+            pk = str(task.pk)
+            self._reserved.pop(pk, None)
+            self._held[threading.get_ident()] = (pk, now(), int(getattr(task, self.field)))
+
+    def reserve(self, tasks: Iterable[Any]) -> None:
+        """The worker holds `tasks`, claimed in a batch with the working
+        status each has now, not started yet (:mod:`modelqueue.worker.batch`)."""
+        at = now()
+        with self._lock:
+            for task in tasks:
+                self._reserved[str(task.pk)] = (str(task.pk), at, int(getattr(task, self.field)))
+
+    def release(self, pks: Iterable[Any]) -> None:
+        """The worker no longer holds the rows `pks` it reserved: given back."""
+        with self._lock:
+            for pk in pks:
+                self._reserved.pop(str(pk), None)
 
     def done(self, failed: bool) -> None:
         with self._lock:
@@ -179,7 +196,7 @@ class Heartbeat:
         """Every row the worker's threads hold, as ``[pk, working status]``
         (text, as the heartbeat row stores them)."""
         with self._lock:
-            return [[pk, str(status)] for pk, _, status in self._held.values()]
+            return [[pk, str(status)] for pk, _, status in [*self._held.values(), *self._reserved.values()]]
 
     def fresh(self) -> bool:
         """Whether the last beat was written less than one interval ago."""

@@ -48,6 +48,7 @@ from django.db import close_old_connections, connections
 from django.db.models import Model, QuerySet
 
 from .. import conf
+from ..batches import MAX_BATCH
 from ..databases import DatabaseNotWritable, check_writable, for_writes, read_only_cause
 from ..exceptions import Abort, Cancel, OutcomeNotStored, Repeat, Retry, TimeLimitExceeded
 from ..queue import check_run_arguments, run_chained
@@ -57,6 +58,7 @@ from ..status import ONE_HOUR, ZERO_SECS, Status
 from ..validation import check_count, check_seconds, check_timedelta
 from ..wakeup import install_trigger
 from .backoff import backoff_seconds, close_connections, database_error_pause
+from .batch import WAIT, Batch
 from .heartbeat import Heartbeat
 from .housekeeping import Housekeeping
 from .limits import ChildLimits
@@ -98,6 +100,8 @@ class TaskBudget:
     >>> budget.give_back()
     >>> budget.take()
     True
+    >>> budget.left()
+    0
     >>> TaskBudget(None).take()
     True
     """
@@ -121,6 +125,12 @@ class TaskBudget:
         if self._left is not None:
             with self._left.get_lock():
                 self._left.value += 1
+
+    def left(self) -> int | None:
+        if self._left is None:
+            return None
+        with self._left.get_lock():
+            return int(self._left.value)
 
 
 class Worker:
@@ -173,6 +183,8 @@ class Worker:
         max_tasks_per_child: int | None = None,
         max_memory_per_child: int | None = None,
         time_limit: float | None = None,
+        batch: int = 1,
+        batch_wait: float = WAIT,
     ) -> None:
         self.attname = check_run_arguments(queryset, field, action, retry, timeout, delay)
         # A zero timeout would let a second worker reclaim the task in hand.
@@ -197,6 +209,9 @@ class Worker:
             check_count('max_memory_per_child', max_memory_per_child, allow_none=True),
         )
         self.time_limit = TimeLimit(self._time_limit_seconds(time_limit))
+        self.batch = check_count('batch', batch, MAX_BATCH)
+        self.batch_wait = check_seconds('batch_wait', batch_wait, above_zero=True)
+        self._batch: Batch | None = None  # while running, with batch above 1
         self.recycle = False  # a limit was reached: the supervisor starts another process
         self._limits_lock = threading.Lock()
         self.processed = 0
@@ -280,6 +295,7 @@ class Worker:
                 self.describe_action(),
                 waiter.describe(self.sleep)
                 + (f', {self.threads} threads' if self.threads > 1 else '')
+                + (f', batches of {self.batch}' if self.batch > 1 else '')
                 + (f', time limit {self.time_limit.seconds:g}s' if self.time_limit.seconds else ''),
             )
             self._heartbeat = Heartbeat(
@@ -290,11 +306,18 @@ class Worker:
                 on_command=self.on_command,
                 rescue=self.rescuer(),
             ).start()
+            if self.batch > 1:
+                self._batch = Batch(self, self.batch, self.batch_wait).start()
             if self.threads > 1:
                 self.processed = ThreadPool(self, waiter, self.threads, wakeup).run()
             else:
                 self._loop(waiter, wakeup)
         finally:
+            try:
+                if self._batch is not None:
+                    self._batch.stop()  # outcomes written, unstarted rows given back
+            finally:
+                self._batch = None
             if self._heartbeat is not None:
                 self._heartbeat.stop()  # deletes the heartbeat row: a graceful exit
             waiter.close()
@@ -438,14 +461,16 @@ class Worker:
         the next call's task. Its budget is given back if no row was due.
         """
         self.name_session()
-        call = ActionCall(self.action, self._heartbeat, on_claim, self.describe_task, self.time_limit)
+        if self._batch is not None:
+            return self._batch.run_one(on_claim)
+        call = self.action_call(on_claim)
         held, self._chain.held = self.holds_claim(), None
         took_next = counted = False
 
         def may_claim_next() -> bool:
             nonlocal took_next, counted
             counted = True  # before the next claim: a process at its limit claims none
-            self._count_for_limits()
+            self.count_for_limits()
             took_next = bool(claim_next and claim_next()) and self.budget.take()
             return took_next
 
@@ -479,7 +504,7 @@ class Worker:
             call.log(self.attname)
             close_old_connections()
             if not counted:
-                self._count_for_limits()
+                self.count_for_limits()
             return True
         finally:
             if took_next and following is None:
@@ -491,10 +516,24 @@ class Worker:
             return False
         call.log(self.attname)
         if not counted:
-            self._count_for_limits()
+            self.count_for_limits()
         return True
 
-    def _count_for_limits(self) -> None:
+    @property
+    def heartbeat(self) -> Heartbeat | None:
+        """The worker's heartbeat, while it runs (None without one)."""
+        return self._heartbeat
+
+    def action_call(self, on_claim: Callable[[], None] | None = None) -> ActionCall:
+        """The action, wrapped to tell the heartbeat, keep the time limit and log."""
+        return ActionCall(self.action, self._heartbeat, on_claim, self.describe_task, self.time_limit)
+
+    def after_action(self, task: Any) -> Callable[[], object] | None:
+        """In a batch, what to call once `task`'s outcome is written (the
+        Tasks worker sends ``task_finished``); None: nothing."""
+        return None
+
+    def count_for_limits(self) -> None:
         """Count a task against the process's limits; at one, stop claiming
         (the tasks in hand finish) and exit to be replaced."""
         if not self.limits.active:
@@ -628,6 +667,8 @@ class ActionCall:
 
     def _log(self, attname: str, note: str | None) -> None:
         outcome = self.outcome()
+        if outcome != 'failed' and not logger.isEnabledFor(logging.INFO):
+            return  # no line to format
         state = Status(getattr(self.task, attname)).state.name
         message = '%s %s in %.3fs'
         task = self.describe(self.task) if self.describe else f'{self.task._meta.label}.{attname} pk={self.task.pk}'

@@ -12,9 +12,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    import datetime as dt
+
+    from django.db.models import QuerySet
+
+    from ..retries import Delay
+    from .heartbeat import Heartbeat
     from .timelimit import TimeLimit
 
-__all__ = ['Budget', 'PooledWorker', 'SupervisedWorker']
+__all__ = ['BatchedWorker', 'Budget', 'PooledWorker', 'SupervisedWorker']
 
 
 class Budget(Protocol):
@@ -25,6 +31,9 @@ class Budget(Protocol):
 
     def give_back(self) -> None:
         """Return a task taken for a claim that found no row."""
+
+    def left(self) -> int | None:
+        """How many tasks are left to take; None: no limit."""
 
 
 class PooledWorker(Protocol):
@@ -74,3 +83,40 @@ class SupervisedWorker(Protocol):
 
     def run(self) -> int:
         """Process tasks until stopped; return how many."""
+
+
+class BatchedWorker(Protocol):
+    """The worker whose batches a :class:`~modelqueue.worker.batch.Batch` claims, runs and completes."""
+
+    queryset: QuerySet[Any]
+    attname: str
+    retry: int
+    timeout: dt.timedelta
+    delay: Delay
+    budget: Budget
+    quieted: bool
+    #: Called by run() when the database refused the action's values.
+    on_not_stored: Callable[[Any, Any], None] | None
+
+    @property
+    def stopping(self) -> bool:
+        """Whether a signal asked the worker to stop."""
+
+    @property
+    def heartbeat(self) -> Heartbeat | None:
+        """The worker's heartbeat, told of the rows a batch holds."""
+
+    def should_stop(self) -> bool:
+        """Whether to claim no more rows."""
+
+    def action_call(self, on_claim: Callable[[], None] | None = None) -> Any:
+        """The action wrapped (an :class:`~modelqueue.worker.loop.ActionCall`)."""
+
+    def after_action(self, task: Any) -> Callable[[], object] | None:
+        """What to call once `task`'s outcome is written."""
+
+    def count_for_limits(self) -> None:
+        """Count a task against the process's limits."""
+
+    def describe_task(self, task: Any) -> str:
+        """A task in the worker's log lines."""

@@ -117,7 +117,7 @@ def test_a_reclaim_never_overwrites_a_row_that_finished_after_it_was_read(monkey
     # path where the reclaim's write is run()'s first write.
     task = Task.objects.create(data='task', status=Status.working(now() - 10 * TIMEOUT, 0))
     finished = Status.finished(now(), 1)
-    write = queue._write
+    write = queue.write_retrying
     writes = []
 
     def finish_first(using, attempt_write):
@@ -129,7 +129,7 @@ def test_a_reclaim_never_overwrites_a_row_that_finished_after_it_was_read(monkey
     def run_again(model):
         raise AssertionError(f'the finished row {model.pk} ran again')
 
-    monkeypatch.setattr(queue, '_write', finish_first)
+    monkeypatch.setattr(queue, 'write_retrying', finish_first)
     assert run(Task.objects.defer('note'), 'status', run_again, timeout=TIMEOUT) is None
     assert writes, 'the reclaim did not write'
     assert status_of(task) == finished

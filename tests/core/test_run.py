@@ -470,7 +470,7 @@ def test_a_locked_sqlite_write_is_retried_with_a_doubling_randomized_backoff(
     monkeypatch.setattr(queue.random, 'uniform', lambda low, high: spreads.append((low, high)) or 0.5)
     write = LockedThenDone(9)
     with caplog.at_level(logging.DEBUG, logger='modelqueue'):
-        assert queue._write('default', write) == 'written'
+        assert queue.write_retrying('default', write) == 'written'
     assert write.calls == 10
     delays = [0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.5, 0.5]
     assert sleeps == pytest.approx([delay * 0.5 for delay in delays])
@@ -484,7 +484,7 @@ def test_a_locked_sqlite_write_is_retried_with_a_doubling_randomized_backoff(
 def test_a_busy_or_locked_sqlite_write_is_retried(monkeypatch, on_sqlite, message):
     monkeypatch.setattr(queue.time, 'sleep', lambda seconds: None)
     write = LockedThenDone(1, message)
-    assert queue._write('default', write) == 'written'
+    assert queue.write_retrying('default', write) == 'written'
     assert write.calls == 2
 
 
@@ -492,7 +492,7 @@ def test_other_database_errors_are_not_retried(monkeypatch, on_sqlite):
     monkeypatch.setattr(queue.time, 'sleep', pytest.fail)
     write = LockedThenDone(1, 'no such table: x')
     with pytest.raises(OperationalError, match='no such table'):
-        queue._write('default', write)
+        queue.write_retrying('default', write)
     assert write.calls == 1
 
 
@@ -501,7 +501,7 @@ def test_only_sqlite_writes_are_retried(monkeypatch):
     monkeypatch.setattr(connections['default'], 'vendor', 'postgresql')
     write = LockedThenDone(1)
     with pytest.raises(OperationalError, match='locked'):
-        queue._write('default', write)
+        queue.write_retrying('default', write)
     assert write.calls == 1
 
 
@@ -538,8 +538,8 @@ class Stamped(models.Model):
 
 def test_the_completion_writes_auto_now_fields():
     row = Stamped(pk=1, status=Status.working(), updated=None)
-    before = queue._snapshot(row)
-    values = queue._changed_values(row, before, 'status')
+    before = queue.snapshot(row)
+    values = queue.changed_values(row, before, 'status')
     assert set(values) == {'updated'}
     assert_recent(values['updated'])
     assert row.updated == values['updated']

@@ -32,9 +32,9 @@ from tests.testapp import tasks
 pytestmark = pytest.mark.django_db
 
 
-def run_tasks(alias='default', queues=()):
+def run_tasks(alias='default', queues=(), batch=1):
     """Run every due task of `alias` here; return how many ran."""
-    return TaskWorker(alias, queues, burst=True, listen=False).run()
+    return TaskWorker(alias, queues, burst=True, listen=False, batch=batch).run()
 
 
 def status_of(result):
@@ -171,7 +171,8 @@ def test_a_task_reads_running_while_it_runs(monkeypatch):
     assert stored.id == result.id
 
 
-def test_the_three_signals_are_sent_and_finished_after_the_outcome_is_written():
+@pytest.mark.parametrize('batch', [1, 10])
+def test_the_three_signals_are_sent_and_finished_after_the_outcome_is_written(batch):
     sent = []
 
     def on(name):
@@ -187,18 +188,23 @@ def test_the_three_signals_are_sent_and_finished_after_the_outcome_is_written():
         signal.connect(receiver)
     try:
         tasks.add.enqueue(1, 2)
+        tasks.add.enqueue(3, 4)
         tasks.fail.enqueue('no')
-        run_tasks()
+        assert run_tasks(batch=batch) == 3
     finally:
         for signal, receiver in receivers.items():
             signal.disconnect(receiver)
     R, RUN, S, F = (TaskResultStatus.READY, TaskResultStatus.RUNNING,
                     TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED)
-    assert [(name, status, stored) for name, sender, status, stored in sent] == [
-        ('enqueued', R, R), ('enqueued', R, R),
+    expected = [
+        ('enqueued', R, R), ('enqueued', R, R), ('enqueued', R, R),
+        ('started', RUN, RUN), ('finished', S, S),
         ('started', RUN, RUN), ('finished', S, S),
         ('started', RUN, RUN), ('finished', F, F),
     ]
+    if batch > 1:  # the first alone (nothing was found before), then both, then their outcomes together
+        expected = [*expected[:5], expected[5], expected[7], expected[6], expected[8]]
+    assert [(name, status, stored) for name, sender, status, stored in sent] == expected
     assert {sender for _, sender, _, _ in sent} == {ModelQueueBackend}
 
 
@@ -318,26 +324,28 @@ def test_the_claim_is_one_statement():
         assert outcome.startswith('UPDATE') and 'RETURNING' not in outcome, statements
 
 
-def test_an_operator_cancel_during_the_run_is_kept():
+@pytest.mark.parametrize('batch', [1, 10])
+def test_an_operator_cancel_during_the_run_is_kept(batch):
+    first = tasks.add.enqueue(0, 0)  # run alone; with batches, the next two are a batch
     result = tasks.add.enqueue(1, 2)
+    last = tasks.add.enqueue(3, 4)
     finished = []
     task_finished.connect(receiver := lambda **kwargs: finished.append(kwargs))
 
     def cancel_meanwhile(**kwargs):
-        TaskRow.objects.filter(pk=kwargs['task_result'].id).update(
-            status=Status.canceled()
-        )
+        if kwargs['task_result'].id == result.id:
+            TaskRow.objects.filter(pk=result.id).update(status=Status.canceled())
 
     task_started.connect(cancel_meanwhile)
     try:
-        run_tasks()
+        run_tasks(batch=batch)
     finally:
         task_started.disconnect(cancel_meanwhile)
         task_finished.disconnect(receiver)
     row = TaskRow.objects.get(pk=result.id)
     assert Status(row.status).state == State.canceled
     assert row.return_value is None  # the fenced-off outcome wrote nothing
-    assert finished == []
+    assert [kwargs['task_result'].id for kwargs in finished] == [first.id, last.id]
 
 
 def test_a_task_left_running_past_the_timeout_is_given_back_and_runs_again():

@@ -30,8 +30,14 @@ def refreshed(results):
 @pytest.mark.processes
 @pytest.mark.parametrize(
     'options, processes',
-    [(['--concurrency=2'], 2), (['--threads=3'], 1), (['--concurrency=2', '--threads=2'], 2)],
-    ids=['processes', 'threads', 'both'],
+    [
+        (['--concurrency=2'], 2),
+        (['--threads=3'], 1),
+        (['--concurrency=2', '--threads=2'], 2),
+        (['--concurrency=2', '--batch=5'], 2),
+        (['--threads=3', '--batch=5'], 1),
+    ],
+    ids=['processes', 'threads', 'both', 'batches', 'batches-threads'],
 )
 def test_concurrent_workers_run_each_task_once_and_exit_0(spawn, options, processes):
     results = [tasks.with_context.enqueue(n) for n in range(12)]
@@ -130,7 +136,9 @@ def test_an_idle_worker_wakes_on_commit(spawn):
 
 @pytest.mark.processes
 @pytest.mark.parametrize(
-    'options', [[], ['--threads=2'], ['--concurrency=2']], ids=['one', 'threads', 'processes']
+    'options',
+    [[], ['--threads=2'], ['--concurrency=2'], ['--batch=4']],
+    ids=['one', 'threads', 'processes', 'batch'],
 )
 def test_poisonous_tasks_fail_once_and_the_tasks_behind_them_run(spawn, options, tmp_path):
     """Tasks raising exceptions whose text no database stores as it is, or

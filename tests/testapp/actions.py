@@ -93,6 +93,24 @@ def record_and_wait_for_the_gate(task):
     task.note = f'done by {os.getpid()}'
 
 
+def record_after_the_gate_if_data_says(task):
+    """Count one execution once the action is done: at once, or, for a task
+    whose data is 'gate', once the test opens the gate (the file
+    MODELQUEUE_TEST_GATE + '.started' says the action waits there). An
+    execution row is then a run that completed, which a kill cannot leave
+    half-counted (tests/worker/test_batch.py)."""
+    if task.data == 'gate':
+        gate = os.environ['MODELQUEUE_TEST_GATE']
+        with open(gate + '.started', 'a') as started:
+            started.write(f'{task.pk} {os.getpid()}\n')
+        deadline = time.monotonic() + float(os.environ.get('MODELQUEUE_TEST_GATE_SECONDS', '120'))
+        while not os.path.exists(gate):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f'the gate {gate} was never opened')
+            time.sleep(0.02)
+    record(task)
+
+
 # Poison: exceptions whose text no database stores as it is, or that cannot
 # be turned into text at all, and values a database refuses to store.
 

@@ -235,9 +235,12 @@ def test_run_writes_every_outcome_once_and_raises_the_actions_own_exception(spec
 
 @pytest.mark.django_db(transaction=True)
 @fuzz(12)
-@given(specs=st.lists(poisons, min_size=1, max_size=6), threads=st.sampled_from([1, 3]))
-@example(specs=[('note-abort', 'caf\udce9', None), ('message', 'behind it', None)], threads=1)
-def test_the_worker_loop_runs_every_row_once_whatever_the_poison(specs, threads):
+@given(
+    specs=st.lists(poisons, min_size=1, max_size=6), threads=st.sampled_from([1, 3]), batch=st.sampled_from([1, 4])
+)
+@example(specs=[('note-abort', 'caf\udce9', None), ('message', 'behind it', None)], threads=1, batch=1)
+@example(specs=[('note-abort', 'caf\udce9', None), ('message', 'behind it', None)], threads=1, batch=4)
+def test_the_worker_loop_runs_every_row_once_whatever_the_poison(specs, threads, batch):
     clear()
     rows = {Task.objects.create(data='fuzz', status=Status.waiting()).pk: spec for spec in specs}
 
@@ -245,7 +248,9 @@ def test_the_worker_loop_runs_every_row_once_whatever_the_poison(specs, threads)
         record(row)
         apply_poison(row, rows[row.pk])
 
-    worker = Worker(Task.objects.all(), 'status', action, retry=0, burst=True, listen=False, threads=threads)
+    worker = Worker(
+        Task.objects.all(), 'status', action, retry=0, burst=True, listen=False, threads=threads, batch=batch
+    )
     assert worker.run() == len(rows)
     assert executions_per_task() == dict.fromkeys(rows, 1)
     for pk, spec in rows.items():
@@ -320,13 +325,16 @@ def check_task(result, spec, number):
 
 @pytest.mark.django_db(transaction=True)
 @fuzz(20)
-@given(specs=st.lists(task_specs, min_size=1, max_size=5), threads=st.sampled_from([1, 2]))
-@example(specs=[('return', 'x' * 1_000_000, None), ('return', float('nan'), None)], threads=1)
-@example(specs=[('return', {'\x00': ['\udce9', 1e308]}, None), ('message', 'E' * 1_000_000, None)], threads=2)
-def test_the_tasks_worker_runs_every_task_once_whatever_it_returns_or_raises(specs, threads):
+@given(
+    specs=st.lists(task_specs, min_size=1, max_size=5), threads=st.sampled_from([1, 2]), batch=st.sampled_from([1, 4])
+)
+@example(specs=[('return', 'x' * 1_000_000, None), ('return', float('nan'), None)], threads=1, batch=1)
+@example(specs=[('return', 'x' * 1_000_000, None), ('return', float('nan'), None)], threads=1, batch=4)
+@example(specs=[('return', {'\x00': ['\udce9', 1e308]}, None), ('message', 'E' * 1_000_000, None)], threads=2, batch=1)
+def test_the_tasks_worker_runs_every_task_once_whatever_it_returns_or_raises(specs, threads, batch):
     clear()
     results = [enqueue_spec(number, spec) for number, spec in enumerate(specs)]
-    worker = TaskWorker(ONCE, burst=True, listen=False, threads=threads)
+    worker = TaskWorker(ONCE, burst=True, listen=False, threads=threads, batch=batch)
     assert worker.run() == len(results)
     for number, (result, spec) in enumerate(zip(results, specs)):
         check_task(result, spec, number)

@@ -25,6 +25,7 @@ from ...conf import check_database_alias
 from ...databases import DatabaseNotWritable
 from ...retries import Backoff, Delay
 from ...validation import check_count, check_seconds
+from ...worker.batch import WAIT
 from ...worker.health import check_health
 from ...worker.limits import parse_memory
 from ...worker.loop import MAX_CONCURRENCY, Worker, serve
@@ -118,6 +119,22 @@ class Command(BaseCommand):
             default=1,
             metavar='N',
             help='threads in each worker process, each with its own database connection (default 1)',
+        )
+        parser.add_argument(
+            '--batch',
+            type=int,
+            default=1,
+            metavar='N',
+            help='claim up to N due rows at a time and write their outcomes together: two'
+            ' commits per batch instead of one per task, for many short tasks (default 1, at most 1000)',
+        )
+        parser.add_argument(
+            '--batch-wait',
+            type=float,
+            default=WAIT,
+            metavar='SECONDS',
+            help='with --batch: give back to the queue the rows of a batch that waited this long'
+            f' behind a long task without starting (default {WAIT:g})',
         )
         parser.add_argument(
             '--sleep',
@@ -287,6 +304,8 @@ def _process_options(options: dict[str, Any]) -> dict[str, Any]:
         'max_tasks_per_child': check_count('max-tasks-per-child', options['max_tasks_per_child'], allow_none=True),
         'max_memory_per_child': None if memory is None else parse_memory(memory),
         'time_limit': options['time_limit'],
+        'batch': options['batch'],
+        'batch_wait': options['batch_wait'],
     }
 
 
