@@ -3,6 +3,7 @@
     python -m bench batches                          # PostgreSQL, batches of 1 and 100, 3 runs
     python -m bench batches --databases sqlite,postgresql,mariadb
     python -m bench batches --quick                  # a smoke run, written to scratch
+    python -m bench throughput --batch 100           # the same as --batches 1,100
 
 For each database, interleaved over --runs (bench/driver.py):
 
@@ -49,6 +50,18 @@ def add_arguments(parser):
     parser.add_argument('--out', help='JSON file (default bench/results/batches-<date>-<databases>.json)')
 
 
+def options_from_throughput(args):
+    """``python -m bench throughput --batch N``'s options as this benchmark's."""
+    import argparse  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    options = parser.parse_args([])
+    options.quick, options.databases, options.runs, options.out = args.quick, args.databases, args.runs, args.out
+    options.batches = [1, args.batch]
+    return options
+
+
 def main(args):
     quick = args.quick
     runs = args.runs or (1 if quick else 3)
@@ -89,8 +102,20 @@ def main(args):
                     )
             if peer is not None:
                 figures = peer('throughput', '--n', peer_rows, '--workers', 2)
-                results['peer'].append({**figures, 'database': database, 'impl': 'django-tasks-db', 'workers': 2})
+                measured.setdefault(('django-tasks-db', None), []).append(figures)
                 log(f'bench: {database}: django-tasks-db W=2: {figures["tasks_per_second"]:.0f} tasks/s')
+        peer_runs = measured.pop(('django-tasks-db', None), [])
+        if peer_runs:
+            results['peer'].append(
+                {
+                    'database': database,
+                    'impl': 'django-tasks-db',
+                    'workers': 2,
+                    'tasks': peer_rows,
+                    'tasks_per_second': statistics.median(f['tasks_per_second'] for f in peer_runs),
+                    'rates': [f['tasks_per_second'] for f in peer_runs],
+                }
+            )
         for (kind, batch), figures in measured.items():
             results['burst'].append(
                 {
@@ -173,8 +198,9 @@ def targets(results, batch):
                 f'{pickup["p50_ms"]:.1f} ms')
     hostage = find(results['hostage'], database=database)
     if hostage:
-        bound = hostage['batch_wait'] + 1.0  # the bound, and a second to claim them again
-        add(f'a {hostage["long_seconds"]:g}s task delays none of its batch by more than --batch-wait'
-            f' {hostage["batch_wait"]:g}s (and a second to claim them again)',
-            hostage['max_wait_seconds'] <= bound, f'{hostage["max_wait_seconds"]:.2f}s at most')
+        bound = hostage['batch_wait'] + 0.1  # the bound, the keeper's look and another worker's claim
+        add(f'a {hostage["long_seconds"]:g}s task in a batch delays none of the others by more than'
+            f' --batch-wait {hostage["batch_wait"]:g}s (and 0.1 s to give them back and claim them again)',
+            hostage['rows_given_back'] > 0 and hostage['max_wait_seconds'] <= bound,
+            f'{hostage["max_wait_seconds"]:.3f}s at most; {hostage["rows_given_back"]} rows given back')
     return checks

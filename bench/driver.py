@@ -987,6 +987,9 @@ def cmd_burst(args):
             fill(impl, rows, 0)
         else:
             impl.model.objects.all().delete()
+        if VENDOR == 'postgresql':  # each run on a table without the dead rows of the last
+            with connection.cursor() as cursor:
+                cursor.execute(f'VACUUM {connection.ops.quote_name(impl.table)}')
         connection.close()
         with tempfile.TemporaryDirectory() as starts:
             command = [
@@ -1057,10 +1060,11 @@ def cmd_profile(args):
 
 
 def cmd_hostage(args):
-    """One long task first, then `n` quick ones, due in one commit; the
-    worker command with `options` (--concurrency 2 --batch 100 --batch-wait
-    B) drains them. Reports each quick row's wait, from the commit to the
-    start of its action."""
+    """Two quick tasks, a long one, then `n` quick ones, due in one commit;
+    the worker command with `options` (--concurrency 2 --batch 100
+    --batch-wait B) drains them. Reports each quick row's wait, from the
+    commit to the start of its action, and whether the long task shared a
+    batch (a worker gave rows back)."""
     setup_django()
     from django.db import transaction
 
@@ -1071,16 +1075,24 @@ def cmd_hostage(args):
     with tempfile.TemporaryDirectory() as starts:
         command = [
             sys.executable, '-m', 'bench.driver', 'command-worker', '--starts', starts,
-            '--long-seconds', str(args.long_seconds), '--', '--verbosity=0', '--sleep=0.1', *options,
+            '--long-seconds', str(args.long_seconds), '--', '--verbosity=2', '--sleep=0.1', *options,
         ]
-        child = subprocess.Popen(command)
+        worker_log = tempfile.TemporaryFile('w+')
+        child = subprocess.Popen(command, stderr=worker_log)
         try:
             time.sleep(args.settle)
             at = impl.mq.now() - dt.timedelta(seconds=1)
             with transaction.atomic():
-                long_task = impl.model.objects.create(data='long', status=Status.waiting(at, 0))
+                # An idle worker claims its first row alone: two quick rows first,
+                # so that the long one is in a batch whichever worker wakes first.
                 impl.model.objects.bulk_create(
-                    impl.model(data=f'quick {n}', status=Status.waiting(at + dt.timedelta(milliseconds=1), 0))
+                    impl.model(data=f'first {n}', status=Status.waiting(at, 0)) for n in range(2)
+                )
+                long_task = impl.model.objects.create(
+                    data='long', status=Status.waiting(at + dt.timedelta(milliseconds=1), 0)
+                )
+                impl.model.objects.bulk_create(
+                    impl.model(data=f'quick {n}', status=Status.waiting(at + dt.timedelta(milliseconds=2), 0))
                     for n in range(args.n)
                 )
             committed = time.time()
@@ -1091,11 +1103,16 @@ def cmd_hostage(args):
         started = [line.split() for path in Path(starts).iterdir() for line in path.read_text().splitlines()]
     waits = [float(wall) - committed for key, wall in started if key != str(long_task.pk)]
     keys = [key for key, _ in started]
+    worker_log.seek(0)
+    given_back = sum(
+        int(line.split('gave back ')[1].split()[0]) for line in worker_log if 'unstarted row' in line
+    )
     emit(
         {
             'quick_tasks': args.n,
             'long_seconds': args.long_seconds,
             'options': options,
+            'rows_given_back': given_back,
             'max_wait_seconds': max(waits),
             'p50_wait_seconds': percentile(waits, 0.5),
             'duplicates': len(keys) - len(set(keys)),

@@ -78,6 +78,11 @@ def add_arguments(parser):
     parser.add_argument(
         '--out', help='JSON file (default bench/results/throughput-<date>-<databases>.json; quick: scratch/)'
     )
+    parser.add_argument(
+        '--batch', type=int,
+        help='run the worker command with --batch N beside --batch 1 instead (python -m bench batches'
+        ' --batches 1,N: tasks/s against the commit limit, CPU per task)',
+    )
 
 
 def plan(args):
@@ -126,6 +131,10 @@ class Driver:
 def main(args, kind='throughput', judge=targets):
     """Run the measurements `args` select; `kind` names the results file and
     `judge` returns the targets judged on them."""
+    if getattr(args, 'batch', None):
+        from . import batches  # noqa: PLC0415 (it imports this module)
+
+        return batches.main(batches.options_from_throughput(args))
     plan(args)
     started = time.time()
     results = {

@@ -95,9 +95,13 @@ def claim_many(
             if not rows:
                 return []
             claims = []
+            working: dict[int, Status] = {}  # by attempts: one claim time for the batch
             for task in rows:
                 was = Status(getattr(task, attname))
-                claims.append(Claimed(task, Status.working(current, was.attempts), was))
+                claimed = working.get(was.attempts)
+                if claimed is None:
+                    claimed = working[was.attempts] = Status.working(current, was.attempts)
+                claims.append(Claimed(task, claimed, was))
             written = write_statuses(
                 queryset, attname, [(claim.task.pk, claim.was, claim.claimed) for claim in claims]
             )

@@ -69,3 +69,28 @@ def test_the_published_tasks_run_is_judged_as_the_performance_page_says():
     # The page shows the targets as this file stores them, read when it is built.
     page = (ROOT / 'docs' / 'performance.rst').read_text()
     assert '.. bench-targets:: tasks-2026-11-29-sqlite-postgresql.json' in page
+
+
+BATCHES_RUN = ROOT / 'bench' / 'results' / 'batches-2026-12-07-postgresql.json'
+
+
+def test_the_published_batches_run_is_judged_as_the_performance_page_says():
+    from bench.batches import targets as batch_targets  # noqa: PLC0415
+
+    results = json.loads(BATCHES_RUN.read_text())
+    checks = {check['target']: check for check in batch_targets(results, 100)}
+    assert checks == {check['target']: check for check in results['targets']}
+    rate = checks['no-op tasks, 2 processes, --batch 100: >= 8,000 tasks/s']
+    assert rate['met'] is True and rate['detail'] == '16518 tasks/s'
+    assert checks['>= 40x django-tasks-db (2 processes)']['detail'].startswith('75x')
+    assert checks['pickup p50 <= 5 ms with an idle worker, --batch 1']['met'] is False
+    assert '.. bench-targets:: batches-2026-12-07-postgresql.json' in (ROOT / 'docs' / 'performance.rst').read_text()
+
+
+def test_a_long_task_that_shared_no_batch_proves_nothing_about_the_bound():
+    from bench.batches import targets as batch_targets  # noqa: PLC0415
+
+    results = json.loads(BATCHES_RUN.read_text())
+    results['hostage'][0].update(rows_given_back=0, max_wait_seconds=0.02)
+    (hostage,) = [check for check in batch_targets(results, 100) if 'in a batch delays' in check['target']]
+    assert hostage['met'] is False
