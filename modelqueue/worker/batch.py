@@ -97,9 +97,6 @@ class Batch:
         self._idle = True  # the last claim found nothing (or none was made)
         self._stopped = threading.Event()
         self._keeper: threading.Thread | None = None
-        #: Rows given back unstarted, and batches claimed (for the log and tests).
-        self.given_back = 0
-        self.batches = 0
 
     # The worker's threads.
 
@@ -152,7 +149,6 @@ class Batch:
             self._idle = not claims
             if not claims:
                 return None
-            self.batches += 1
             if worker.heartbeat is not None:
                 worker.heartbeat.reserve(claim.task for claim in claims[1:])
             with self._lock:
@@ -278,7 +274,8 @@ class Batch:
             returned = give_back(worker.queryset, worker.attname, claims)
         except DatabaseError as error:
             logger.warning(
-                'Worker %s: could not give back %s unstarted rows (%s: %s); trying again',
+                'Worker %s: could not give back %s unstarted rows (%s: %s); trying again while it'
+                ' runs, else the timeout gives them back',
                 os.getpid(),
                 len(claims),
                 type(error).__name__,
@@ -287,7 +284,6 @@ class Batch:
             with self._lock:
                 self._unstarted.extendleft(reversed(claims))
             return
-        self.given_back += len(returned)
         if worker.heartbeat is not None:
             worker.heartbeat.release(claim.task.pk for claim in claims)
         logger.info(
