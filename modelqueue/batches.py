@@ -8,9 +8,11 @@ of N. The rules are run()'s, row by row:
 - :func:`claim_many` takes the first due rows in run()'s order (the lowest
   status, then the queryset's ``order_by()``), ``FOR UPDATE SKIP LOCKED``
   where the database has it, so that two workers never take one row, and
-  moves each to working with its attempts kept. SQLite has one writer: its
-  transaction sees no other write between the read and the UPDATE, and the
-  UPDATE is fenced on each row's status besides.
+  moves each to working with its attempts kept: in one statement on
+  PostgreSQL (:func:`modelqueue.claim.claim_many_sql`), in one transaction
+  elsewhere. SQLite has one writer: its transaction sees no other write
+  between the read and the UPDATE, and the UPDATE is fenced on each row's
+  status besides.
 - :func:`write_rows` (and :func:`write_statuses`) write many rows in one
   statement, each fenced on the status it must still hold (a row an operator canceled, or a
   timeout gave to another worker, keeps that decision), and returns the
@@ -36,7 +38,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from django.db import connections, transaction
 
-from .claim import due_rows
+from .claim import claim_many_sql, claims_in_one_statement, due_rows
 from .queue import changed_values, reclaim_stalled, write_retrying
 from .retries import Delay
 from .status import Status, now
@@ -82,7 +84,10 @@ def claim_many(
     to run first; give back one stalled row first, as run() does."""
     using = queryset.db
     reclaim_stalled(queryset, attname, retry, timeout, delay)
-    features = connections[using].features
+    connection = connections[using]
+    features = connection.features
+    if connection.vendor == 'postgresql' and claims_in_one_statement(queryset):
+        return _claim_in_one_statement(queryset, attname, limit)
 
     def claim() -> list[Claimed]:
         current = now()
@@ -113,6 +118,22 @@ def claim_many(
         return kept
 
     return write_retrying(using, claim)
+
+
+def _claim_in_one_statement(queryset: QuerySet[_M], attname: str, limit: int) -> list[Claimed]:
+    """:func:`claim_many` on PostgreSQL: one autocommitted statement
+    (:func:`modelqueue.claim.claim_many_sql`), its rows put back in the
+    claim's order by the status each had, then by primary key."""
+    sql, params, reader = claim_many_sql(queryset, attname, limit, now())
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    claims = []
+    for row in rows:
+        task = reader.model_from_row(queryset, row)
+        claims.append(Claimed(task, Status(getattr(task, attname)), Status(row[-1])))
+    claims.sort(key=lambda claim: (claim.was, claim.task.pk))
+    return claims
 
 
 def write_statuses(

@@ -153,26 +153,14 @@ class ClaimStatement:
             ]
         )
         update_sql, update_params = update.get_compiler(using).as_sql()
-        self.fields = model._meta.concrete_fields
-        columns = ', '.join(f'{table}.{qn(field.column)}' for field in self.fields)
-        self.sql = f'{update_sql} RETURNING {columns}, ({stalled_sql})'
+        self.reader = RowReader(model, using)
+        self.sql = f'{update_sql} RETURNING {self.reader.columns}, ({stalled_sql})'
         self.params = [*update_params, *stalled_params]
         self.positions = [
             [index for index, param in enumerate(self.params) if param == bound]
             for bound in claim_bounds(at, timeout)
         ]
         self.reusable = all(len(found) == 1 for found in self.positions)
-        self.attnames = [field.attname for field in self.fields]
-        self.converters = []
-        for field in self.fields:
-            column = field.get_col(model._meta.db_table)
-            self.converters.append(
-                (
-                    connection.ops.get_db_converters(column)
-                    + field.get_db_converters(connection),
-                    column,
-                )
-            )
 
     def params_at(self, at: dt.datetime, timeout: dt.timedelta) -> list[Any]:
         """The parameters for a claim at time `at`."""
@@ -207,6 +195,30 @@ class ClaimStatement:
 
     def model_from_row(self, queryset: QuerySet[_M], row: Sequence[Any]) -> _M:
         """The model instance built from the columns the statement returned."""
+        return self.reader.model_from_row(queryset, row)
+
+
+class RowReader:
+    """A model's concrete columns, as a statement's ``RETURNING`` lists
+    them, and how to build the model instance from them (Django's own
+    converters, as a queryset applies them)."""
+
+    def __init__(self, model: type[Model], using: str) -> None:
+        connection = connections[using]
+        qn = connection.ops.quote_name
+        table = qn(model._meta.db_table)
+        self.fields = model._meta.concrete_fields
+        self.columns = ', '.join(f'{table}.{qn(str(field.column))}' for field in self.fields)
+        self.attnames = [field.attname for field in self.fields]
+        self.converters = []
+        for field in self.fields:
+            column = field.get_col(model._meta.db_table)
+            self.converters.append(
+                (connection.ops.get_db_converters(column) + field.get_db_converters(connection), column)
+            )
+
+    def model_from_row(self, queryset: QuerySet[_M], row: Sequence[Any]) -> _M:
+        """The model instance built from the first columns of `row`."""
         connection = connections[queryset.db]
         values = []
         for (converters, column), value in zip(self.converters, row):
@@ -214,6 +226,53 @@ class ClaimStatement:
                 value = convert(value, column, connection)
             values.append(value)
         return queryset.model.from_db(queryset.db, self.attnames, values)
+
+
+def claim_many_sql(
+    queryset: QuerySet[Any], attname: str, limit: int, at: dt.datetime
+) -> tuple[str, list[Any], RowReader]:
+    """PostgreSQL's claim of up to `limit` due rows at time `at` in one
+    statement: its SQL, its parameters, and how to read its rows.
+
+    The due rows are read ``FOR UPDATE SKIP LOCKED`` in a ``WITH`` (run
+    once), moved to working with their attempts kept, and returned with the
+    status each had (the last column), so that the caller can run them in
+    order and give back the ones it does not start::
+
+        WITH due(claimed_pk, was) AS (SELECT <pk>, <status> ... <due now> ORDER BY ... LIMIT n
+                                      FOR UPDATE OF <table> SKIP LOCKED)
+        UPDATE <table> SET <status> = <working since now, attempts kept>
+        WHERE <pk> IN (SELECT claimed_pk FROM due)
+        RETURNING <every column>, (SELECT was FROM due WHERE claimed_pk = <pk>)
+    """
+    using = queryset.db
+    connection = connections[using]
+    model = queryset.model
+    qn = connection.ops.quote_name
+    table = qn(model._meta.db_table)
+    due_sql, due_params = (
+        due_rows(queryset, attname, at).values_list('pk', attname)[:limit].query.get_compiler(using).as_sql()
+    )
+    due_sql += ' ' + connection.ops.for_update_sql(skip_locked=True, of=(table,))
+    update = UpdateQuery(model)
+    update.add_q(model._base_manager.filter(pk__in=RawSQL('SELECT claimed_pk FROM due', ())).query.where)
+    update.add_update_fields(
+        [
+            (  # type: ignore[list-item]  # the stubs take only a Case; any expression works
+                model._meta.get_field(attname),
+                None,
+                with_state_and_priority(attname, State.working, at),
+            )
+        ]
+    )
+    update_sql, update_params = update.get_compiler(using).as_sql()
+    reader = RowReader(model, using)
+    pk = f'{table}.{qn(model._meta.pk.column)}'
+    sql = (
+        f'WITH due(claimed_pk, was) AS ({due_sql}) {update_sql}'
+        f' RETURNING {reader.columns}, (SELECT was FROM due WHERE claimed_pk = {pk})'
+    )
+    return sql, [*due_params, *update_params], reader
 
 
 def claim_statement(
