@@ -20,8 +20,12 @@ TIMEOUT = 30
 
 
 def downloaded(directory, pattern):
-    """The finished downloads in `directory` matching `pattern`."""
-    return [p for p in directory.glob(pattern) if not p.name.endswith('.crdownload')]
+    """The finished downloads in `directory` matching `pattern`: none while
+    Chromium still writes one (a ``.crdownload`` file; it also reserves the
+    final name with an empty file from the start)."""
+    if any(directory.glob('*.crdownload')):
+        return []
+    return [p for p in directory.glob(pattern) if p.stat().st_size > 0]
 
 
 @pytest.mark.django_db(transaction=True)
