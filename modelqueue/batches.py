@@ -1,9 +1,9 @@
 """Claiming, completing and giving back many rows of a queue at once.
 
 A worker started with ``--batch N`` (:mod:`modelqueue.worker.batch`) claims
-up to N due rows in one transaction, runs them one after another, and
-writes their outcomes in one transaction: two commits for N tasks instead
-of N. The rules are run()'s, row by row:
+up to N due rows at once, runs them one after another, and writes their
+outcomes in one statement: two commits for N tasks instead of N. The
+rules are run()'s, row by row:
 
 - :func:`claim_many` takes the first due rows in run()'s order (the lowest
   status, then the queryset's ``order_by()``), ``FOR UPDATE SKIP LOCKED``

@@ -1,7 +1,7 @@
 """A worker's batches (``modelqueue_worker --batch N``).
 
-A worker with a batch size above 1 claims up to N due rows in one
-transaction (:func:`modelqueue.batches.claim_many`), runs them one after
+A worker with a batch size above 1 claims up to N due rows at once
+(:func:`modelqueue.batches.claim_many`), runs them one after
 another (or, with ``--threads``, each thread takes the next row of the
 batch in hand), and writes their outcomes together
 (:func:`modelqueue.batches.complete_many`): a transaction when the batch in
@@ -186,7 +186,7 @@ class Batch:
     # Writing outcomes, giving rows back.
 
     def flush(self) -> None:
-        """Write the outcomes of the rows that ran, in one transaction;
+        """Write the outcomes of the rows that ran, in one statement;
         each row alone if the database refuses it.
 
         :raises django.db.Error: a connection's error: the outcomes stay in
