@@ -41,8 +41,8 @@ MUTANTS = [
     {
         'name': 'a batch writes statuses without fencing each row',
         'file': 'modelqueue/batches.py',
-        'old': "fences = ' OR '.join([f'({pk_column} = %s AND {column} = %s)'] * len(changes))",
-        'new': "fences = ' OR '.join([f'({pk_column} = %s AND {column} = {column} + 0 * %s)'] * len(changes))",
+        'old': "fences = ' OR '.join([f'({pk_column} = %s AND {status} = %s)'] * len(changes))",
+        'new': "fences = ' OR '.join([f'({pk_column} = %s AND {status} = {status} + 0 * %s)'] * len(changes))",
         'tests': [
             'tests/worker/test_batch.py::test_statuses_are_written_only_where_each_row_still_holds_what_it_must',
             'tests/worker/test_batch.py::test_a_row_an_operator_cancels_while_its_batch_runs_keeps_the_cancel',
