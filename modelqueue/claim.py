@@ -141,18 +141,7 @@ class ClaimStatement:
             .query.get_compiler(using)
             .as_sql()
         )
-        update = UpdateQuery(model)
-        update.add_q(model._base_manager.filter(pk=RawSQL(due_sql, due_params)).query.where)
-        update.add_update_fields(
-            [
-                (  # type: ignore[list-item]  # the stubs take only a Case; any expression works
-                    model._meta.get_field(attname),
-                    None,
-                    with_state_and_priority(attname, State.working, at),
-                )
-            ]
-        )
-        update_sql, update_params = update.get_compiler(using).as_sql()
+        update_sql, update_params = _to_working_sql(model, using, attname, at, pk=RawSQL(due_sql, due_params))
         self.reader = RowReader(model, using)
         self.sql = f'{update_sql} RETURNING {self.reader.columns}, ({stalled_sql})'
         self.params = [*update_params, *stalled_params]
@@ -254,8 +243,24 @@ def claim_many_sql(
         due_rows(queryset, attname, at).values_list('pk', attname)[:limit].query.get_compiler(using).as_sql()
     )
     due_sql += ' ' + connection.ops.for_update_sql(skip_locked=True, of=(table,))
+    update_sql, update_params = _to_working_sql(
+        model, using, attname, at, pk__in=RawSQL('SELECT claimed_pk FROM due', ())
+    )
+    reader = RowReader(model, using)
+    pk = f'{table}.{qn(model._meta.pk.column)}'
+    sql = (
+        f'WITH due(claimed_pk, was) AS ({due_sql}) {update_sql}'
+        f' RETURNING {reader.columns}, (SELECT was FROM due WHERE claimed_pk = {pk})'
+    )
+    return sql, [*due_params, *update_params], reader
+
+
+def _to_working_sql(model: Any, using: str, attname: str, at: dt.datetime, **where: Any) -> tuple[str, Any]:
+    """The SQL and parameters of an ``UPDATE`` of the rows `where` selects
+    (a filter on the primary key) that moves each to working since `at`,
+    its attempts kept: the claim's write, of one row or of a batch."""
     update = UpdateQuery(model)
-    update.add_q(model._base_manager.filter(pk__in=RawSQL('SELECT claimed_pk FROM due', ())).query.where)
+    update.add_q(model._base_manager.filter(**where).query.where)
     update.add_update_fields(
         [
             (  # type: ignore[list-item]  # the stubs take only a Case; any expression works
@@ -265,14 +270,7 @@ def claim_many_sql(
             )
         ]
     )
-    update_sql, update_params = update.get_compiler(using).as_sql()
-    reader = RowReader(model, using)
-    pk = f'{table}.{qn(model._meta.pk.column)}'
-    sql = (
-        f'WITH due(claimed_pk, was) AS ({due_sql}) {update_sql}'
-        f' RETURNING {reader.columns}, (SELECT was FROM due WHERE claimed_pk = {pk})'
-    )
-    return sql, [*due_params, *update_params], reader
+    return update.get_compiler(using).as_sql()
 
 
 def claim_statement(
