@@ -46,6 +46,7 @@ MUTANTS = [
         'tests': [
             'tests/worker/test_batch.py::test_statuses_are_written_only_where_each_row_still_holds_what_it_must',
             'tests/worker/test_batch.py::test_a_row_an_operator_cancels_while_its_batch_runs_keeps_the_cancel',
+            'tests/worker/test_batch.py::test_an_operators_cancel_of_rows_held_in_a_batch_wins_over_the_worker',
         ],
         'databases': ['sqlite'],
     },

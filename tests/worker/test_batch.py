@@ -292,3 +292,25 @@ def test_every_row_of_a_batch_whose_worker_is_killed_runs_exactly_once(spawn, ga
     # The rows the killed worker held were tried once before: rescued, their attempt counted.
     assert {status_of(row).attempts for row in [in_hand, *unstarted]} == {2}
     assert {status_of(row).attempts for row in done} == {1}
+
+
+@pytest.mark.processes
+def test_an_operators_cancel_of_rows_held_in_a_batch_wins_over_the_worker(spawn, gate):
+    # The long row is in hand at the gate and the last one waits in the
+    # batch, both working, when the operator cancels them: the worker's
+    # outcomes for both are fenced off, and the cancels stay.
+    first, in_hand, waiting = waiting_rows('first', 'gate', 'last')
+    worker = start_worker(
+        spawn, '--burst', '--batch=10', '--batch-wait=600', action='record_after_the_gate_if_data_says', env=gate.env
+    )
+    wait_until(lambda: started_at_the_gate(gate), WAIT_SECONDS, 'the long task to start', worker)
+    assert status_of(in_hand).state == status_of(waiting).state == State.working  # both held by the batch
+    canceled = Status.canceled(now(), 0)
+    assert Task.objects.filter(pk__in=[in_hand.pk, waiting.pk]).update(status=canceled) == 2
+    assert not gate.is_open  # the cancel landed while the action ran
+    gate.open()
+    status, log = finish(worker)
+    assert status == 0, log
+    assert (status_of(in_hand), status_of(waiting)) == (canceled, canceled)
+    assert status_of(first).state == State.finished
+    assert log.count('changed while its action ran') == 2, log

@@ -111,16 +111,19 @@ def test_with_a_direct_listen_database_it_wakes_on_commit_through_the_pooler(spa
 
 
 @pytest.mark.processes
-def test_server_side_binding_without_prepared_statements_and_exactly_once_through_the_pooler(spawn, pgbouncer):
+@pytest.mark.parametrize('batch', [1, 8])
+def test_server_side_binding_without_prepared_statements_and_exactly_once_through_the_pooler(spawn, pgbouncer, batch):
     """psycopg 3 prepares a statement run 5 times on a session; through
     PgBouncer 1.18 in transaction mode that breaks ("prepared statement
     _pg3_0 does not exist"). With prepare_threshold None, as the guide says,
-    server-side binding works through the pooler."""
+    server-side binding works through the pooler; so do batches (--batch:
+    a claim of many rows and their completion are a statement each)."""
     rows = waiting_tasks(40)
     options = {'OPTIONS': {'prepare_threshold': None, 'server_side_binding': True}}
     env = {**child_env(default=through(pgbouncer, **options), direct={}), **FAST_BEATS}
     status, log = finish(
-        start_worker(spawn, '--burst', '--threads=4', '--listen-database=direct', env=env), timeout=120
+        start_worker(spawn, '--burst', '--threads=4', f'--batch={batch}', '--listen-database=direct', env=env),
+        timeout=120,
     )
     assert status == 0, log
     assert executions_per_task() == {row.pk: 1 for row in rows}
